@@ -1,0 +1,118 @@
+"""Cross-validated ridge per feature space, and banded ridge over several, on himalaya.
+
+The functions take plain arrays (rows = TRs of the training or test runs, already delayed and
+z-scored) and return per-target numbers; the current himalaya backend decides where they run.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+from himalaya.backend import get_backend
+from himalaya.kernel_ridge import KernelRidgeCV
+from himalaya.ridge import GroupRidgeCV, RidgeCV
+from himalaya.scoring import r2_score, r2_score_split
+
+from ._cv import run_splits
+from ._scoring import pearson_r, r2
+
+DEFAULT_ALPHAS = np.logspace(-2, 6, 17)
+
+
+@dataclass
+class RidgeScores:
+    """Per-target results of one fit. Arrays have shape (n_targets,) unless said otherwise."""
+    alpha: np.ndarray            # chosen on cross-validation inside the training runs
+    cv_score: np.ndarray         # mean validation R^2 over folds at the chosen alpha
+    test_r: np.ndarray           # Pearson r on the test runs
+    test_r2: np.ndarray          # R^2 on the test runs
+    solver: str                  # "primal" or "kernel" (or "banded")
+    test_r2_split: np.ndarray = None   # (n_bands, n_targets), banded fits only
+    band_weights: np.ndarray = None    # (n_bands, n_targets): exp(deltas), banded fits only
+    extra: dict = field(default_factory=dict)
+
+
+def choose_solver(n_samples, n_features):
+    """Primal ridge when features are fewer than samples, kernel ridge otherwise (cheaper side)."""
+    return "primal" if n_features <= n_samples else "kernel"
+
+
+def fit_ridge(X_train, Y_train, run_ids, X_test, Y_test, alphas=DEFAULT_ALPHAS, n_folds=None,
+              n_targets_batch=None, solver="auto", Y_in_cpu=False):
+    """Ridge with per-target alphas chosen by run-wise cross-validation, scored on test runs.
+
+    Parameters
+    ----------
+    X_train : array of shape (n_train, n_features)
+    Y_train : array of shape (n_train, n_targets)
+    run_ids : array of shape (n_train,)
+        Training run of each row; folds never split a run.
+    X_test : array of shape (n_test, n_features)
+    Y_test : array of shape (n_test, n_targets)
+    alphas : array of shape (n_alphas,)
+    n_folds : int or None
+        None is leave-one-run-out.
+    n_targets_batch : int or None
+        Targets solved at once; bounds memory.
+    solver : {"auto", "primal", "kernel"}
+
+    Returns
+    -------
+    RidgeScores
+    """
+    backend = get_backend()
+    if solver == "auto":
+        solver = choose_solver(*X_train.shape)
+    params = dict(score_func=r2_score, n_targets_batch=n_targets_batch,
+                  n_targets_batch_refit=n_targets_batch)
+    cv = run_splits(run_ids, n_folds)
+    if solver == "primal":
+        model = RidgeCV(alphas=alphas, cv=cv, solver_params=params, Y_in_cpu=Y_in_cpu)
+    else:
+        model = KernelRidgeCV(alphas=alphas, kernel="linear", cv=cv, solver_params=params,
+                              Y_in_cpu=Y_in_cpu)
+    model.fit(X_train, Y_train)
+    prediction = backend.to_numpy(model.predict(X_test))
+    return RidgeScores(
+        alpha=backend.to_numpy(model.best_alphas_),
+        cv_score=backend.to_numpy(model.cv_scores_),
+        test_r=pearson_r(Y_test, prediction),
+        test_r2=r2(Y_test, prediction),
+        solver=solver,
+    )
+
+
+def fit_banded_ridge(Xs_train, Y_train, run_ids, Xs_test, Y_test, alphas=DEFAULT_ALPHAS, n_folds=None,
+                     n_iter=50, n_targets_batch=None, random_state=0, Y_in_cpu=False):
+    """Banded ridge: one regularisation per feature space, searched by himalaya's random search.
+
+    Parameters
+    ----------
+    Xs_train : list of arrays of shape (n_train, n_features_band)
+    Xs_test : list of arrays of shape (n_test, n_features_band)
+    n_iter : int
+        Random-search iterations over the band weights (Dirichlet samples).
+
+    Returns
+    -------
+    RidgeScores with ``test_r2_split`` of shape (n_bands, n_targets): each band's share of the joint
+    test R^2 (product-measure split; the shares sum to the joint R^2).
+    """
+    backend = get_backend()
+    params = dict(score_func=r2_score, n_iter=n_iter, alphas=alphas, n_targets_batch=n_targets_batch,
+                  n_targets_batch_refit=n_targets_batch, progress_bar=False)
+    model = GroupRidgeCV(groups="input", solver_params=params, cv=run_splits(run_ids, n_folds),
+                         random_state=random_state, Y_in_cpu=Y_in_cpu)
+    model.fit(list(Xs_train), Y_train)
+    prediction_split = backend.to_numpy(model.predict(list(Xs_test), split=True))
+    prediction = prediction_split.sum(0)
+    Y_test_centered = Y_test - Y_test.mean(0)
+    split = backend.to_numpy(r2_score_split(backend.asarray(Y_test_centered),
+                                            backend.asarray(prediction_split)))
+    return RidgeScores(
+        alpha=backend.to_numpy(model.best_alphas_),
+        cv_score=backend.to_numpy(model.cv_scores_).max(0),
+        test_r=pearson_r(Y_test, prediction),
+        test_r2=r2(Y_test, prediction),
+        solver="banded",
+        test_r2_split=split,
+        band_weights=np.exp(backend.to_numpy(model.deltas_)),
+    )

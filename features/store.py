@@ -1,0 +1,208 @@
+"""The features store: one HDF5 file per (stimulus set, model).
+
+Layout::
+
+    /                              attrs: every parameter that changes the numbers (see PARAMETER_KEYS)
+    /<instruction>                 attrs: prompt (the exact text the model was given)
+    /<instruction>/<run>/layer_<k> float (n_TR, hidden), k = 0 is the embedding output
+    /<instruction>/<run>/text      utf-8 string per clip (the generated answer, "" when none)
+    /<instruction>/<run>/done      bool per clip: the clip's row is written in every layer
+
+A store opened with parameters that differ from those it was written with raises InputError naming
+the file and the field, so features computed with other settings never mix silently.
+"""
+import json
+import re
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .errors import InputError
+
+# Attributes that change the feature values: a store written with other values is another store.
+PARAMETER_KEYS = (
+    "model_id", "model_revision", "frames_per_clip", "window_s", "window_align", "tr",
+    "pooling", "max_new_tokens", "dtype", "sample_rate",
+)
+_LAYER = re.compile(r"layer_(\d+)$")
+_STR = h5py.string_dtype("utf-8")
+
+
+class FeatureStore:
+    """Read and write one features store.
+
+    Parameters
+    ----------
+    path : str or Path
+        The HDF5 file.
+    mode : {"r", "a"}
+        "r" reads an existing store; "a" creates it or appends to it.
+    parameters : dict or None
+        Values for PARAMETER_KEYS (and any extra provenance). On an existing store every key given
+        here that the store also records must match, else InputError.
+    """
+
+    def __init__(self, path, mode="r", parameters=None):
+        self.path = Path(path)
+        if mode == "r" and not self.path.is_file():
+            raise InputError(f"{self.path}: features store not found.")
+        try:
+            self._h5 = h5py.File(self.path, mode)
+        except OSError as err:
+            raise InputError(f"{self.path}: not a readable HDF5 features store ({err}).") from None
+        if parameters:
+            self._check_or_record(parameters)
+
+    # -- parameters -------------------------------------------------------------------------
+    @property
+    def parameters(self):
+        """All root attributes as plain Python values."""
+        return {key: _from_attr(value) for key, value in self._h5.attrs.items()}
+
+    def _check_or_record(self, parameters):
+        recorded = self.parameters
+        for key, value in parameters.items():
+            if key in recorded and key in PARAMETER_KEYS and recorded[key] != _from_attr(_to_attr(value)):
+                raise InputError(
+                    f"{self.path}: field '{key}' was written as {recorded[key]!r} but this run asks for "
+                    f"{value!r}; use another features folder or delete the store to recompute."
+                )
+        for key, value in parameters.items():
+            if key not in recorded:
+                self._h5.attrs[key] = _to_attr(value)
+
+    # -- reading --------------------------------------------------------------------------------
+    def instructions(self):
+        """Instruction names present in the store."""
+        return sorted(self._h5.keys())
+
+    def runs(self, instruction):
+        """Run names of one instruction, in the order they were written."""
+        group = self._group(instruction)
+        return sorted(group.keys(), key=lambda name: group[name].attrs.get("order", 0))
+
+    def layers(self, instruction, run):
+        """Layer indices stored for (instruction, run), ascending."""
+        group = self._group(instruction, run)
+        return sorted(int(m.group(1)) for m in map(_LAYER.match, group.keys()) if m)
+
+    def prompt(self, instruction):
+        """The exact prompt text the features of this instruction were computed with."""
+        return _from_attr(self._group(instruction).attrs.get("prompt", ""))
+
+    def read_layer(self, instruction, run, layer):
+        """Features of one layer, float32 array of shape (n_TR, hidden)."""
+        group = self._group(instruction, run)
+        name = f"layer_{layer}"
+        if name not in group:
+            raise InputError(
+                f"{self.path}: field '{instruction}/{run}/{name}' does not exist; stored layers: "
+                f"{self.layers(instruction, run)}."
+            )
+        return np.asarray(group[name][()], dtype=np.float32)
+
+    def read_text(self, instruction, run):
+        """Generated answer per clip, list of str."""
+        return [t.decode() if isinstance(t, bytes) else t for t in self._group(instruction, run)["text"][()]]
+
+    def done(self, instruction, run):
+        """Boolean completion mask per clip; all False when the run was never started."""
+        try:
+            return self._group(instruction, run)["done"][()].astype(bool)
+        except InputError:
+            return np.zeros(0, dtype=bool)
+
+    def is_complete(self, instruction, run):
+        """True when every clip of the run is written."""
+        done = self.done(instruction, run)
+        return done.size > 0 and bool(done.all())
+
+    def _group(self, instruction, run=None):
+        if instruction not in self._h5:
+            raise InputError(f"{self.path}: field '{instruction}' does not exist; instructions stored: "
+                             f"{', '.join(self.instructions()) or 'none'}.")
+        if run is None:
+            return self._h5[instruction]
+        if run not in self._h5[instruction]:
+            raise InputError(f"{self.path}: field '{instruction}/{run}' does not exist; runs stored: "
+                             f"{', '.join(self.runs(instruction)) or 'none'}.")
+        return self._h5[instruction][run]
+
+    # -- writing --------------------------------------------------------------------------------
+    def create_run(self, instruction, run, n_clips, hidden_sizes, prompt, dtype="float32"):
+        """Allocate a run's datasets (idempotent when they already exist with the same shapes).
+
+        Parameters
+        ----------
+        hidden_sizes : sequence of int
+            Hidden size per layer, index 0 = embedding output.
+        """
+        inst = self._h5.require_group(instruction)
+        if "prompt" in inst.attrs and _from_attr(inst.attrs["prompt"]) != prompt:
+            raise InputError(f"{self.path}: field '{instruction}' holds features for another prompt text.")
+        inst.attrs["prompt"] = prompt
+        if run in inst:
+            group = inst[run]
+            if group["done"].shape != (n_clips,):
+                raise InputError(
+                    f"{self.path}: field '{instruction}/{run}' has {group['done'].shape[0]} clips, "
+                    f"this run has {n_clips}."
+                )
+            return group
+        group = inst.create_group(run)
+        group.attrs["order"] = len(inst) - 1
+        for k, hidden in enumerate(hidden_sizes):
+            group.create_dataset(f"layer_{k}", shape=(n_clips, hidden), dtype=dtype, chunks=(1, hidden))
+        group.create_dataset("text", shape=(n_clips,), dtype=_STR)
+        group.create_dataset("done", shape=(n_clips,), dtype=bool)
+        return group
+
+    def write_clips(self, instruction, run, index, layer_rows, texts=None):
+        """Write rows ``index`` of every layer, then mark them done and flush.
+
+        Parameters
+        ----------
+        index : slice or array of int
+            Clip rows to write.
+        layer_rows : sequence of arrays of shape (n_rows, hidden_k)
+            One array per layer, in layer order.
+        texts : sequence of str or None
+        """
+        group = self._group(instruction, run)
+        for k, rows in enumerate(layer_rows):
+            group[f"layer_{k}"][index] = rows
+        if texts is not None:
+            group["text"][index] = list(texts)
+        # The mask is written last, so a clip counts as done only once all its rows are on disk.
+        self._h5.flush()
+        group["done"][index] = True
+        self._h5.flush()
+
+    def close(self):
+        self._h5.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _to_attr(value):
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, sort_keys=True)
+    return "None" if value is None else value
+
+
+def _from_attr(value):
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return None if value == "None" else value
