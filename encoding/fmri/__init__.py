@@ -1,0 +1,21 @@
+"""fMRI runs in, ``(n_TR, n_targets)`` arrays out, and per-target maps back to the user's format.
+
+Loaders deal with files (4D NIfTI + mask, GIFTI pairs, CIFTI-2 dtseries, HDF5/NPY arrays); the
+engine downstream only sees float32 arrays and a :class:`TargetSpace` saying what the columns
+are. Every mistake in a run entry or a file raises :class:`features.errors.InputError`.
+"""
+
+from ._load import load_run, save_map
+from ._preprocess import find_bad_targets, preprocess_run
+from ._space import MESH_BY_VERTICES, TargetSpace, check_same_space, mesh_name
+
+__all__ = [
+    "MESH_BY_VERTICES",
+    "TargetSpace",
+    "check_same_space",
+    "find_bad_targets",
+    "load_run",
+    "mesh_name",
+    "preprocess_run",
+    "save_map",
+]

@@ -1,0 +1,74 @@
+"""CIFTI-2 dense time series (grayordinates), maps written back as dense scalars."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from nibabel.cifti2.cifti2_axes import (BrainModelAxis, LabelAxis, ParcelsAxis, ScalarAxis,
+                                        SeriesAxis)
+
+from features.errors import InputError
+
+from ._paths import map_rows, reason, resolve_file, strip_suffixes
+from ._space import TargetSpace, mesh_name
+
+# Names users know the other CIFTI files by, so the message says what they gave instead.
+_CIFTI_TYPES = {
+    (ScalarAxis, BrainModelAxis): "dscalar",
+    (LabelAxis, BrainModelAxis): "dlabel",
+    (BrainModelAxis, BrainModelAxis): "dconn",
+    (SeriesAxis, ParcelsAxis): "ptseries",
+    (ScalarAxis, ParcelsAxis): "pscalar",
+    (ParcelsAxis, ParcelsAxis): "pconn",
+}
+
+
+def load_cifti(run: Mapping, base_dir: Path) -> tuple[np.ndarray, TargetSpace]:
+    """Load a ``.dtseries.nii`` as ``(n_TR, n_grayordinates)`` in the file's column order."""
+    path = resolve_file(run, "path", base_dir, "a CIFTI-2 .dtseries.nii file")
+    try:
+        image = nib.load(path)
+    except Exception as error:  # nibabel raises many types for files it cannot parse
+        raise InputError(f"{path}: expected a CIFTI-2 dense time series in the 'path' field, "
+                         f"found a file nibabel cannot read ({reason(error)}).") from error
+    if not isinstance(image, nib.Cifti2Image):
+        raise InputError(f"{path}: expected a CIFTI-2 dense time series in the 'path' field, "
+                         f"found a {type(image).__name__} without CIFTI-2 axes.")
+    axes = [image.header.get_axis(i) for i in range(image.ndim)]
+    if len(axes) != 2 or not (isinstance(axes[0], SeriesAxis)
+                              and isinstance(axes[1], BrainModelAxis)):
+        found = _CIFTI_TYPES.get(tuple(type(a) for a in axes),
+                                 " x ".join(type(a).__name__ for a in axes))
+        raise InputError(f"{path}: expected a CIFTI-2 dense time series (BrainModelAxis x "
+                         f"SeriesAxis), found a {found} file.")
+    brain_models = axes[1]
+    data = np.asarray(image.dataobj, dtype=np.float32)
+    space = TargetSpace(kind=_cifti_kind(brain_models), n_targets=len(brain_models),
+                        file_format="cifti", source=str(path), brain_models=brain_models)
+    return data, space
+
+
+def save_cifti_map(values, space: TargetSpace, output_file) -> Path:
+    """Write ``(n_targets,)`` or ``(n_maps, n_targets)`` as a ``.dscalar.nii`` on the run's
+    grayordinates; the maps are named after the file (``r2``, or ``r2_0``, ``r2_1``...)."""
+    rows = map_rows(values, space.n_targets, output_file)
+    path = strip_suffixes(output_file, (".dscalar.nii", ".dtseries.nii", ".nii"))
+    names = [path.name] if len(rows) == 1 else [f"{path.name}_{i}" for i in range(len(rows))]
+    image = nib.Cifti2Image(rows, header=(ScalarAxis(names), space.brain_models))
+    # Workbench reads the file type from the intent code, not from the file name.
+    image.nifti_header.set_intent("ConnDenseScalar")
+    path = path.with_name(path.name + ".dscalar.nii")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(image, path)
+    return path
+
+
+def _cifti_kind(brain_models: BrainModelAxis) -> str:
+    """Name the mesh of the grayordinates; see :mod:`encoding.fmri._space` for the vocabulary."""
+    meshes = {mesh_name(n) for n in brain_models.nvertices.values()}
+    if not meshes:
+        return "volume"
+    return meshes.pop() if len(meshes) == 1 else "surface"
