@@ -47,6 +47,8 @@ class FeatureStore:
         self.path = Path(path)
         if mode == "r" and not self.path.is_file():
             raise InputError(f"{self.path}: features store not found.")
+        if mode != "r":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._h5 = h5py.File(self.path, mode)
         except OSError as err:

@@ -1,0 +1,65 @@
+"""Command line: ``python -m encoding.run --instruction caption``.
+
+With no ``--config`` it runs the embedded demo (configs/default.yaml): synthetic movie, synthetic
+features, simulated subject, generated on first use into the cache and reused afterwards.
+"""
+import argparse
+import logging
+import sys
+
+from features.errors import InputError
+from instructions import UnknownInstructionError
+
+from .config import load_config, parse_list
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m encoding.run",
+        description="Fit voxel-wise encoding models from MLLM layer features to fMRI and write the layer x ROI "
+                    "alignment (scores.h5, alignment.csv, figures, report).")
+    parser.add_argument("--config", help="YAML run config (default: the embedded demo, configs/default.yaml)")
+    parser.add_argument("--instruction", help="instruction name, comma list, or 'all'")
+    parser.add_argument("--model", help="model name or comma list (a features store <features_dir>/<model>.h5)")
+    parser.add_argument("--layers", help="'all' or comma list of layer indices (0 = embedding output)")
+    parser.add_argument("--subjects", help="comma list of subjects from the config")
+    parser.add_argument("--out", help="output folder (default results/<config name>)")
+    parser.add_argument("--backend", choices=["numpy", "torch", "torch_cuda", "cupy"], help="himalaya backend")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    parser.add_argument("--quiet", action="store_true", help="only warnings and errors")
+    return parser
+
+
+def config_from_args(args):
+    overrides = {"instructions": args.instruction, "models": parse_list(args.model) or None,
+                 "layers": args.layers, "out": args.out, "backend": args.backend}
+    config = load_config(args.config, overrides)
+    if args.subjects:
+        wanted = parse_list(args.subjects)
+        unknown = [s for s in wanted if s not in config["subjects"]]
+        if unknown:
+            raise InputError(f"--subjects: unknown subject '{unknown[0]}'; known: {', '.join(config['subjects'])}.")
+        config["subjects"] = {s: config["subjects"][s] for s in wanted}
+    return config
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    from .analysis import run_analysis
+
+    try:
+        config = config_from_args(args)
+        out, best = run_analysis(config, overwrite=args.overwrite)
+    except (InputError, UnknownInstructionError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"\nBest layer per ROI (chosen by cross-validation in the training runs; test r on held-out runs):\n")
+    print(best.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"\nResults in {out}/ (report.md, alignment.csv, scores.h5, figures)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
