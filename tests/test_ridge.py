@@ -91,3 +91,19 @@ def test_banded_ridge_gives_each_band_its_planted_share():
     np.testing.assert_allclose(split.sum(0), scores.test_r2, atol=0.01)
     assert split[0, :10].mean() > 0.5 and abs(split[1, :10].mean()) < 0.05
     assert split[1, 10:].mean() > 0.5 and abs(split[0, 10:].mean()) < 0.05
+
+
+def test_torch_backend_gives_the_numpy_numbers():
+    pytest.importorskip("torch")
+    from himalaya.backend import set_backend
+
+    X, Y, runs = _planted(n_per_run=60, n_features=20, noise=1.0, seed=5)
+    split = _split(X, Y, runs, 4)
+    reference = fit_ridge(*split)
+    set_backend("torch")
+    try:
+        ours = fit_ridge(*split)
+    finally:
+        set_backend("numpy")
+    np.testing.assert_allclose(ours.alpha, reference.alpha, rtol=1e-5)   # same grid point, float32 rounding
+    np.testing.assert_allclose(ours.test_r, reference.test_r, atol=1e-4)
