@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from himalaya.backend import get_backend
-from himalaya.kernel_ridge import KernelRidgeCV
+from himalaya.kernel_ridge import KernelRidgeCV, MultipleKernelRidgeCV
 from himalaya.ridge import GroupRidgeCV, RidgeCV
 from himalaya.scoring import r2_score, r2_score_split
 
@@ -99,10 +99,21 @@ def fit_banded_ridge(Xs_train, Y_train, run_ids, Xs_test, Y_test, alphas=DEFAULT
     backend = get_backend()
     params = dict(score_func=r2_score, n_iter=n_iter, alphas=alphas, n_targets_batch=n_targets_batch,
                   n_targets_batch_refit=n_targets_batch, progress_bar=False)
-    model = GroupRidgeCV(groups="input", solver_params=params, cv=run_splits(run_ids, n_folds),
-                         random_state=random_state, Y_in_cpu=Y_in_cpu)
-    model.fit(list(Xs_train), Y_train)
-    prediction_split = backend.to_numpy(model.predict(list(Xs_test), split=True))
+    cv = run_splits(run_ids, n_folds)
+    n_train, n_features = Xs_train[0].shape[0], sum(X.shape[1] for X in Xs_train)
+    solver = "banded-" + choose_solver(n_train, n_features)
+    if solver == "banded-primal":
+        model = GroupRidgeCV(groups="input", solver_params=params, cv=cv, random_state=random_state,
+                             Y_in_cpu=Y_in_cpu)
+        model.fit(list(Xs_train), Y_train)
+        prediction_split = backend.to_numpy(model.predict(list(Xs_test), split=True))
+    else:
+        # Fewer samples than features: the same problem on one linear kernel per band.
+        model = MultipleKernelRidgeCV(kernels="precomputed", solver_params=params, cv=cv,
+                                      random_state=random_state, Y_in_cpu=Y_in_cpu)
+        model.fit(np.stack([X @ X.T for X in Xs_train]), Y_train)
+        kernels_test = np.stack([X_test @ X.T for X_test, X in zip(Xs_test, Xs_train)])
+        prediction_split = backend.to_numpy(model.predict(kernels_test, split=True))
     prediction = prediction_split.sum(0)
     Y_test_centered = Y_test - Y_test.mean(0)
     split = backend.to_numpy(r2_score_split(backend.asarray(Y_test_centered),
@@ -112,7 +123,7 @@ def fit_banded_ridge(Xs_train, Y_train, run_ids, Xs_test, Y_test, alphas=DEFAULT
         cv_score=backend.to_numpy(model.cv_scores_).max(0),
         test_r=pearson_r(Y_test, prediction),
         test_r2=r2(Y_test, prediction),
-        solver="banded",
+        solver=solver,
         test_r2_split=split,
         band_weights=np.exp(backend.to_numpy(model.deltas_)),
     )
