@@ -219,13 +219,11 @@ def _flatmap(config, data, values, output_file, title, rois):
         return
     from .plotting import plot_flatmap
     try:
-        fig = plot_flatmap(values, data.space.kind, output_file=output_file, title=title, cmap="inferno",
-                           vmin=0, colorbar_label="test r", roi_outlines=rois)
+        plot_flatmap(values, data.space.kind, output_file=output_file, title=title, cmap="inferno",
+                     vmin=0, colorbar_label="test r", roi_outlines=rois)
     except InputError as err:
         log.warning("no flatmap for this space: %s", err)
         return
-    import matplotlib.pyplot as plt
-    plt.close(fig)
     log.info("wrote %s", output_file)
 
 

@@ -43,6 +43,19 @@ def config_from_args(args):
     return config
 
 
+def _with_planted_layers(best, config):
+    """Demo only: put the simulation's planted layer beside the recovered one."""
+    import json
+
+    from .demo.build import demo_folder
+
+    planted = json.loads((demo_folder(config["cache_dir"]) / "manifest.json").read_text())["planted_layers"]
+    best = best.copy()
+    best["planted_layer"] = [str(planted[r]["layer"]) if r in planted and planted[r]["model"] == m else "-"
+                             for r, m in zip(best["roi"], best["model"])]
+    return best
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
@@ -56,6 +69,8 @@ def main(argv=None):
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"\nBest layer per ROI (chosen by cross-validation in the training runs; test r on held-out runs):\n")
+    if config["demo"] is not None:
+        best = _with_planted_layers(best, config)
     print(best.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"\nResults in {out}/ (report.md, alignment.csv, scores.h5, figures)")
     return 0

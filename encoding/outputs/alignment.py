@@ -51,7 +51,10 @@ def best_layer_table(table):
     """One row per (subject, model, instruction, roi): the CV-chosen layer and its test scores."""
     best = table[table["best_layer_by_cv"]]
     columns = KEYS + ["layer", "depth", "n_targets", "mean_test_r", "mean_cv_score"]
-    return best[columns].rename(columns={"layer": "best_layer"}).reset_index(drop=True)
+    # rows of one (subject, model, instruction) stay in atlas ROI order
+    order = {roi: i for i, roi in enumerate(dict.fromkeys(table["roi"]))}
+    best = best[columns].rename(columns={"layer": "best_layer"}).assign(_order=best["roi"].map(order))
+    return best.sort_values(KEYS[:3] + ["_order"]).drop(columns="_order").reset_index(drop=True)
 
 
 def to_frame(rows, roi_order):
