@@ -154,7 +154,8 @@ def _fit_subject(config, subject, stores, instructions, layers, scores, out):
     for store in stores.values():
         for name in instructions:
             for run in store.runs(name):
-                feature_rows.setdefault(run, []).append((str(store.path), int(store.done(name, run).size)))
+                feature_rows.setdefault(run, []).append(
+                    (str(store.path), int(store.done(name, run).size), store.parameters.get("tr")))
     data = load_subject(config, subject, feature_rows)
     train, test = split_runs(data, config["test_runs"])
     if (~data.valid).any():

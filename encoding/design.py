@@ -49,7 +49,7 @@ def load_subject(config, subject, feature_rows):
     ----------
     config : dict
     subject : str
-    feature_rows : dict stimulus_run -> list of (store path, n_rows) over the stores used
+    feature_rows : dict stimulus_run -> list of (store path, n_rows, tr or None) over the stores used
 
     Returns
     -------
@@ -82,7 +82,10 @@ def load_subject(config, subject, feature_rows):
             raise InputError(f"{name}: field 'stimulus_run' is '{stimulus}', which no features store holds; "
                              f"stores hold: {', '.join(feature_rows)}.")
         n = data.shape[0]
-        for store_path, rows in feature_rows[stimulus]:
+        for store_path, rows, store_tr in feature_rows[stimulus]:
+            if store_tr is not None and abs(float(store_tr) - float(run["tr"])) > 1e-3:
+                raise InputError(f"{name}: field 'tr' is {run['tr']} s but {store_path} holds features "
+                                 f"computed at a TR of {store_tr} s.")
             n = min(n, aligned_length(rows, data.shape[0], config["tr_tolerance"], store_path, name))
         n_keep.append(n)
         bold.append(preprocess_run(data[:n], trim.get("start", 0), trim.get("end", 0),

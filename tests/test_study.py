@@ -164,3 +164,13 @@ def test_tr_count_mismatch_names_both_counts(study, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "short.nii.gz: has 70 TRs but" in err and "has 80 feature rows" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_run_tr_other_than_the_features_tr_is_an_error(study, tmp_path, capsys):
+    folder, config, _ = study
+    spec = yaml.safe_load(config.read_text())
+    spec["subjects"]["sub-01"]["runs"][0]["tr"] = 1.49
+    bad = folder / "tr.yaml"
+    bad.write_text(yaml.safe_dump(spec))
+    assert main(["--config", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "sub-01_run-1_bold.nii.gz: field 'tr' is 1.49 s but" in capsys.readouterr().err
