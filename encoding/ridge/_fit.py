@@ -1,7 +1,9 @@
-"""Cross-validated ridge per feature space, and banded ridge over several, on himalaya.
+"""Cross-validated ridge per feature space, and banded ridge over several.
 
-The functions take plain arrays (rows = TRs of the training or test runs, already delayed and
-z-scored) and return per-target numbers; the current himalaya backend decides where they run.
+One feature space goes to the fast solver (``_fast``) by default, with himalaya's RidgeCV and
+KernelRidgeCV kept as the reference it equals; banded ridge runs on himalaya. The functions take plain
+arrays (rows = TRs of the training or test runs, already delayed and z-scored) and return per-target
+numbers; the current himalaya backend decides where they run.
 """
 from dataclasses import dataclass, field
 
@@ -12,9 +14,12 @@ from himalaya.ridge import GroupRidgeCV, RidgeCV
 from himalaya.scoring import r2_score, r2_score_split
 
 from ._cv import run_splits
+from ._fast import ridge_cv
+from ._pca import reduce_features
 from ._scoring import pearson_r, r2
 
 DEFAULT_ALPHAS = np.logspace(-2, 6, 17)
+DEFAULT_MEMORY_GB = 2.0
 
 
 @dataclass
@@ -24,7 +29,7 @@ class RidgeScores:
     cv_score: np.ndarray         # mean validation R^2 over folds at the chosen alpha
     test_r: np.ndarray           # Pearson r on the test runs
     test_r2: np.ndarray          # R^2 on the test runs
-    solver: str                  # "primal" or "kernel" (or "banded")
+    solver: str                  # "fast-primal", "fast-kernel", "primal", "kernel" or "banded-..."
     test_r2_split: np.ndarray = None   # (n_bands, n_targets), banded fits only
     band_weights: np.ndarray = None    # (n_bands, n_targets): exp(deltas), banded fits only
     extra: dict = field(default_factory=dict)
@@ -36,7 +41,7 @@ def choose_solver(n_samples, n_features):
 
 
 def fit_ridge(X_train, Y_train, run_ids, X_test, Y_test, alphas=DEFAULT_ALPHAS, n_folds=None,
-              n_targets_batch=None, solver="auto", Y_in_cpu=False):
+              n_targets_batch=None, solver="auto", Y_in_cpu=False, memory_gb=None, pca_components=None):
     """Ridge with per-target alphas chosen by run-wise cross-validation, scored on test runs.
 
     Parameters
@@ -51,16 +56,46 @@ def fit_ridge(X_train, Y_train, run_ids, X_test, Y_test, alphas=DEFAULT_ALPHAS, 
     n_folds : int or None
         None is leave-one-run-out.
     n_targets_batch : int or None
-        Targets solved at once; bounds memory.
-    solver : {"auto", "primal", "kernel"}
+        Targets solved at once; bounds memory (with the fast solver, an upper bound on what
+        ``memory_gb`` allows).
+    solver : {"auto", "fast-primal", "fast-kernel", "primal", "kernel"}
+        "auto": the fast solver (``_fast.ridge_cv``: one decomposition per fold, every alpha by
+        rescaling), in primal or kernel form, whichever is cheaper. "fast-primal"/"fast-kernel" force
+        the form. "primal"/"kernel": himalaya's RidgeCV/KernelRidgeCV, the reference it equals.
+    Y_in_cpu : bool
+        himalaya solvers only; the fast solver always reads Y one batch of targets at a time.
+    memory_gb : float or None
+        Working memory of the fast solver beyond its inputs (None: 2 GB); sets the targets per batch.
+    pca_components : int or None
+        Reduce the design to its leading principal components, fitted on the training runs only.
 
     Returns
     -------
     RidgeScores
     """
+    extra = {}
+    if pca_components:
+        X_train, X_test, explained = reduce_features(X_train, X_test, int(pca_components))
+        extra.update(pca_components=int(pca_components), pca_explained_variance=float(explained.sum()))
+    if solver in ("auto", "fast-primal", "fast-kernel"):
+        form = "auto" if solver == "auto" else solver[len("fast-"):]
+        out = ridge_cv(X_train, Y_train, run_splits(run_ids, n_folds), X_test, Y_test, np.asarray(alphas),
+                       form=form, memory_gb=DEFAULT_MEMORY_GB if memory_gb is None else memory_gb,
+                       n_targets_batch=n_targets_batch)
+        extra["n_targets_batch"] = out["n_targets_batch"]
+        return RidgeScores(alpha=out["alpha"], cv_score=out["cv_score"], test_r=out["test_r"],
+                           test_r2=out["test_r2"], solver="fast-" + out["form"], extra=extra)
+    if solver not in ("primal", "kernel"):
+        raise ValueError(f"fit_ridge: unknown solver '{solver}'; known: auto, fast-primal, fast-kernel, primal, "
+                         f"kernel.")
+    return _fit_ridge_himalaya(X_train, Y_train, run_ids, X_test, Y_test, alphas, n_folds, n_targets_batch,
+                               solver, Y_in_cpu, extra)
+
+
+def _fit_ridge_himalaya(X_train, Y_train, run_ids, X_test, Y_test, alphas, n_folds, n_targets_batch, solver,
+                        Y_in_cpu, extra):
+    """himalaya's RidgeCV or KernelRidgeCV on run-wise folds: the reference the fast solver equals."""
     backend = get_backend()
-    if solver == "auto":
-        solver = choose_solver(*X_train.shape)
     params = dict(score_func=r2_score, n_targets_batch=n_targets_batch,
                   n_targets_batch_refit=n_targets_batch)
     cv = run_splits(run_ids, n_folds)
@@ -77,6 +112,7 @@ def fit_ridge(X_train, Y_train, run_ids, X_test, Y_test, alphas=DEFAULT_ALPHAS, 
         test_r=pearson_r(Y_test, prediction),
         test_r2=r2(Y_test, prediction),
         solver=solver,
+        extra=extra,
     )
 
 

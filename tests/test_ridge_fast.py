@@ -1,0 +1,199 @@
+"""The fast ridge solver equals himalaya's RidgeCV on the same arrays and folds, in every form and batch size;
+per-layer PCA is fitted on training rows only and recovers planted low-rank responses."""
+import numpy as np
+import pytest
+from himalaya.backend import set_backend
+from himalaya.ridge import RidgeCV
+from himalaya.scoring import r2_score
+from threadpoolctl import threadpool_limits
+
+from encoding.ridge import fit_pca, fit_ridge, reduce_features, ridge_cv, run_splits
+from encoding.ridge._fast import batch_bytes, check_splits, decompose
+
+ALPHAS = np.logspace(-2, 5, 15)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Arrays here are tiny: threads only add spin-waiting, badly so when other jobs share the cores."""
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    threads = torch.get_num_threads() if torch else None
+    if torch:
+        torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    if torch:
+        torch.set_num_threads(threads)
+
+
+def _planted(n_runs=5, n_per_run=60, n_features=30, n_targets=60, n_test=60, seed=0):
+    """Y = X W + noise, with noise levels spread over targets so that the chosen alphas differ."""
+    rng = np.random.default_rng(seed)
+    n = n_runs * n_per_run + n_test
+    X = rng.standard_normal((n, n_features))
+    X[1:] += 0.5 * X[:-1]   # neighbouring TRs correlate, as delayed features do
+    signal = X @ rng.standard_normal((n_features, n_targets))
+    noise = np.geomspace(0.3, 10, n_targets) * signal.std(0)
+    Y = signal + noise * rng.standard_normal(signal.shape)
+    runs = np.repeat(np.arange(n_runs), n_per_run)
+    train = slice(0, n_runs * n_per_run)
+    test = slice(n_runs * n_per_run, n)
+    return (X[train].astype(np.float32), Y[train].astype(np.float32), runs, X[test].astype(np.float32),
+            Y[test].astype(np.float32))
+
+
+def _himalaya(X_train, Y_train, runs, X_test, Y_test, n_folds=None):
+    """himalaya RidgeCV on the same folds: grid index of the chosen alphas, cv scores, test r."""
+    model = RidgeCV(alphas=ALPHAS, cv=run_splits(runs, n_folds),
+                    solver_params=dict(score_func=r2_score, warn=False)).fit(X_train, Y_train)
+    prediction = model.predict(X_test)
+    r = np.array([np.corrcoef(prediction[:, j], Y_test[:, j])[0, 1] for j in range(Y_test.shape[1])])
+    index = np.abs(np.log(model.best_alphas_)[:, None] - np.log(ALPHAS)[None]).argmin(1)
+    return model.best_alphas_, index, model.cv_scores_, r
+
+
+def _grid_index(alpha):
+    return np.abs(np.log(alpha)[:, None] - np.log(ALPHAS)[None]).argmin(1)
+
+
+# n_features 30 < n_val 60: validation error from r x r products; 100: from predictions; 400 > n_train: kernel
+@pytest.mark.parametrize("n_features, form", [(30, "primal"), (100, "primal"), (400, "kernel")])
+@pytest.mark.parametrize("n_runs, n_folds", [(5, None), (6, 3)])
+def test_fast_path_equals_himalaya_ridgecv(n_features, form, n_runs, n_folds):
+    data = _planted(n_runs=n_runs, n_features=n_features, seed=n_features)
+    alpha, index, cv_score, r = _himalaya(*data, n_folds=n_folds)
+    ours = fit_ridge(*data, alphas=ALPHAS, n_folds=n_folds)
+    assert ours.solver == f"fast-{form}"
+    assert len(np.unique(index)) >= 4, "the planted noise levels should spread the chosen alphas"
+    np.testing.assert_array_equal(ours.alpha, alpha)   # same grid points, reported bit for bit like himalaya
+    np.testing.assert_allclose(ours.test_r, r, atol=1e-4)
+    np.testing.assert_allclose(ours.cv_score, cv_score, atol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["direct", "fractions"])
+@pytest.mark.parametrize("n_features", [30, 100, 400])
+def test_both_ways_of_scoring_alphas_equal_himalaya(n_features, method):
+    X_train, Y_train, runs, X_test, Y_test = _planted(n_features=n_features, seed=n_features + 1)
+    alpha, index, cv_score, r = _himalaya(X_train, Y_train, runs, X_test, Y_test)
+    ours = ridge_cv(X_train, Y_train, run_splits(runs), X_test, Y_test, ALPHAS, method=method)
+    assert set(ours["methods"]) == {method}
+    np.testing.assert_array_equal(ours["alpha_index"], index)
+    np.testing.assert_allclose(ours["test_r"], r, atol=1e-4)
+    np.testing.assert_allclose(ours["cv_score"], cv_score, atol=1e-4)
+
+
+def test_repeated_and_empty_features_give_himalaya_numbers():
+    """Duplicated and all-zero columns make exactly equal (zero) eigenvalues: partial fractions would divide
+    by zero, so those pairs are summed exactly."""
+    X_train, Y_train, runs, X_test, Y_test = _planted(n_features=40, seed=12)
+    pad = lambda X: np.concatenate([X, X[:, :20], np.zeros((len(X), 5), np.float32)], 1)  # noqa: E731
+    X_train, X_test = pad(X_train), pad(X_test)
+    alpha, index, cv_score, r = _himalaya(X_train, Y_train, runs, X_test, Y_test)
+    ours = ridge_cv(X_train, Y_train, run_splits(runs), X_test, Y_test, ALPHAS, method="fractions")
+    clusters = decompose(X_train, run_splits(runs), X_test, ALPHAS, method="fractions").folds[0].fractions.clusters
+    assert [(start, stop) for start, stop, _ in clusters] == [(40, 65)]   # the 25 null directions
+    np.testing.assert_array_equal(ours["alpha_index"], index)
+    np.testing.assert_allclose(ours["test_r"], r, atol=1e-4)
+    np.testing.assert_allclose(ours["cv_score"], cv_score, atol=1e-4)
+
+
+@pytest.mark.parametrize("n_features, forced", [(100, "fast-kernel"), (400, "fast-primal")])
+def test_the_other_form_gives_the_same_numbers(n_features, forced):
+    data = _planted(n_features=n_features, seed=7)
+    auto = fit_ridge(*data, alphas=ALPHAS)
+    other = fit_ridge(*data, alphas=ALPHAS, solver=forced)
+    assert other.solver == forced != auto.solver
+    np.testing.assert_array_equal(other.alpha, auto.alpha)
+    np.testing.assert_allclose(other.test_r, auto.test_r, atol=1e-5)
+
+
+@pytest.mark.parametrize("n_features", [30, 400])
+def test_memory_budget_batches_give_the_one_batch_numbers(n_features):
+    X_train, Y_train, runs, X_test, Y_test = _planted(n_features=n_features, n_targets=300, seed=2)
+    splits = run_splits(runs)
+    one = ridge_cv(X_train, Y_train, splits, X_test, Y_test, ALPHAS, memory_gb=4.0)
+    assert one["n_targets_batch"] == 300
+    decomposition = decompose(X_train, splits, X_test, ALPHAS)
+    held, per_target = batch_bytes(decomposition, len(X_train), len(X_test), len(ALPHAS), 4)
+    budget_gb = (held + 70.5 * per_target) / 2 ** 30   # room for 70 targets once the decomposition is held
+    batched = ridge_cv(X_train, Y_train, splits, X_test, Y_test, ALPHAS, memory_gb=budget_gb)
+    assert batched["n_targets_batch"] == 70   # five batches, the last one short
+    for name in ("cv_score", "test_r", "test_r2"):
+        np.testing.assert_allclose(batched[name], one[name], atol=1e-6)
+    np.testing.assert_array_equal(batched["alpha_index"], one["alpha_index"])
+
+
+def test_a_budget_below_the_decomposition_still_runs_in_small_batches():
+    X_train, Y_train, runs, X_test, Y_test = _planted(n_features=100, n_targets=100, seed=3)
+    batched = ridge_cv(X_train, Y_train, run_splits(runs), X_test, Y_test, ALPHAS, memory_gb=1e-4)
+    assert batched["n_targets_batch"] == 64
+    one = ridge_cv(X_train, Y_train, run_splits(runs), X_test, Y_test, ALPHAS)
+    np.testing.assert_array_equal(batched["alpha_index"], one["alpha_index"])
+
+
+def test_primal_form_refuses_folds_that_do_not_partition_the_rows():
+    with pytest.raises(ValueError, match="all rows not in its validation set"):
+        check_splits([(np.arange(5, 10), np.arange(0, 5)), (np.arange(0, 5), np.arange(6, 10))], 10)
+    with pytest.raises(ValueError, match="every training row exactly once"):
+        check_splits([(np.arange(5, 10), np.arange(0, 5))] * 2, 10)
+
+
+def _low_rank(n_train=400, n_test=100, n_latent=5, n_features=200, n_targets=20, noise=1.0, seed=0):
+    """Features are a few latent time courses mixed into many columns; responses are driven by the latents."""
+    rng = np.random.default_rng(seed)
+    n = n_train + n_test
+    latents = rng.standard_normal((n, n_latent))
+    X = latents @ rng.standard_normal((n_latent, n_features)) + 0.05 * rng.standard_normal((n, n_features))
+    signal = latents @ rng.standard_normal((n_latent, n_targets))
+    signal /= signal.std(0)
+    Y = signal + noise * rng.standard_normal(signal.shape)
+    runs = np.repeat(np.arange(4), n_train // 4)
+    return (X[:n_train].astype(np.float32), Y[:n_train].astype(np.float32), runs,
+            X[n_train:].astype(np.float32), Y[n_train:].astype(np.float32))
+
+
+def test_pca_basis_ignores_the_test_rows():
+    X_train, _, _, X_test, _ = _low_rank()
+    reduced_train, reduced_test, explained = reduce_features(X_train, X_test, 5)
+    changed = X_test.copy()
+    changed[::2] = 100 * np.random.default_rng(1).standard_normal(changed[::2].shape)
+    again_train, again_test, again_explained = reduce_features(X_train, changed, 5)
+    np.testing.assert_array_equal(again_train, reduced_train)   # same basis, same mean
+    np.testing.assert_array_equal(again_test[1::2], reduced_test[1::2])   # unchanged test rows, same scores
+    np.testing.assert_array_equal(again_explained, explained)
+
+
+@pytest.mark.parametrize("n_features", [50, 600])   # features below and above the training rows
+def test_pca_axes_are_the_leading_singular_vectors(n_features):
+    X_train = _low_rank(n_features=n_features)[0].astype(np.float64)
+    mean, components, explained = fit_pca(X_train, 5)
+    _, singular, Vt = np.linalg.svd(X_train - X_train.mean(0), full_matrices=False)
+    np.testing.assert_allclose(np.abs(components @ Vt[:5].T), np.eye(5), atol=1e-6)
+    np.testing.assert_allclose(explained, singular[:5] ** 2 / (singular ** 2).sum(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("noise", [0.5, 1.0])
+def test_pca_recovers_planted_low_rank_responses(noise):
+    data = _low_rank(noise=noise)
+    scores = fit_ridge(*data, pca_components=5)
+    assert scores.extra["pca_components"] == 5 and scores.extra["pca_explained_variance"] > 0.99
+    assert np.mean(scores.test_r) == pytest.approx(1 / np.sqrt(1 + noise ** 2), abs=0.03)
+
+
+@pytest.mark.parametrize("n_features, pca", [(30, None), (100, None), (400, None), (100, 20)])
+def test_torch_backend_gives_the_numpy_numbers(n_features, pca):
+    pytest.importorskip("torch")
+    data = _planted(n_features=n_features, seed=11)
+    reference = fit_ridge(*data, alphas=ALPHAS, pca_components=pca)
+    set_backend("torch")
+    try:
+        ours = fit_ridge(*data, alphas=ALPHAS, pca_components=pca)
+    finally:
+        set_backend("numpy")
+    assert ours.solver == reference.solver
+    np.testing.assert_array_equal(_grid_index(ours.alpha), _grid_index(reference.alpha))
+    np.testing.assert_allclose(ours.test_r, reference.test_r, atol=1e-5)
+    np.testing.assert_allclose(ours.cv_score, reference.cv_score, atol=1e-5)
