@@ -11,22 +11,28 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import yaml
 from himalaya.backend import set_backend
 from tqdm import tqdm
 
 from features.errors import InputError
 from features.store import FeatureStore
-from instructions import resolve
+from instructions import NO_INSTRUCTION, resolve
 
-from .config import DEFAULTS, expand_path, parse_list
+from .config import DEFAULTS, expand_path, flatmap_kinds, parse_list
 from .design import layer_design, load_subject, split_runs, stack
-from .outputs.alignment import best_layer_table, mark_best_layers, roi_rows, to_frame
+from .outputs.alignment import (add_fdr, add_normalized, best_instruction_table, best_layer_table, mark_best_layers,
+                                roi_rows, to_frame)
 from .outputs.figures import plot_layer_roi_heatmap
+from .outputs.group_tests import group_tests
 from .outputs.report import write_report
 from .outputs.scores_file import ScoresFile
+from .partition import VariancePartition, roi_partition_rows
 from .ridge import fit_banded_ridge, fit_ridge
 from .roi_sets import rois_for_subject
+from .stats import (block_permutations, cross_subject_ceiling, explainable_variance, fdr_bh, permutation_test,
+                    ridge_test_predictions, split_half_reliability)
 from .versions import library_versions
 
 log = logging.getLogger(__name__)
@@ -39,9 +45,14 @@ def output_folder(config):
 def run_analysis(config, overwrite=False):
     """Fit every (model, instruction, layer) for every subject and write the output folder.
 
+    After the fits: block-permutation tests of every fit, noise ceilings (repeats or across
+    subjects), best-layer and best-instruction maps, variance partitions of two-band joint fits,
+    across-subject tests, the layer hierarchy, flatmaps and the report (report.html, report.md).
+
     Returns
     -------
     out : Path of the finished folder
+    best : DataFrame of best_layers.csv
     """
     out = output_folder(config)
     if out.exists() and not overwrite:
@@ -51,27 +62,32 @@ def run_analysis(config, overwrite=False):
     if config["demo"] is not None:
         from .demo.build import ensure_demo
         ensure_demo(config["cache_dir"], config["demo"] or {})
+    if config["stimuli"]:
+        extract_missing(config)
     stores = open_stores(config)
-    instructions = _instructions(config, stores)
-    layers = {model: _layers(config, store, instructions) for model, store in stores.items()}
+    prompts, instructions = _instructions(config, stores)
+    layers = {model: _layers(config, store, instructions[model]) for model, store in stores.items()}
+    n_layers = {model: _n_stored_layers(store, instructions[model]) for model, store in stores.items()}
 
     partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     try:
         _write_inputs(partial, config)
-        rows = []
+        rows, partitions, test_sets = [], [], {}
         with ScoresFile(partial / "scores.h5", "w") as scores:
-            scores.write_root(_jsonable(config), library_versions())
+            scores.write_root(_jsonable(config), library_versions(), prompts)
             for subject in _subjects(config):
-                rows += _fit_subject(config, subject, stores, instructions, layers, scores, partial)
-        table = mark_best_layers(to_frame(rows, dict.fromkeys(r["roi"] for r in rows)))
-        table.to_csv(partial / "alignment.csv", index=False)
-        best = best_layer_table(table)
-        best.to_csv(partial / "best_layers.csv", index=False)
-        log.info("wrote %s and %s", partial / "alignment.csv", partial / "best_layers.csv")
+                subject_rows, subject_partitions, test_sets[subject] = _fit_subject(
+                    config, subject, stores, instructions, layers, n_layers, scores, partial)
+                rows += subject_rows
+                partitions += subject_partitions
+            ceiling_of = _noise_ceilings(config, scores, test_sets)
+            table = _alignment_table(config, rows, scores, ceiling_of)
+        best = _write_tables(partial, table, partitions)
         figures = _heatmaps(table, partial)
-        write_report(partial, config, instructions, table, best, figures)
+        _analyses(config, partial)
+        write_report(partial)
         if out.exists():
             shutil.rmtree(out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -80,7 +96,7 @@ def run_analysis(config, overwrite=False):
         shutil.rmtree(partial, ignore_errors=True)
         for store in stores.values():
             store.close()
-    log.info("finished: %s", out)
+    log.info("finished: %s (%d figures)", out, len(figures))
     return out, best
 
 
@@ -91,6 +107,38 @@ def _set_backend(name):
         set_backend(name, on_error="raise")
     except Exception as err:  # himalaya raises various errors for a missing torch or CUDA
         raise InputError(f"--backend: '{name}' is not usable on this machine ({err}).") from None
+
+
+def extract_missing(config):
+    """Extract the features each model's store lacks from the movies in ``stimuli`` (nothing if complete).
+
+    One clip per TR of the fMRI runs (``extraction.tr``, else the first run's ``tr``); clips already in a
+    store are skipped, and a store written with other settings is an error naming it.
+    """
+    from extractors.run import ensure_features
+
+    base = Path(config["config_file"]).parent
+    stimuli = expand_path(config["stimuli"], config, base)
+    folder = expand_path(config["features_dir"] or "features", config, base)
+    settings = dict(config["extraction"] or {})
+    tr = settings.pop("tr", None) or _first_tr(config)
+    paths = config["model_paths"] or {}
+    for model in parse_list(config["models"]):
+        source = expand_path(paths[model], config, base) if model in paths else model
+        if model in paths and not source.is_dir():
+            raise InputError(f"{config['config_file']}: field 'model_paths.{model}': no model folder {source}.")
+        store = ensure_features(stimuli, tr, source, config["instructions"], folder, name=model,
+                                instruction_files=parse_list(config["instruction_files"]), **settings)
+        log.info("features store %s is complete", store)
+
+
+def _first_tr(config):
+    for subject in config["subjects"].values():
+        for run in (subject or {}).get("runs") or []:
+            if isinstance(run, dict) and run.get("tr"):
+                return float(run["tr"])
+    raise InputError(f"{config['config_file']}: field 'extraction.tr' is needed to extract features (no run "
+                     f"gives its tr).")
 
 
 def open_stores(config):
@@ -113,20 +161,40 @@ def open_stores(config):
 
 
 def _instructions(config, stores):
+    """The prompts asked for, and per model the instructions fitted.
+
+    A baseline's store (VideoMAE, AST, X-CLIP+CLAP: features computed without an instruction) holds
+    only the no-instruction control ``none``; it is fitted under ``none`` whatever ``instructions`` asks.
+
+    Returns
+    -------
+    prompts : dict name -> prompt text, every instruction fitted
+    per_model : dict model -> list of instruction names
+    """
     names = config["instructions"]
     extra = parse_list(config["instruction_files"])
+    baselines = {m for m, s in stores.items() if s.instructions() == [NO_INSTRUCTION]}
+    instructed = {m: s for m, s in stores.items() if m not in baselines}
     if names == "all" or names == ["all"]:
-        names = sorted(set.intersection(*(set(s.instructions()) for s in stores.values())))
+        names = sorted(set.intersection(*(set(s.instructions()) - {NO_INSTRUCTION} for s in instructed.values()))
+                       if instructed else [NO_INSTRUCTION])
     prompts = resolve(names, extra_files=extra)
-    for model, store in stores.items():
+    per_model = {m: ([NO_INSTRUCTION] if m in baselines else list(prompts)) for m in stores}
+    if baselines:
+        log.info("baseline store(s) without instructions, fitted under '%s': %s", NO_INSTRUCTION,
+                 ", ".join(sorted(baselines)))
+        prompts = {**prompts, NO_INSTRUCTION: ""}
+    for model, store in instructed.items():
         for name, prompt in prompts.items():
+            if name not in per_model[model]:
+                continue
             if name not in store.instructions():
                 raise InputError(f"{store.path}: field '{name}' does not exist; this store holds "
                                  f"{', '.join(store.instructions())}.")
             if store.prompt(name) != prompt:
                 raise InputError(f"{store.path}: field '{name}' was computed with the prompt "
                                  f"{store.prompt(name)!r}, not {prompt!r}.")
-    return prompts
+    return prompts, per_model
 
 
 def _layers(config, store, instructions):
@@ -143,20 +211,28 @@ def _layers(config, store, instructions):
     return wanted
 
 
+def _n_stored_layers(store, instructions):
+    """Layers the store holds: depth is layer / (n - 1) whatever subset of layers is fitted."""
+    first = next(iter(instructions))
+    return max(store.layers(first, store.runs(first)[0])) + 1
+
+
 def _subjects(config):
     if not config["subjects"]:
         raise InputError(f"{config['config_file']}: field 'subjects' is empty.")
     return list(config["subjects"])
 
 
-def _fit_subject(config, subject, stores, instructions, layers, scores, out):
-    feature_rows = {}
-    for store in stores.values():
-        for name in instructions:
-            for run in store.runs(name):
-                feature_rows.setdefault(run, []).append(
-                    (str(store.path), int(store.done(name, run).size), store.parameters.get("tr")))
-    data = load_subject(config, subject, feature_rows)
+def _fit_subject(config, subject, stores, instructions, layers, n_layers, scores, out):
+    """Every layer fit, best-layer/instruction maps, repeat ceilings and joint fits of one subject.
+
+    Returns
+    -------
+    rows : list of alignment rows
+    partitions : list of variance-partition rows
+    test_set : dict test run -> responses (n_TR, n_targets), for the cross-subject ceiling
+    """
+    data = load_subject(config, subject, _feature_rows(stores, instructions))
     train, test = split_runs(data, config["test_runs"])
     if (~data.valid).any():
         log.warning("%s: %d of %d targets are NaN or constant in some run; excluded and scored NaN",
@@ -164,15 +240,15 @@ def _fit_subject(config, subject, stores, instructions, layers, scores, out):
     rois, dropped = rois_for_subject(config, data)
     if dropped:
         log.warning("%s: ROI(s) with no valid targets, skipped: %s", subject, ", ".join(dropped))
-    scores.write_subject(subject, data.valid, [data.run_names[i] for i in train],
-                         [data.run_names[i] for i in test], data.files, data.space.describe(), config["cv_folds"])
+    _write_subject(scores, subject, data, train, test, rois, config)
     Y = [b[:, data.valid] for b in data.bold]
     Y_train, run_ids = stack(Y, train)
     Y_test, _ = stack(Y, test)
     fit_args = dict(alphas=config["alphas"], n_folds=config["cv_folds"],
                     n_targets_batch=config["n_targets_batch"], Y_in_cpu=config["backend"] == "torch_cuda")
+    significance = _Significance(config, [Y[i].shape[0] for i in test], rois, data.valid)
     rows = []
-    jobs = [(m, i, k) for m in stores for i in instructions for k in layers[m]]
+    jobs = [(m, i, k) for m in stores for i in instructions[m] for k in layers[m]]
     for model, instruction, layer in tqdm(jobs, desc=f"{subject} ridge per layer", unit="layer"):
         X = layer_design(stores[model], instruction, layer, data, config["delays"], config["trim"])
         X_train, _ = stack(X, train)
@@ -180,21 +256,244 @@ def _fit_subject(config, subject, stores, instructions, layers, scores, out):
         result = fit_ridge(X_train, Y_train, run_ids, X_test, Y_test, **fit_args)
         key = f"{subject}/{model}/{instruction}/layer_{layer}"
         scores.write_fit(key, result, data.valid, n_features=X_train.shape[1])
+        roi_p = significance.test(scores, key, X_train, Y_train, X_test, Y_test, result)
         full = {name: scores.read(key, name) for name in ("test_r", "test_r2", "cv_score")}
-        rows += roi_rows(subject, model, instruction, layer, max(layers[model]) + 1, full, rois)
+        if f"{key}/q_perm" in scores:
+            full["q_perm"] = scores.read(key, "q_perm")
+        rows += roi_rows(subject, model, instruction, layer, n_layers[model], full, rois, roi_p,
+                         significance.n_permutations, config["fdr_q"])
+    _best_maps(config, scores, subject, data, stores, instructions, layers, n_layers, rois, out)
+    _repeat_ceiling(config, scores, subject, data, test)
+    partitions = []
+    for joint in config["joint"]:
+        partitions += _fit_joint(config, joint, subject, data, stores, (train, test, Y_train, run_ids, Y_test),
+                                 scores, fit_args, rois)
+    log.info("%s: wrote %d layer fits to %s", subject, len(jobs), out / "scores.h5")
+    return rows, partitions, _test_responses(data, test)
+
+
+def _test_responses(data, test):
+    """Test run name -> responses (n_TR, n_targets), NaN for invalid targets; repeats ("#2") left out."""
+    responses = {}
+    for i in test:
+        if "#" not in data.run_names[i]:
+            full = np.full((data.bold[i].shape[0], data.n_targets), np.nan, dtype=np.float32)
+            full[:, data.valid] = data.bold[i][:, data.valid]
+            responses[data.run_names[i]] = full
+    return responses
+
+
+def _feature_rows(stores, instructions):
+    feature_rows = {}
+    for model, store in stores.items():
+        for name in instructions[model]:
+            for run in store.runs(name):
+                feature_rows.setdefault(run, []).append(
+                    (str(store.path), int(store.done(name, run).size), store.parameters.get("tr")))
+    return feature_rows
+
+
+def _write_subject(scores, subject, data, train, test, rois, config):
+    scores.write_subject(subject, data.valid, [data.run_names[i] for i in train],
+                         [data.run_names[i] for i in test], data.files, data.space.describe(), config["cv_folds"],
+                         space_kind=data.space.kind, test_run_lengths=[data.bold[i].shape[0] for i in test])
+    scores.write_rois(subject, rois)
+    if data.space.masker is not None:
+        mask_img = data.space.masker.mask_img_
+        scores.write_mask(subject, np.asarray(mask_img.dataobj) != 0, mask_img.affine)
+
+
+class _Significance:
+    """The block-permutation test of every fit of one subject, on permutations drawn once."""
+
+    def __init__(self, config, test_lengths, rois, valid):
+        self.n_permutations = config["n_permutations"]
+        self.tail = config["permutation_tail"]
+        self.permutations = None
+        if self.n_permutations:
+            self.permutations = block_permutations(test_lengths, config["permutation_block"], self.n_permutations,
+                                                   config["seed"])
+        # ROI indices count all targets; the tested arrays hold the valid ones only
+        column = np.cumsum(valid) - 1
+        self.rois = {roi: column[index] for roi, index in rois.items()}
+        self.valid = valid
+
+    def test(self, scores, key, X_train, Y_train, X_test, Y_test, result):
+        """Write p_perm and q_perm of one fit under ``key``; return the ROI p-values (None if off)."""
+        if self.permutations is None:
+            return None
+        # the fit's own test prediction when the ridge engine hands it back; else refit at its alphas
+        prediction = result.extra.get("test_prediction")
+        if prediction is None:
+            if result.extra.get("pca_components"):
+                log.warning("%s: no permutation test (a PCA-reduced fit returns no test prediction)", key)
+                return None
+            prediction = ridge_test_predictions(X_train, Y_train, X_test, result.alpha)
+        tested = permutation_test(Y_test, prediction, self.permutations, self.rois, self.tail)
+        mismatch = np.nanmax(np.abs(tested.r - result.test_r)) if np.isfinite(tested.r).any() else 0.0
+        if mismatch > 1e-3:
+            log.warning("%s: refitted predictions differ from the fit's test r by up to %.2g", key, mismatch)
+        scores.write_array(key, "p_perm", tested.p, self.valid)
+        scores.write_array(key, "q_perm", fdr_bh(tested.p), self.valid)
+        return tested.roi_p
+
+
+def _best_maps(config, scores, subject, data, stores, instructions, layers, n_layers, rois, out):
+    """Per target: the CV-best layer of each (model, instruction), and the CV-best instruction."""
     for model in stores:
-        for instruction in instructions:
+        scores.attrs(f"{subject}/{model}")["n_layers"] = n_layers[model]
+        for instruction in instructions[model]:
             key = f"{subject}/{model}/{instruction}"
             _, best_r = scores.write_best_layer(key, layers[model], data.valid)
             _flatmap(config, data, best_r, out / f"flatmap_{subject}_{model}_{instruction}.png",
                      f"{subject} · {model} · {instruction}: test r at the CV-best layer", rois)
-    for joint in config["joint"]:
-        _fit_joint(config, joint, subject, data, stores, train, test, Y_train, run_ids, Y_test, scores, fit_args)
-    log.info("%s: wrote %d layer fits to %s", subject, len(jobs), out / "scores.h5")
-    return rows
+        if len(instructions[model]) >= 2:
+            _best_instruction(scores, f"{subject}/{model}", list(instructions[model]))
 
 
-def _fit_joint(config, joint, subject, data, stores, train, test, Y_train, run_ids, Y_test, scores, fit_args):
+def _best_instruction(scores, key, instructions):
+    """The instruction whose CV-best layer has the highest CV score, per target (-1 if unfitted)."""
+    cv = np.stack([scores.read(f"{key}/{i}", "best_layer_cv_score") for i in instructions])
+    fitted = np.isfinite(cv).all(0)
+    pick = np.argmax(np.where(np.isfinite(cv), cv, -np.inf), axis=0)
+    columns = np.arange(pick.size)
+    scores.write_array(key, "best_instruction", np.where(fitted, pick, -1),
+                       instructions=json.dumps(instructions))
+    for name in ("test_r", "q_perm"):
+        if all(f"{key}/{i}/best_layer_{name}" in scores for i in instructions):
+            stacked = np.stack([scores.read(f"{key}/{i}", f"best_layer_{name}") for i in instructions])
+            scores.write_array(key, f"best_instruction_{name}", np.where(fitted, stacked[pick, columns], np.nan))
+
+
+def _repeat_ceiling(config, scores, subject, data, test):
+    """Explainable variance and split-half reliability when a test stimulus was seen twice or more."""
+    by_stimulus = {}
+    for i in test:
+        by_stimulus.setdefault(data.stimulus_runs[i], []).append(i)
+    repeated = {s: idx for s, idx in by_stimulus.items() if len(idx) >= 2}
+    if not repeated or config["noise_ceiling"]["method"] in ("none", "cross_subject"):
+        return
+    ev = np.zeros(data.n_targets)
+    single = np.zeros(data.n_targets)
+    n_rows = 0
+    for stimulus, index in repeated.items():
+        length = min(data.bold[i].shape[0] for i in index)
+        repeats = np.stack([data.bold[i][:length] for i in index])
+        ev += explainable_variance(repeats) * length
+        single += split_half_reliability(repeats, seed=config["seed"])[1] * length
+        n_rows += length
+    ev, single = ev / n_rows, single / n_rows
+    ev[~data.valid] = single[~data.valid] = np.nan
+    key = f"{subject}/noise_ceiling"
+    scores.write_array(key, "explainable_variance", ev.astype(np.float32), stimuli=json.dumps(sorted(repeated)))
+    scores.write_array(key, "split_half_reliability", single.astype(np.float32))
+    scores.write_array(key, "repeat_ceiling", np.sqrt(np.clip(ev, 0, 1)).astype(np.float32))
+    log.info("%s: repeat noise ceiling from %s (%d repeats)", subject, ", ".join(sorted(repeated)),
+             min(len(i) for i in repeated.values()))
+
+
+def _noise_ceilings(config, scores, test_sets):
+    """Choose each subject's ceiling of r (repeat, split-half or cross-subject) and write it.
+
+    Returns
+    -------
+    dict subject -> (ceiling (n_targets,), method, variance (n_targets,)) for subjects with a
+    ceiling; variance is the unbiased, signed squared ceiling that ROI summaries average
+    """
+    method = config["noise_ceiling"]["method"]
+    cross = None
+    if method in ("auto", "cross_subject") and len(test_sets) >= 2:
+        cross = _cross_subject(config, scores, test_sets)
+    chosen = {}
+    for subject in test_sets:
+        key = f"{subject}/noise_ceiling"
+        if method in ("auto", "repeat") and f"{key}/repeat_ceiling" in scores:
+            chosen[subject] = "repeat", scores.read(key, "explainable_variance")
+        elif method == "split_half" and f"{key}/split_half_reliability" in scores:
+            chosen[subject] = "split_half", scores.read(key, "split_half_reliability")
+        elif method in ("auto", "cross_subject") and cross is not None:
+            chosen[subject] = "cross_subject", cross
+        elif method != "none":
+            log.warning("%s: no noise ceiling (method %s needs %s)", subject, method,
+                        "two or more subjects" if method == "cross_subject" else "a repeated test run")
+            continue
+        if subject in chosen:
+            name, variance = chosen[subject]
+            ceiling = np.sqrt(np.clip(variance, 0, 1)).astype(np.float32)
+            scores.write_array(key, "ceiling", ceiling, method=name)
+            scores.write_array(key, "ceiling_variance", np.asarray(variance, np.float32))
+            chosen[subject] = (ceiling, name, variance)
+    return chosen
+
+
+def _cross_subject(config, scores, test_sets):
+    """The cross-subject ceiling over subjects sharing the same test runs and target space.
+
+    Each subject's first presentation of each test run is used, cut to the shortest subject's length.
+    """
+    runs = list(next(iter(test_sets.values())))
+    shapes = {y.shape[1] for responses in test_sets.values() for y in responses.values()}
+    if any(list(responses) != runs for responses in test_sets.values()) or len(shapes) != 1:
+        log.warning("no cross-subject ceiling: subjects differ in test runs or targets")
+        return None
+    lengths = {run: min(responses[run].shape[0] for responses in test_sets.values()) for run in runs}
+    joined = [np.concatenate([responses[run][:lengths[run]] for run in runs]) for responses in test_sets.values()]
+    settings = config["noise_ceiling"]
+    result = cross_subject_ceiling(joined, settings["n_bootstrap"],
+                                   settings["max_subsets"], settings["extrapolation"], config["seed"])
+    key = "noise_ceiling/cross_subject"
+    for name in ("ceiling", "ci_low", "ci_high", "curve", "shared_variance"):
+        scores.write_array(key, name, getattr(result, name).astype(np.float32))
+    scores.write_array(key, "subset_sizes", result.subset_sizes)
+    scores.attrs(key).update(method=result.method, subjects=json.dumps(list(test_sets)))
+    log.info("cross-subject noise ceiling over %d subjects (%s)", result.n_subjects, result.method)
+    return result.shared_variance
+
+
+def _alignment_table(config, rows, scores, ceiling_of):
+    table = mark_best_layers(to_frame(rows, dict.fromkeys(r["roi"] for r in rows)))
+    table = add_fdr(table)
+    rois = {subject: scores.read_rois(subject) for subject in table["subject"].unique()}
+
+    def test_r(subject, model, instruction, layer):
+        return scores.read(f"{subject}/{model}/{instruction}/layer_{layer}", "test_r")
+    return add_normalized(table, test_r, ceiling_of, rois, config["ceiling_threshold"])
+
+
+def _write_tables(out, table, partitions):
+    """alignment.csv, best_layers.csv and, when they have rows, the instruction, group and partition tables."""
+    table.to_csv(out / "alignment.csv", index=False)
+    best = best_layer_table(table)
+    best.to_csv(out / "best_layers.csv", index=False)
+    written = ["alignment.csv", "best_layers.csv"]
+    for name, frame in (("best_instructions.csv", best_instruction_table(table)),
+                        ("group_tests.csv", group_tests(table)),
+                        ("variance_partition.csv", pd.DataFrame(partitions))):
+        if len(frame):
+            frame.to_csv(out / name, index=False)
+            written.append(name)
+    log.info("wrote %s in %s", ", ".join(written), out)
+    return best
+
+
+def _analyses(config, out):
+    """The layer hierarchy and the flatmaps, through the same functions as their command lines."""
+    from .flatmap import render_flatmaps
+    from .hierarchy import hierarchy_analysis
+
+    hierarchy_analysis(out)
+    kinds = flatmap_kinds(config["flatmap"])
+    try:
+        if kinds:
+            render_flatmaps(out, kinds, skip_missing=True)
+    except InputError as err:
+        # a space without a flat mesh must not cost the fits: the maps can be drawn later
+        log.warning("no flatmaps for this space (%s); python -m encoding.flatmap draws them later", err)
+
+
+def _fit_joint(config, joint, subject, data, stores, split, scores, fit_args, rois):
+    """A banded fit over the joint's bands and, for two bands, the variance partition."""
+    train, test, Y_train, run_ids, Y_test = split
     bands = joint.get("bands", []) if isinstance(joint, dict) else []
     if len(bands) < 2 or any(not {"model", "instruction", "layer"} <= set(b) for b in bands):
         raise InputError(f"{config['config_file']}: field 'joint' entries need a name and two or more bands, each "
@@ -213,6 +512,28 @@ def _fit_joint(config, joint, subject, data, stores, train, test, Y_train, run_i
     name = joint.get("name") or "+".join(f"{b['model']}:{b['layer']}" for b in bands)
     scores.write_fit(f"{subject}/joint/{name}", result, data.valid, bands=json.dumps(bands))
     log.info("%s: banded fit '%s' over %d bands written", subject, name, len(bands))
+    if len(bands) != 2:
+        return []
+    single = [_single_r2(scores, subject, band, X_train, Y_train, run_ids, X_test, Y_test, data.valid, fit_args)
+              for band, X_train, X_test in zip(bands, Xs_train, Xs_test)]
+    partition = VariancePartition(scores.read(f"{subject}/joint/{name}", "test_r2"), *single)
+    labels = [f"{b['model']}:{b['instruction']}:layer_{b['layer']}" for b in bands]
+    key = f"{subject}/joint/{name}/partition"
+    for part, values in {"r2_a": partition.r2_a, "r2_b": partition.r2_b, **partition.parts()}.items():
+        scores.write_array(key, part, values.astype(np.float32))
+    scores.attrs(key).update(band_a=labels[0], band_b=labels[1])
+    return roi_partition_rows(partition, rois, subject=subject, joint=name, band_a=labels[0], band_b=labels[1])
+
+
+def _single_r2(scores, subject, band, X_train, Y_train, run_ids, X_test, Y_test, valid, fit_args):
+    """Test R^2 of one band alone: the layer fit when the sweep has it, else a fit of its own."""
+    key = f"{subject}/{band['model']}/{band['instruction']}/layer_{int(band['layer'])}"
+    if key in scores:
+        return scores.read(key, "test_r2")
+    result = fit_ridge(X_train, Y_train, run_ids, X_test, Y_test, **fit_args)
+    full = np.full(valid.shape, np.nan, dtype=np.float32)
+    full[valid] = result.test_r2
+    return full
 
 
 def _flatmap(config, data, values, output_file, title, rois):

@@ -22,6 +22,9 @@ DEFAULTS = {
     "cache_dir": None,          # "{cache}" in paths; default $MLLM_ENCODING_CACHE or ~/.cache/mllm-encoding
     "features_dir": None,       # holds one store per model: <features_dir>/<model>.h5
     "models": [],               # names of models (stores) to fit
+    "stimuli": None,            # movie files (a folder, one file per stimulus run): extract missing features first
+    "extraction": {},           # settings of extractors.run.ensure_features (tr, frames, pooling, device, ...)
+    "model_paths": {},          # model name -> local folder of its weights (instead of the Hugging Face id)
     "instructions": "caption",  # a name, a comma list, a list or "all"
     "instruction_files": [],    # user YAML instruction sets added to the built-in ones
     "layers": "all",            # "all", a list of indices or "0,4,8"
@@ -40,9 +43,25 @@ DEFAULTS = {
     "banded_iterations": 50,
     "backend": "numpy",
     "n_targets_batch": 20000,
-    "flatmap": True,
+    "flatmap": True,            # true: the default maps; false: none; or a list of encoding.flatmap MAPS
+    "n_permutations": 1000,     # block permutations of each target's test r; 0 = no permutation test
+    "permutation_block": 10,    # TRs per permuted block (longer than the hemodynamic response)
+    "permutation_tail": "normal",  # p beyond the count's resolution from a normal null fit; "none": counts only
+    "fdr_q": 0.05,              # Benjamini-Hochberg level for "significant"
+    "ceiling_threshold": 0.05,  # normalized r only where the noise ceiling of r exceeds this
+    "noise_ceiling": {"method": "auto", "extrapolation": "spearman_brown", "n_bootstrap": 100,
+                      "max_subsets": 20},
+    "n_bootstrap": 1000,        # resamples of the layer-hierarchy intervals
+    "seed": 0,                  # permutations, bootstraps and subsets
 }
-NESTED_KEYS = {"trim": {"start", "end"}, "rois": {"atlas", "lut", "names"}}
+NESTED_KEYS = {"trim": {"start", "end"}, "rois": {"atlas", "lut", "names", "levels"},
+               "noise_ceiling": {"method", "extrapolation", "n_bootstrap", "max_subsets"},
+               "extraction": {"tr", "family", "frames", "window", "align", "pooling", "max_new_tokens", "dtype",
+                              "device", "trust_remote_code", "partial"}}
+# nested mappings whose keys a config may give in part; the others fill in from DEFAULTS
+MERGED_KEYS = ("noise_ceiling",)
+CEILING_METHODS = ("auto", "repeat", "split_half", "cross_subject", "none")
+DEFAULT_FLATMAPS = ("noise_ceiling", "normalized_r", "best_layer", "best_instruction", "unique_variance")
 
 
 def load_config(path=None, overrides=None):
@@ -71,8 +90,9 @@ def load_config(path=None, overrides=None):
         raise InputError(f"{path}: expected a mapping of config keys, found {type(raw).__name__}.")
     _check_keys(raw, path)
     config = copy.deepcopy(DEFAULTS)
-    config.update(raw)
+    config.update({k: ({**DEFAULTS[k], **(v or {})} if k in MERGED_KEYS else v) for k, v in raw.items()})
     config.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    _check_analysis_values(config, path)
     config["config_file"] = str(path)
     config["name"] = config["name"] or path.stem
     config["cache_dir"] = str(Path(os.path.expanduser(
@@ -89,6 +109,40 @@ def _check_keys(raw, path):
         extra = sorted(set(raw.get(key) or {}) - allowed)
         if extra:
             raise InputError(f"{path}: unknown config key '{key}.{extra[0]}'; known: {', '.join(sorted(allowed))}.")
+
+
+def _check_analysis_values(config, path):
+    """Values of the statistics keys: one sentence naming the key when one is out of range."""
+    checks = [
+        ("n_permutations", isinstance(config["n_permutations"], int) and config["n_permutations"] >= 0,
+         "a whole number >= 0"),
+        ("permutation_block", isinstance(config["permutation_block"], int) and config["permutation_block"] >= 1,
+         "a whole number of TRs >= 1"),
+        ("permutation_tail", config["permutation_tail"] in ("normal", "none"), "normal or none"),
+        ("fdr_q", isinstance(config["fdr_q"], (int, float)) and 0 < config["fdr_q"] < 1, "a number in (0, 1)"),
+        ("ceiling_threshold", isinstance(config["ceiling_threshold"], (int, float))
+         and 0 <= config["ceiling_threshold"] < 1, "a number in [0, 1)"),
+        ("n_bootstrap", isinstance(config["n_bootstrap"], int) and config["n_bootstrap"] >= 1, "a whole number >= 1"),
+        ("noise_ceiling.method", config["noise_ceiling"]["method"] in CEILING_METHODS,
+         f"one of {', '.join(CEILING_METHODS)}"),
+        ("noise_ceiling.extrapolation", config["noise_ceiling"]["extrapolation"] in ("spearman_brown", "exponential"),
+         "spearman_brown or exponential"),
+    ]
+    for key, ok, expected in checks:
+        if not ok:
+            value = config
+            for part in key.split("."):
+                value = value[part]
+            raise InputError(f"{path}: field '{key}' expected {expected}, found {value!r}.")
+
+
+def flatmap_kinds(value):
+    """The ``flatmap`` key as the maps drawn besides the headline r map: () when false."""
+    if value is True or value is None:
+        return DEFAULT_FLATMAPS
+    if value is False:
+        return ()
+    return tuple(parse_list(value))
 
 
 def parse_alphas(value, path="config"):

@@ -72,7 +72,7 @@ def main(argv=None):
     if config["demo"] is not None:
         best = _with_planted_layers(best, config)
     print(best.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"\nResults in {out}/ (report.md, alignment.csv, scores.h5, figures)")
+    print(f"\nResults in {out}/ (report.html, alignment.csv, scores.h5, figures)")
     return 0
 
 

@@ -13,6 +13,11 @@ BUILTIN_SETS = {
 }
 
 
+# The no-instruction control: the same model and clip with an empty task. Not a YAML entry, because an
+# empty prompt in a user's set is far more often a mistake than a control.
+NO_INSTRUCTION = "none"
+
+
 class UnknownInstructionError(ValueError):
     """An instruction name that no loaded set defines."""
 
@@ -47,6 +52,8 @@ def load_instructions(modality=None, extra_files=()):
     prompts = {}
     for path in [*sets, *map(Path, extra_files)]:
         for name, text in load_set(path).items():
+            if name in (NO_INSTRUCTION, "all"):
+                raise UnknownInstructionError(f"{path}: instruction name '{name}' is reserved.")
             if name in prompts and prompts[name] != text:
                 raise UnknownInstructionError(f"{path}: instruction '{name}' is already defined with other text.")
             prompts[name] = text
@@ -54,20 +61,27 @@ def load_instructions(modality=None, extra_files=()):
 
 
 def resolve(names, modality=None, extra_files=()):
-    """Turn ``"caption"``, ``"caption,action"`` or ``"all"`` into an ordered {name: prompt}.
+    """Turn ``"caption"``, ``"caption,action"``, ``"all"`` or ``"all,none"`` into an ordered {name: prompt}.
 
-    ``"all"`` means every instruction of the modality (both modalities when None). An unknown
-    name raises UnknownInstructionError listing the known ones.
+    ``"all"`` means every instruction of the modality (both modalities when None); it may be combined
+    with other names. ``"none"`` is the no-instruction control: the same model and clip with an empty
+    task (prompt ``""``); ``"all"`` does not include it. An unknown name raises UnknownInstructionError
+    listing the known ones.
     """
     known = load_instructions(modality, extra_files)
     if isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
-    if list(names) == ["all"]:
-        return dict(known)
-    unknown = [n for n in names if n not in known]
+    names = list(names)
+    unknown = [n for n in names if n not in known and n not in ("all", NO_INSTRUCTION)]
     if unknown or not names:
         raise UnknownInstructionError(
             f"--instruction: unknown instruction {', '.join(map(repr, unknown)) or '(none given)'}; "
-            f"known: {', '.join(known)}."
+            f"known: {', '.join(known)}, {NO_INSTRUCTION} (the no-instruction control), all."
         )
-    return {name: known[name] for name in names}
+    chosen = {}
+    for name in names:
+        if name == "all":
+            chosen.update(known)
+        else:
+            chosen[name] = known.get(name, "")
+    return chosen

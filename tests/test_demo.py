@@ -31,7 +31,7 @@ def test_demo_writes_every_output(demo):
 
 
 def test_demo_recovers_its_planted_layers(demo):
-    planted = json.loads((demo / "cache" / "demo-v1" / "manifest.json").read_text())["planted_layers"]
+    planted = json.loads((demo / "cache" / "demo-v2" / "manifest.json").read_text())["planted_layers"]
     best = pd.read_csv(demo / "out" / "best_layers.csv")
     for roi, truth in planted.items():
         row = best[(best["roi"] == roi) & (best["model"] == truth["model"])].iloc[0]

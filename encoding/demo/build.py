@@ -20,9 +20,9 @@ from .synthetic_features import (SYNTHETIC_NOTE, picture_statistics, random_hier
                                  sound_statistics)
 
 log = logging.getLogger(__name__)
-DEMO_VERSION = "demo-v1"
+DEMO_VERSION = "demo-v2"
 DEMO_DEFAULTS = {"seed": 0, "n_runs": 5, "run_s": 96.0, "tr": 1.5, "n_frames": 4, "hidden": 64,
-                 "vision_layers": 8, "audio_layers": 3, "subject": "sub-01"}
+                 "vision_layers": 8, "audio_layers": 3, "subject": "sub-01", "repeat_runs": [5]}
 
 
 def demo_folder(cache_dir):
@@ -76,12 +76,15 @@ def _build(folder, s):
         _write_store(folder / "features" / f"{model}.h5", model, per_run, runs, prompt, s)
 
     rois = {name: index[index < 59412] for name, index in glasser_rois(groups=True).items()}
-    bold = simulate_runs(layers, rois, 59412, s["tr"], seed=s["seed"] + 3)
+    # the test movie watched a second time gives the repeat-based noise ceiling
+    repeats = [r - 1 for r in s["repeat_runs"]]
+    bold = simulate_runs(layers, rois, 59412, s["tr"], seed=s["seed"] + 3, repeats=repeats)
     func = folder / s["subject"] / "func"
     func.mkdir(parents=True)
-    for run, data in zip(runs, bold):
-        _write_dtseries(func / f"{s['subject']}_task-movie_{run}_space-fsLR_den-32k_bold.dtseries.nii",
-                        data, s["tr"])
+    names = [f"{s['subject']}_task-movie_{run}" for run in runs]
+    names += [f"{s['subject']}_task-movie_acq-repeat_{runs[i]}" for i in repeats]
+    for name, data in zip(names, bold):
+        _write_dtseries(func / f"{name}_space-fsLR_den-32k_bold.dtseries.nii", data, s["tr"])
     planted = {roi: {"model": m, "layer": k} for roi, (m, k) in PLANTED_LAYERS.items()}
     (folder / "manifest.json").write_text(json.dumps(
         {"settings": s, "planted_layers": planted, "note": "simulated responses, synthetic features"},

@@ -28,7 +28,7 @@ def canonical_hrf(tr, length_s=30.0):
 
 
 def simulate_runs(layers, rois, n_targets, tr, seed, snr=(0.3, 1.5), n_patterns=4,
-                  planted=PLANTED_LAYERS, noise_ar=0.4, drift=0.5):
+                  planted=PLANTED_LAYERS, noise_ar=0.4, drift=0.5, repeats=()):
     """Simulated BOLD runs.
 
     Parameters
@@ -42,10 +42,13 @@ def simulate_runs(layers, rois, n_targets, tr, seed, snr=(0.3, 1.5), n_patterns=
         Signal-to-noise variance ratio per vertex, drawn uniformly in this range.
     n_patterns : int
         Response patterns shared within an ROI (real ROIs respond coherently).
+    repeats : sequence of int
+        Runs (0-based) watched a second time: the same signal with new noise and drift, appended
+        after the other runs (their noise is drawn last, so the other runs do not change).
 
     Returns
     -------
-    runs : list of float32 arrays (n_TR_run, n_targets)
+    runs : list of float32 arrays (n_TR_run, n_targets), the runs in order, then the repeats
     """
     rng = np.random.default_rng(seed)
     hrf = canonical_hrf(tr)
@@ -67,7 +70,7 @@ def simulate_runs(layers, rois, n_targets, tr, seed, snr=(0.3, 1.5), n_patterns=
     scale = np.concatenate(signal).std(0)
     target_snr = rng.uniform(*snr, size=n_targets)
     runs = []
-    for n, sig in zip(lengths, signal):
+    for n, sig in zip(lengths + [lengths[i] for i in repeats], signal + [signal[i] for i in repeats]):
         noise = _ar1_noise(rng, n, n_targets, noise_ar)
         trend = drift * np.linspace(-1, 1, n)[:, None] * rng.standard_normal(n_targets)
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -1,17 +1,33 @@
-"""``alignment.csv``: the tidy layer-by-ROI table users plot from, and the best layer per ROI."""
+"""``alignment.csv``: the tidy layer-by-ROI table users plot from, and the best layer per ROI.
+
+Columns beyond the scores (each NaN when its analysis did not run):
+
+- ``p_perm``: block-permutation p-value of the ROI's mean test r (one-sided, the same permuted
+  blocks for every target, so the ROI's spatial correlation is kept); ``q_perm``: its BH q over
+  the layer x ROI rows of one (subject, model, instruction); ``n_permutations``.
+- ``frac_targets_significant``: share of the ROI's targets whose own permutation q (BH over all
+  targets of the fit) is below ``fdr_q``.
+- ``noise_ceiling``: the ROI's ceiling of r, sqrt of its targets' mean explainable variance
+  (``n_targets_ceiling`` targets); ``normalized_mean_test_r``: the ROI's mean test r over that
+  ceiling, NaN where the ceiling is at or below ``ceiling_threshold``; ``ceiling_method``.
+"""
 import numpy as np
 import pandas as pd
+
+from ..stats import fdr_bh, roi_normalized_r
 
 KEYS = ["subject", "model", "instruction", "roi"]
 
 
-def roi_rows(subject, model, instruction, layer, n_layers, scores, rois):
+def roi_rows(subject, model, instruction, layer, n_layers, scores, rois, roi_p=None, n_permutations=0,
+             fdr_q=0.05):
     """Summaries over each ROI's fitted targets for one (subject, model, instruction, layer).
 
     Parameters
     ----------
-    scores : dict name -> array (n_targets,) with NaN for unfitted targets
+    scores : dict name -> array (n_targets,) with NaN for unfitted targets; ``q_perm`` optional
     rois : dict roi -> target indices
+    roi_p : dict roi -> permutation p of the ROI's mean test r, optional
 
     Returns
     -------
@@ -22,6 +38,7 @@ def roi_rows(subject, model, instruction, layer, n_layers, scores, rois):
         test_r = scores["test_r"][index]
         fitted = np.isfinite(test_r)
         r = test_r[fitted]
+        q = scores.get("q_perm")
         rows.append({
             "subject": subject, "model": model, "instruction": instruction, "layer": layer,
             "depth": layer / max(n_layers - 1, 1), "roi": roi, "n_targets": int(fitted.sum()),
@@ -29,8 +46,54 @@ def roi_rows(subject, model, instruction, layer, n_layers, scores, rois):
             "median_test_r": np.median(r) if r.size else np.nan,
             "mean_test_r2": scores["test_r2"][index][fitted].mean() if r.size else np.nan,
             "mean_cv_score": scores["cv_score"][index][fitted].mean() if r.size else np.nan,
+            "p_perm": (roi_p or {}).get(roi, np.nan), "n_permutations": n_permutations,
+            "frac_targets_significant": float((q[index][fitted] < fdr_q).mean()) if q is not None and r.size
+            else np.nan,
         })
     return rows
+
+
+def add_fdr(table):
+    """``q_perm``: BH over the layer x ROI rows of each (subject, model, instruction)."""
+    table = table.copy()
+    table["q_perm"] = np.nan
+    for _, part in table.groupby(["subject", "model", "instruction"], sort=False):
+        table.loc[part.index, "q_perm"] = fdr_bh(part["p_perm"].to_numpy(float))
+    return table
+
+
+def add_normalized(table, test_r, ceilings, rois, threshold=0.05):
+    """Ceiling columns of every row, from per-target test r and each subject's ceiling.
+
+    Parameters
+    ----------
+    table : DataFrame of alignment rows
+    test_r : callable (subject, model, instruction, layer) -> array (n_targets,)
+    ceilings : dict subject -> (ceiling (n_targets,), method, variance (n_targets,)) for subjects with a
+        ceiling; variance: the unbiased squared ceiling, averaged over each ROI before the root
+    rois : dict subject -> dict roi -> target indices
+    threshold : float
+
+    Returns
+    -------
+    DataFrame with noise_ceiling, n_targets_ceiling, normalized_mean_test_r, ceiling_method
+    """
+    table = table.copy()
+    for column in ("noise_ceiling", "normalized_mean_test_r"):
+        table[column] = np.nan
+    table["n_targets_ceiling"] = 0
+    table["ceiling_method"] = "none"
+    for (subject, model, instruction, layer), part in table.groupby(
+            ["subject", "model", "instruction", "layer"], sort=False):
+        if subject not in ceilings:
+            continue
+        ceiling, method, variance = ceilings[subject]
+        r = test_r(subject, model, instruction, layer)
+        for i, roi in zip(part.index, part["roi"]):
+            normalized, mean_ceiling, n = roi_normalized_r(r, ceiling, rois[subject][roi], threshold, variance)
+            table.loc[i, ["noise_ceiling", "normalized_mean_test_r", "n_targets_ceiling", "ceiling_method"]] = \
+                [mean_ceiling, normalized, n, method]
+    return table
 
 
 def mark_best_layers(table):
@@ -51,6 +114,8 @@ def best_layer_table(table):
     """One row per (subject, model, instruction, roi): the CV-chosen layer and its test scores."""
     best = table[table["best_layer_by_cv"]]
     columns = KEYS + ["layer", "depth", "n_targets", "mean_test_r", "mean_cv_score"]
+    columns += [c for c in ("normalized_mean_test_r", "p_perm", "q_perm", "frac_targets_significant")
+                if c in best and best[c].notna().any()]
     # rows of one (subject, model, instruction) stay in atlas ROI order
     order = {roi: i for i, roi in enumerate(dict.fromkeys(table["roi"]))}
     best = best[columns].rename(columns={"layer": "best_layer"}).assign(_order=best["roi"].map(order))
@@ -64,3 +129,29 @@ def to_frame(rows, roi_order):
     table = table.sort_values(["subject", "model", "instruction", "layer", "roi"]).reset_index(drop=True)
     table["roi"] = table["roi"].astype(str)
     return table
+
+
+def best_instruction_table(table):
+    """Per (subject, model, roi): the instruction whose CV-best layer has the highest mean CV score.
+
+    Returns
+    -------
+    DataFrame with subject, model, roi, best_instruction, layer, mean_test_r, mean_cv_score, and
+    the runner-up's test r for comparison; models fitted under one instruction have no rows.
+    """
+    best = table[table["best_layer_by_cv"]]
+    if best["instruction"].nunique() < 2:
+        return pd.DataFrame()
+    rows = []
+    order = {roi: i for i, roi in enumerate(dict.fromkeys(table["roi"]))}
+    best = best.assign(_order=best["roi"].map(order)).sort_values(["subject", "model", "_order"])
+    for (subject, model, roi), part in best.groupby(["subject", "model", "roi"], sort=False):
+        if len(part) < 2:  # a model fitted under one instruction only (a baseline under 'none')
+            continue
+        ranked = part.sort_values("mean_cv_score", ascending=False)
+        top = ranked.iloc[0]
+        rows.append({"subject": subject, "model": model, "roi": roi, "best_instruction": top["instruction"],
+                     "layer": int(top["layer"]), "mean_test_r": top["mean_test_r"],
+                     "mean_cv_score": top["mean_cv_score"], "runner_up": ranked.iloc[1]["instruction"],
+                     "runner_up_mean_test_r": ranked.iloc[1]["mean_test_r"]})
+    return pd.DataFrame(rows)

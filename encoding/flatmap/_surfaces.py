@@ -1,0 +1,183 @@
+"""From a target space to a surface with a flat mesh: as is, projected from a volume, or painted.
+
+- Surface data (fsLR32k, fsaverage5, and fsaverage6/fsaverage when nilearn's meshes are on disk)
+  are drawn on their own mesh.
+- Volume data (voxels in a brain mask, MNI space) are unmasked and sampled onto fsaverage with
+  nilearn's ``vol_to_surf`` between the white and pial surfaces: linear interpolation for
+  continuous maps, the most frequent value for categorical ones and painted parcels; only voxels
+  inside the mask (and with a value) are sampled, so vertices away from the data stay unpainted.
+- Parcel data (one column per parcel) are painted on a parcellation file: the k-th area of the
+  file, in label order (left hemisphere first for a pair), carries the k-th parcel's value.
+"""
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from features.errors import InputError
+
+from ..fmri import MESH_BY_VERTICES
+from ..plotting._flat_meshes import LOCAL_MESHES, TARGET_COUNTS, local_fsaverage_mesh
+from ..rois import load_atlas
+
+DRAWABLE = tuple(TARGET_COUNTS)
+VOLUME_SURFACES = ("fsaverage5", "fsaverage6", "fsaverage")
+_NO_VALUE = -9999.0   # a category code no map uses: "no voxel with a value here"
+
+
+@dataclass
+class Volume:
+    """Where volume values live: a boolean brain mask and its affine."""
+
+    mask: np.ndarray
+    affine: np.ndarray
+
+    def image(self, values):
+        """A NIfTI image of the values, 0 outside the mask (NaN there would leak into linear samples)."""
+        data = np.zeros(self.mask.shape, dtype=np.float32)
+        data[self.mask] = values
+        return nib.Nifti1Image(data, self.affine)
+
+
+@lru_cache(maxsize=None)
+def _meshes(surface, kind):
+    """Left and right (coordinates, faces) of a pial or white fsaverage mesh."""
+    if surface in LOCAL_MESHES:
+        return [local_fsaverage_mesh(surface, kind, side) for side in ("left", "right")]
+    from nilearn.datasets import load_fsaverage
+
+    parts = load_fsaverage("fsaverage5")["pial" if kind == "pial" else "white_matter"].parts
+    return [(parts[side].coordinates, parts[side].faces) for side in ("left", "right")]
+
+
+def project_volume(values, volume, surface="fsaverage5", categorical=False):
+    """Sample volume values onto both hemispheres of an fsaverage mesh.
+
+    Parameters
+    ----------
+    values : array of shape (n_voxels_in_mask,)
+    volume : Volume
+    surface : {"fsaverage5", "fsaverage6", "fsaverage"}
+    categorical : bool
+        Labels (layers, instructions, ROI membership) and piecewise-constant values (parcels): the
+        most frequent sample, never a blend across a border.
+
+    Returns
+    -------
+    on_surface : array of shape (2 * n_vertices,), NaN where no sampled voxel has a value
+    """
+    from nilearn.surface import vol_to_surf
+
+    if surface not in VOLUME_SURFACES:
+        raise InputError(f"--surface: volumes are projected to one of {VOLUME_SURFACES}, found {surface!r}.")
+    values = np.asarray(values, dtype=np.float32)
+    has_value = volume.mask.copy()
+    has_value[volume.mask] = np.isfinite(values)
+    if not has_value.any():
+        return np.full(TARGET_COUNTS[surface][0], np.nan)
+    sides = []
+    for pial, white in zip(_meshes(surface, "pial"), _meshes(surface, "white")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)   # vertices with no voxel inside: NaN, as wanted
+            sides.append(_categories_to_surface(values, volume, pial, white) if categorical
+                         else vol_to_surf(volume.image(np.nan_to_num(values)), pial, inner_mesh=white,
+                                          mask_img=nib.Nifti1Image(has_value.astype(np.uint8), volume.affine)))
+    return np.concatenate(sides).astype(float)
+
+
+def _categories_to_surface(values, volume, pial, white):
+    """Most frequent category among a vertex's samples, voxels without one counting as "none".
+
+    nilearn's most-frequent sampling fails on vertices with no sample inside a mask, so "outside
+    the data" is sampled as a category of its own: a vertex whose samples are mostly outside stays
+    unpainted, as linear sampling leaves it.
+    """
+    from nilearn.surface import vol_to_surf
+
+    data = np.full(volume.mask.shape, _NO_VALUE, dtype=np.float32)
+    data[volume.mask] = np.where(np.isfinite(values), values, _NO_VALUE)
+    sampled = vol_to_surf(nib.Nifti1Image(data, volume.affine), pial, inner_mesh=white,
+                          interpolation="nearest_most_frequent")
+    return np.where(sampled == _NO_VALUE, np.nan, sampled)
+
+
+def _atlas_size(path):
+    """Number of targets a parcellation file describes, and the space they are in."""
+    name = Path(path).name.lower()
+    if name.endswith(".dlabel.nii"):
+        n = nib.load(str(path)).shape[-1]
+        return n, "fsLR32k"
+    if name.endswith(".annot"):
+        n = nib.freesurfer.read_annot(str(path))[0].size
+    elif name.endswith(".label.gii"):
+        n = nib.load(str(path)).darrays[0].data.size
+    else:
+        return None, "volume"
+    return n, MESH_BY_VERTICES.get(n, "surface")
+
+
+def paint_parcels(values, parcellation):
+    """Values per parcel -> values per target of the parcellation's space.
+
+    Parameters
+    ----------
+    values : array of shape (n_parcels,)
+    parcellation : str or Path, or a pair (left, right) of .annot / .label.gii files
+        A CIFTI .dlabel.nii (fsLR32k), an annot/label.gii pair (fsaverage*), or a NIfTI label
+        volume (MNI; projected afterwards). Its k-th area in label order is parcel k.
+
+    Returns
+    -------
+    painted : array of shape (n_targets_of_the_parcellation,)
+    space_kind : str ("fsLR32k", "fsaverage5", ..., or "volume")
+    volume : Volume or None
+    """
+    pair = isinstance(parcellation, (list, tuple))
+    if pair and len(parcellation) != 2:
+        raise InputError(f"--parcellation: expected one file or a left and a right file, found {len(parcellation)}.")
+    paths = [Path(p) for p in (parcellation if pair else [parcellation])]
+    for path in paths:
+        if not path.is_file():
+            raise InputError(f"{path}: field '--parcellation' expected an existing label file, found none.")
+    areas = (load_atlas({"left": paths[0], "right": paths[1]}, hemi="split") if pair
+             else load_atlas(paths[0]))
+    values = np.asarray(values, dtype=float)
+    if len(areas) != values.size:
+        raise InputError(f"{paths[0]}: field 'areas' expected one area per parcel of the data ({values.size}), "
+                         f"found {len(areas)}.")
+    sizes = [_atlas_size(p) for p in paths]
+    kind = sizes[0][1]
+    volume = None
+    if kind == "volume":
+        image = nib.load(str(paths[0]))
+        volume = Volume(np.ones(image.shape[:3], bool), image.affine)
+        n_targets = int(np.prod(image.shape[:3]))
+    else:
+        n_targets = sum(n for n, _ in sizes)
+        kind = kind if pair or kind == "fsLR32k" else MESH_BY_VERTICES.get(n_targets // 2, "surface")
+    painted = np.full(n_targets, np.nan)
+    for value, index in zip(values, areas.values()):
+        painted[index] = value
+    if volume is not None:
+        volume.mask = np.isfinite(painted).reshape(volume.mask.shape)
+        painted = painted[volume.mask.ravel()]
+    return painted, kind, volume
+
+
+def project_rois(rois, volume, surface="fsaverage5"):
+    """ROI target indices of volume data -> vertex indices of an fsaverage mesh pair (for outlines)."""
+    projected = {}
+    for name, index in rois.items():
+        inside = np.zeros(int(volume.mask.sum()))
+        inside[index] = 1.0
+        projected[name] = np.flatnonzero(project_volume(inside, volume, surface, categorical=True) > 0.5)
+    return projected
+
+
+def check_drawable(space_kind, source):
+    if space_kind not in DRAWABLE:
+        raise InputError(f"{source}: field 'space' is {space_kind}, which has no flat mesh here; drawable: "
+                         f"{', '.join(DRAWABLE)}, volumes (projected to fsaverage) and parcels with --parcellation.")

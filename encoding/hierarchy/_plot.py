@@ -1,0 +1,60 @@
+"""Line plot of per-ROI score profiles over normalized depth, coloured by hierarchy level."""
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+
+SCORE_LABELS = {"cv_score": "mean CV R² (training runs)", "test_r": "mean test r (held-out runs)"}
+
+
+def plot_hierarchy(depth, profiles, rows, title=None, score="cv_score", output_file=None):
+    """One line per ROI; ROIs in the rank test coloured by level, a dot at the weighted preferred depth.
+
+    Parameters
+    ----------
+    depth : array of shape (n_layers,)
+    profiles : dict of str to array of shape (n_layers,)
+        ROI -> mean score per layer.
+    rows : list of dict
+        The ROI rows of hierarchy.csv for this slice (level, in_rank_test, preferred depths, CIs).
+    title : str, optional
+    score : {"cv_score", "test_r"}
+    output_file : str or Path, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig = Figure(figsize=(8, 4.8))
+    ax = fig.add_subplot()
+    levels = [row["level"] for row in rows if np.isfinite(row["level"])]
+    norm = matplotlib.colors.Normalize(min(levels, default=0), max(levels, default=1))
+    cmap = matplotlib.colormaps["viridis"]
+    for row in rows:
+        profile = profiles[row["roi"]]
+        if not row["in_rank_test"]:
+            ax.plot(depth, profile, color="0.75", lw=0.8, ls="--", zorder=1)
+            continue
+        color = cmap(norm(row["level"]))
+        ax.plot(depth, profile, color=color, lw=1.6, label=f"{row['roi']} (level {row['level']:g})", zorder=2)
+        weighted = row["preferred_depth_weighted"]
+        if np.isfinite(weighted):
+            height = np.interp(weighted, depth, profile)
+            ax.errorbar([weighted], [height], xerr=[[weighted - row["weighted_ci_low"]],
+                                                    [row["weighted_ci_high"] - weighted]],
+                        fmt="o", color=color, ms=5, capsize=3, zorder=3)
+    ax.set_xlabel("normalized depth (0 = embedding output, 1 = last layer)")
+    ax.set_ylabel(SCORE_LABELS.get(score, score))
+    ax.set_xlim(-0.02, 1.02)
+    ax.axhline(0, color="black", lw=0.5)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False,
+                  title="ROI (dashed grey: not in rank test)", title_fontsize=7)
+    else:
+        ax.text(0.5, 0.95, "no ROI in the rank test (none has a level and a significant best layer)",
+                transform=ax.transAxes, ha="center", fontsize=8, color="0.4")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    if output_file:
+        fig.savefig(output_file, dpi=120)
+    return fig

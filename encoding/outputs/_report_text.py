@@ -1,0 +1,77 @@
+"""The report's prose: what each section shows and how it was computed."""
+
+SECTION_TEXT = {
+    "demo": ("**Embedded demo.** The movie is synthetic, the features come from fixed random networks (not "
+             "language models) and the fMRI responses are **simulated** with planted preferred layers per ROI. "
+             "Nothing here is a finding about the brain."),
+    "best": ["Chosen by the mean cross-validated score inside the training runs; `mean_test_r` is the held-out "
+             "score at that layer. `p_perm` is the block-permutation p-value of the ROI's mean test r, `q_perm` "
+             "its Benjamini-Hochberg q over the layer × ROI rows of one subject, model and instruction, "
+             "`frac_targets_significant` the share of the ROI's targets significant on their own (BH over all "
+             "targets). Every layer's scores are in `alignment.csv`."],
+    "heatmaps": ["Mean test r per layer (rows, 0 = embedding output) and ROI (columns); the white dot marks the "
+                 "layer chosen by cross-validation."],
+    "ceiling": ["A noise ceiling is the highest test r a perfect model could reach on a target given its noise, "
+                "on the scale of the r reported here (one prediction against single presentations). From a test "
+                "movie watched several times: the square root of the explainable variance with the bias correction "
+                "for a finite number of repeats (split-half reliability with Spearman-Brown is kept in scores.h5 "
+                "too). Across subjects: each subject predicted by the mean of the others, extrapolated to "
+                "infinitely many subjects and bootstrapped over subsets of subjects.",
+                "Normalized r divides r by the ceiling only where the ceiling exceeds the threshold: below it the "
+                "ratio of two noisy small numbers is unstable. Per-target ceilings of pure noise are biased upwards "
+                "(the square root of an estimate centred on 0 is positive), so an ROI's ceiling is the square root "
+                "of its targets' mean explainable variance, and its normalized r is its mean r over that ceiling. "
+                "Nothing is clipped: values slightly above 1 are noise, not a better-than-perfect model."],
+    "hierarchy": ["Per ROI, the mean score over normalized depth (0 = embedding output, 1 = last layer); the "
+                  "preferred depth is read as the depth of the maximum and as the score-weighted mean depth, with "
+                  "95 % bootstrap intervals over the ROI's targets (over subjects for `group` rows). The rank test "
+                  "is Spearman's rho between preferred depth and the ROI's level in the sensory-to-association "
+                  "ordering, with a one-sided permutation p-value over ROIs; ROIs enter it when they have a level "
+                  "and their mean test r at the CV-best layer is significant. Rerun with "
+                  "`python -m encoding.hierarchy <folder>` for other options."],
+    "instruction": ["Per ROI, the instruction whose CV-best layer has the highest cross-validated score, with "
+                    "its held-out test r and the runner-up's."],
+    "partition": ["Two feature spaces A and B fitted alone and jointly (banded ridge); on the test runs "
+                  "unique A = R²(A+B) − R²(B), unique B = R²(A+B) − R²(A), "
+                  "shared = R²(A) + R²(B) − R²(A+B). "
+                  "Parts are estimates and can be slightly negative; nothing is clipped."],
+    "group": ["Each subject contributes its ROI's mean test r at the layer its own cross-validation chose. "
+              "`above_zero`: one-sided t-test and Wilcoxon signed-rank test over subjects; `model` and "
+              "`instruction`: two-sided paired tests. `n_subjects` is beside every p-value: with few subjects the "
+              "Wilcoxon test cannot reach small p-values (at best 2 / 2^n two-sided)."],
+    "flatmaps": ["Test r at each target's CV-best layer, the CV-best layer of significant targets, and "
+                 "significance masks. More with `python -m encoding.flatmap <folder> --map ...` (PNG or SVG)."],
+    "files": ["`scores.h5`: per target and layer: test r, R², CV score, alpha, permutation p and q; best layer "
+              "and instruction; noise ceilings; joint fits with per-band splits and variance partitions "
+              "(layout in encoding/outputs/scores_file.py)",
+              "`alignment.csv`: one row per (subject, model, instruction, layer, roi), with p-values and "
+              "normalized r; `best_layers.csv`, `best_instructions.csv`, `group_tests.csv`, "
+              "`variance_partition.csv`, `hierarchy.csv`, `hierarchy_tests.csv`: the tables above",
+              "`config.yaml`, `versions.json`: what this ran with"],
+}
+
+
+def data_lines(config, spaces):
+    """Bullet lines on the data and the methods' settings, from the config the run saved."""
+    ceiling = config.get("noise_ceiling") or {}
+    cv = config.get("cv_folds")
+    alphas = config.get("alphas") or []
+    subjects = ", ".join(f"{s} ({space})" for s, space in spaces.items()) or ", ".join(config.get("subjects") or [])
+    lines = [f"models: {', '.join(map(str, config.get('models') or []))}",
+             f"subjects: {subjects}",
+             f"held-out test runs (scored only): {', '.join(map(str, config.get('test_runs') or []))}",
+             "cross-validation inside the training runs: "
+             + ("leave one run out" if cv is None else f"{cv} run-wise folds"),
+             f"FIR delays (TRs): {config.get('delays')}; alphas: {len(alphas)}"
+             + (f" from {min(alphas):.3g} to {max(alphas):.3g}" if alphas else "")]
+    if config.get("n_permutations"):
+        lines.append(f"significance: {config['n_permutations']} block permutations of the test responses in blocks "
+                     f"of {config.get('permutation_block')} TRs; Benjamini-Hochberg FDR at q = {config.get('fdr_q')}")
+    else:
+        lines.append("significance: no permutation test (n_permutations = 0)")
+    if ceiling:
+        lines.append(f"noise ceiling: method {ceiling.get('method')}, cross-subject extrapolation "
+                     f"{ceiling.get('extrapolation')} with {ceiling.get('n_bootstrap')} bootstraps; normalized r "
+                     f"where the ceiling exceeds {config.get('ceiling_threshold')}")
+    lines.append(f"layer hierarchy: {config.get('n_bootstrap')} bootstrap resamples; seed {config.get('seed')}")
+    return lines
