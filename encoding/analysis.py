@@ -6,8 +6,6 @@ run never leaves something that looks finished, and an existing folder is replac
 """
 import json
 import logging
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,7 @@ from .design import layer_design, load_subject, split_runs, stack
 from .outputs.alignment import (add_fdr, add_normalized, best_instruction_table, best_layer_table, mark_best_layers,
                                 roi_rows, to_frame)
 from .outputs.figures import plot_layer_roi_heatmap
+from .outputs.folder import atomic_folder, refuse_existing
 from .outputs.group_tests import group_tests
 from .outputs.report import write_report
 from .outputs.scores_file import ScoresFile
@@ -55,9 +54,7 @@ def run_analysis(config, overwrite=False):
     best : DataFrame of best_layers.csv
     """
     out = output_folder(config)
-    if out.exists() and not overwrite:
-        raise InputError(f"{out}: output folder already exists; pass --overwrite to replace it or --out to "
-                         f"choose another.")
+    refuse_existing(out, overwrite)
     _set_backend(config["backend"])
     if config["demo"] is not None:
         from .demo.build import ensure_demo
@@ -69,35 +66,35 @@ def run_analysis(config, overwrite=False):
     layers = {model: _layers(config, store, instructions[model]) for model, store in stores.items()}
     n_layers = {model: _n_stored_layers(store, instructions[model]) for model, store in stores.items()}
 
-    partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
     try:
-        _write_inputs(partial, config)
-        rows, partitions, test_sets = [], [], {}
-        with ScoresFile(partial / "scores.h5", "w") as scores:
-            scores.write_root(_jsonable(config), library_versions(), prompts)
-            for subject in _subjects(config):
-                subject_rows, subject_partitions, test_sets[subject] = _fit_subject(
-                    config, subject, stores, instructions, layers, n_layers, scores, partial)
-                rows += subject_rows
-                partitions += subject_partitions
-            ceiling_of = _noise_ceilings(config, scores, test_sets)
-            table = _alignment_table(config, rows, scores, ceiling_of)
-        best = _write_tables(partial, table, partitions)
-        figures = _heatmaps(table, partial)
-        _analyses(config, partial)
-        write_report(partial)
-        if out.exists():
-            shutil.rmtree(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(partial, out)
+        with atomic_folder(out, overwrite) as partial:
+            best = _write_outputs(config, partial, stores, prompts, instructions, layers, n_layers)
     finally:
-        shutil.rmtree(partial, ignore_errors=True)
         for store in stores.values():
             store.close()
-    log.info("finished: %s (%d figures)", out, len(figures))
+    log.info("finished: %s", out)
     return out, best
+
+
+def _write_outputs(config, partial, stores, prompts, instructions, layers, n_layers):
+    """Every fit, table, figure and the report, into the (temporary) folder ``partial``; returns best_layers."""
+    _write_inputs(partial, config)
+    rows, partitions, test_sets = [], [], {}
+    with ScoresFile(partial / "scores.h5", "w") as scores:
+        scores.write_root(_jsonable(config), library_versions(), prompts)
+        for subject in _subjects(config):
+            subject_rows, subject_partitions, test_sets[subject] = _fit_subject(
+                config, subject, stores, instructions, layers, n_layers, scores, partial)
+            rows += subject_rows
+            partitions += subject_partitions
+        ceiling_of = _noise_ceilings(config, scores, test_sets)
+        table = _alignment_table(config, rows, scores, ceiling_of)
+    best = _write_tables(partial, table, partitions)
+    figures = _heatmaps(table, partial)
+    _analyses(config, partial)
+    write_report(partial)
+    log.info("wrote %d figures", len(figures))
+    return best
 
 
 def _set_backend(name):

@@ -6,8 +6,6 @@ and renamed when complete, so a killed run never leaves something that looks fin
 """
 import json
 import logging
-import os
-import shutil
 from pathlib import Path
 
 import h5py
@@ -22,6 +20,7 @@ from features.store import FeatureStore
 
 from ..config import expand_path, parse_list
 from ..outputs.alignment import to_frame
+from ..outputs.folder import atomic_folder, refuse_existing
 from ..versions import library_versions
 from ._brain import brain_rdms
 from ._maps import add_fdr, group_row, subject_row
@@ -41,9 +40,7 @@ def run_rsa(config, overwrite=False):
     table : DataFrame, the rows of ``rsa.csv``
     """
     out = Path(config["out"] or Path("results") / config["name"])
-    if out.exists() and not overwrite:
-        raise InputError(f"{out}: output folder already exists; pass --overwrite to replace it or --out to choose "
-                         f"another.")
+    refuse_existing(out, overwrite)
     stores = _open_stores(config)
     try:
         events = _events(config)
@@ -55,21 +52,12 @@ def run_rsa(config, overwrite=False):
         for store in stores.values():
             store.close()
     table = _table(config, models, brains, controls)
-    partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    try:
+    with atomic_folder(out, overwrite) as partial:
         table.to_csv(partial / "rsa.csv", index=False)
         _write_rdms(partial / "rdms.h5", items, models, brains, controls)
         (partial / "config.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(config, default=str)),
                                                             sort_keys=False))
         (partial / "versions.json").write_text(json.dumps(library_versions(), indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(partial, out)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
     log.info("wrote %s (%d rows)", out / "rsa.csv", len(table))
     return out, table
 
