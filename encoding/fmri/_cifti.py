@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import nibabel as nib
@@ -26,11 +28,28 @@ _CIFTI_TYPES = {
 }
 
 
+@contextmanager
+def quiet_pixdim():
+    """Silence nibabel's pixdim messages while a CIFTI file loads.
+
+    A CIFTI-2 file's NIfTI-2 header carries no voxel sizes (HCP's own files have zero pixdims), and
+    nibabel logs two lines about it at every load, one per run, which buries the useful log.
+    """
+    logger = logging.getLogger("nibabel.global")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def load_cifti(run: Mapping, base_dir: Path) -> tuple[np.ndarray, TargetSpace]:
     """Load a ``.dtseries.nii`` as ``(n_TR, n_grayordinates)`` in the file's column order."""
     path = resolve_file(run, "path", base_dir, "a CIFTI-2 .dtseries.nii file")
     try:
-        image = nib.load(path)
+        with quiet_pixdim():
+            image = nib.load(path)
     except Exception as error:  # nibabel raises many types for files it cannot parse
         raise InputError(f"{path}: expected a CIFTI-2 dense time series in the 'path' field, "
                          f"found a file nibabel cannot read ({reason(error)}).") from error
