@@ -4,6 +4,8 @@ bootstrap-ridge implementation in the style common in this field. One process, t
     python bench/ridge_sweep.py --n 3000 --p 1280 --targets 20000 --layers 8
     python bench/ridge_sweep.py --n 1000,2000,4000 --p 640 --targets 2000 --layers 1 --competitors fast
 
+BENCHMARKS.md's rows were run with ``--threads 1`` (each command is written there).
+
 Data: ``--runs`` training runs of n / runs TRs (leave-one-run-out CV) plus one test run of the same
 length; per layer, hidden = p / 5 smooth features delayed by 1..5 TRs within each run; targets driven
 by one planted layer's latents with noise levels spread over targets (so the chosen alphas differ).

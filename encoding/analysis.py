@@ -250,7 +250,9 @@ def _fit_subject(config, subject, stores, instructions, layers, n_layers, scores
         X = layer_design(stores[model], instruction, layer, data, config["delays"], config["trim"])
         X_train, _ = stack(X, train)
         X_test, _ = stack(X, test)
-        result = fit_ridge(X_train, Y_train, run_ids, X_test, Y_test, **fit_args)
+        result = fit_ridge(X_train, Y_train, run_ids, X_test, Y_test, **fit_args, memory_gb=config["memory_gb"],
+                           pca_components=config["pca_components"],
+                           return_prediction=significance.permutations is not None)
         key = f"{subject}/{model}/{instruction}/layer_{layer}"
         scores.write_fit(key, result, data.valid, n_features=X_train.shape[1])
         roi_p = significance.test(scores, key, X_train, Y_train, X_test, Y_test, result)
@@ -319,7 +321,7 @@ class _Significance:
         """Write p_perm and q_perm of one fit under ``key``; return the ROI p-values (None if off)."""
         if self.permutations is None:
             return None
-        # the fit's own test prediction when the ridge engine hands it back; else refit at its alphas
+        # the fit's own test prediction (fit_ridge(return_prediction=True)); else refit at its alphas
         prediction = result.extra.get("test_prediction")
         if prediction is None:
             if result.extra.get("pca_components"):

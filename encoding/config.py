@@ -43,6 +43,8 @@ DEFAULTS = {
     "banded_iterations": 50,
     "backend": "numpy",
     "n_targets_batch": 20000,
+    "memory_gb": 2.0,           # working memory of the ridge solver beyond its inputs; sets targets per batch
+    "pca_components": None,     # reduce each layer to this many principal components (fitted on training runs)
     "flatmap": True,            # true: the default maps; false: none; or a list of encoding.flatmap MAPS
     "n_permutations": 1000,     # block permutations of each target's test r; 0 = no permutation test
     "permutation_block": 10,    # TRs per permuted block (longer than the hemodynamic response)
@@ -57,7 +59,7 @@ DEFAULTS = {
 NESTED_KEYS = {"trim": {"start", "end"}, "rois": {"atlas", "lut", "names", "levels"},
                "noise_ceiling": {"method", "extrapolation", "n_bootstrap", "max_subsets"},
                "extraction": {"tr", "family", "frames", "window", "align", "pooling", "max_new_tokens", "dtype",
-                              "device", "trust_remote_code", "partial"}}
+                              "device", "trust_remote_code", "partial", "batch_instructions"}}
 # nested mappings whose keys a config may give in part; the others fill in from DEFAULTS
 MERGED_KEYS = ("noise_ceiling",)
 CEILING_METHODS = ("auto", "repeat", "split_half", "cross_subject", "none")

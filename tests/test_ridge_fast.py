@@ -3,11 +3,11 @@ per-layer PCA is fitted on training rows only and recovers planted low-rank resp
 import numpy as np
 import pytest
 from himalaya.backend import set_backend
-from himalaya.ridge import RidgeCV
+from himalaya.ridge import Ridge, RidgeCV
 from himalaya.scoring import r2_score
 from threadpoolctl import threadpool_limits
 
-from encoding.ridge import fit_pca, fit_ridge, reduce_features, ridge_cv, run_splits
+from encoding.ridge import fit_pca, fit_ridge, pearson_r, reduce_features, ridge_cv, run_splits
 from encoding.ridge._fast import batch_bytes, check_splits, decompose
 
 ALPHAS = np.logspace(-2, 5, 15)
@@ -94,7 +94,7 @@ def test_repeated_and_empty_features_give_himalaya_numbers():
     alpha, index, cv_score, r = _himalaya(X_train, Y_train, runs, X_test, Y_test)
     ours = ridge_cv(X_train, Y_train, run_splits(runs), X_test, Y_test, ALPHAS, method="fractions")
     clusters = decompose(X_train, run_splits(runs), X_test, ALPHAS, method="fractions").folds[0].fractions.clusters
-    assert [(start, stop) for start, stop, _ in clusters] == [(40, 65)]   # the 25 null directions
+    assert clusters == [(40, 65)]   # the 25 null directions
     np.testing.assert_array_equal(ours["alpha_index"], index)
     np.testing.assert_allclose(ours["test_r"], r, atol=1e-4)
     np.testing.assert_allclose(ours["cv_score"], cv_score, atol=1e-4)
@@ -197,3 +197,26 @@ def test_torch_backend_gives_the_numpy_numbers(n_features, pca):
     np.testing.assert_array_equal(_grid_index(ours.alpha), _grid_index(reference.alpha))
     np.testing.assert_allclose(ours.test_r, reference.test_r, atol=1e-5)
     np.testing.assert_allclose(ours.cv_score, reference.cv_score, atol=1e-5)
+
+
+@pytest.mark.parametrize("n_features, solver, pca", [(30, "auto", None), (400, "auto", None), (100, "auto", 20),
+                                                      (30, "primal", None), (400, "kernel", None)])
+def test_test_prediction_is_x_test_times_ridge_weights_at_the_chosen_alphas(n_features, solver, pca):
+    X_train, Y_train, runs, X_test, Y_test = _planted(n_features=n_features, seed=21)
+    scores = fit_ridge(X_train, Y_train, runs, X_test, Y_test, alphas=ALPHAS, solver=solver, pca_components=pca,
+                       n_targets_batch=25, return_prediction=True)
+    prediction = scores.extra["test_prediction"]
+    assert isinstance(prediction, np.ndarray) and prediction.dtype == np.float32
+    assert prediction.shape == Y_test.shape
+    if pca:   # the independent fit sees the same PCA, computed again
+        X_train, X_test, _ = reduce_features(X_train, X_test, pca)
+    # independent: per-target ridge weights (SVD solver) at the alphas the fit chose, in float64
+    ridge = Ridge(alpha=scores.alpha.astype(np.float64), fit_intercept=False, solver_params=dict(warn=False))
+    weights = ridge.fit(X_train.astype(np.float64), Y_train.astype(np.float64)).coef_
+    expected = X_test.astype(np.float64) @ weights
+    np.testing.assert_allclose(prediction, expected, atol=5e-5 * np.abs(expected).max())
+    np.testing.assert_allclose(pearson_r(Y_test, prediction), scores.test_r, atol=1e-6)
+
+
+def test_no_test_prediction_unless_asked():
+    assert "test_prediction" not in fit_ridge(*_planted(), alphas=ALPHAS).extra

@@ -174,3 +174,18 @@ def test_run_tr_other_than_the_features_tr_is_an_error(study, tmp_path, capsys):
     bad.write_text(yaml.safe_dump(spec))
     assert main(["--config", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "sub-01_run-1_bold.nii.gz: field 'tr' is 1.49 s but" in capsys.readouterr().err
+
+
+def test_pca_with_every_component_is_a_rotation_and_leaves_the_scores_unchanged(study, tmp_path):
+    """`pca_components` reaches the ridge engine: with as many components as delayed features (a rotation
+    of the design, to which ridge is invariant), the alphas and scores are those of the plain fit."""
+    folder, config, out = study
+    settings = yaml.safe_load(config.read_text())
+    settings["pca_components"] = HIDDEN * len(DELAYS)
+    (folder / "study_pca.yaml").write_text(yaml.safe_dump(settings))
+    assert main(["--config", str(folder / "study_pca.yaml"), "--out", str(tmp_path / "pca"), "--quiet"]) == 0
+    with h5py.File(out / "scores.h5") as plain, h5py.File(tmp_path / "pca" / "scores.h5") as rotated:
+        for layer in range(N_LAYERS):
+            key = f"sub-01/toy/caption/layer_{layer}"
+            np.testing.assert_array_equal(rotated[f"{key}/alpha"][()][1:], plain[f"{key}/alpha"][()][1:])
+            np.testing.assert_allclose(rotated[f"{key}/test_r"][()][1:], plain[f"{key}/test_r"][()][1:], atol=1e-4)

@@ -18,22 +18,26 @@ alpha whose partial fractions need only two r-vectors per target,
 
 since f_k f_l = (f_k - f_l) / (s_l - s_k). g costs one r x r product per fold for all alphas. The
 product runs in float64 because near-equal eigenvalues amplify rounding; eigenvalues closer than
-1e-6 * (s_max + alpha_max) are grouped and their pairs summed exactly instead. Each fold takes the
-cheaper method. In the primal form no fold re-reads its training rows: X_train^T X_train is the total
-of the folds' blocks X_f^T X_f minus its own, and z = V^T (X^T Y) - A^T Y_val, with X^T Y computed once.
+1e-6 * (s_max + alpha_max) are grouped and their pairs summed exactly instead, in one product over
+all such pairs (on delayed features over half the axes fall in clusters, ~200 of them per fold, too
+many to loop over). Each fold takes the cheaper method. In the primal form no fold re-reads its
+training rows: X_train^T X_train is the total of the folds' blocks X_f^T X_f minus its own, and
+z = V^T (X^T Y) - A^T Y_val, with X^T Y computed once.
 
-Decompositions are computed in float64 (p x p or n x n, cheap next to the target products, and exact
-enough for tiny alphas); products with the targets run in the data's dtype (float32 on GPU). Targets
-are processed in batches sized from a memory budget. Every function works on arrays of the current
-himalaya backend, so numpy, torch and torch_cuda run the same path.
+Decompositions are computed in float64 (p x p or n x n, exact enough for tiny alphas; on the numpy
+backend through torch's LAPACK when torch is installed, see ``_eigh_numpy``); they are a fixed cost per
+layer, most of it at a few thousand targets. Products with the targets run in the data's dtype
+(float32 on GPU). Targets are processed in batches sized from a memory budget. Every function works
+on arrays of the current himalaya backend, so numpy, torch and torch_cuda run the same path.
 """
 import logging
 from typing import NamedTuple, Optional
 
 import numpy as np
-import scipy.linalg
 from himalaya.backend import get_backend
 from tqdm import tqdm
+
+from ._distributed import gather_targets, launcher_world, target_share
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +46,9 @@ _UNTRUSTED_SCORE = -1e5
 #: Fewer targets per batch than this would make the products too thin to be worth the memory saved.
 _MIN_BATCH = 64
 #: On CPU backends, batches above this many targets run slower: their (r, n_batch) float64 arrays
-#: fall out of cache between the elementwise passes (20% slower at 20,000 than at 5,000 targets).
-_CPU_BATCH = 4096
+#: fall out of cache between the elementwise passes (20% slower at 20,000 than at 5,000 targets; at
+#: r = 1,280, 8,192 targets took 10.0 s CPU in batches of 2,048, 10.1 s of 1,024, 11.3 s of 4,096).
+_CPU_BATCH = 2048
 #: Eigenvalues closer than this times (s_max + alpha_max) are summed exactly, not by partial fractions:
 #: it bounds the rounding amplification of the fractions to 1e6 (float64: ~1e-10 relative).
 _NEAR = 1e-6
@@ -52,8 +57,11 @@ _NEAR = 1e-6
 class Fractions(NamedTuple):
     """What a fold needs to score every alpha from z and b (see module docstring)."""
     coupling: object      # (r, r) float64 C, zero within clusters
-    diagonal: object      # (r,) float64 H_kk, zero for eigenvalues inside clusters
-    clusters: list        # of (start, stop, H[start:stop, start:stop] float64), near-equal eigenvalues
+    diagonal: object      # (r,) float64 H_kk
+    clusters: list        # of (start, stop): runs of near-equal eigenvalues
+    pair_rows: object     # (n_pairs,) int k of every pair k < l inside a cluster
+    pair_cols: object     # (n_pairs,) int l
+    pair_weights: object  # (n_pairs,) float64 2 H_kl: those pairs are summed exactly, 2 f_k f_l H_kl z_k z_l
 
 
 class Fold(NamedTuple):
@@ -98,11 +106,24 @@ def _eigh_descending(matrix):
     """Eigenvalues and eigenvectors, largest first."""
     backend = get_backend()
     if backend.name == "numpy":
-        # divide and conquer: ~1.5x faster than scipy's default MRRR driver when all vectors are wanted
-        eigenvalues, vectors = scipy.linalg.eigh(matrix, driver="evd")
+        eigenvalues, vectors = _eigh_numpy(matrix)
     else:
         eigenvalues, vectors = backend.eigh(matrix)
     return backend.flip(eigenvalues, 0), backend.flip(vectors, 1)
+
+
+def _eigh_numpy(matrix):
+    """Symmetric eigendecomposition of a numpy array through torch's LAPACK (MKL) when torch is installed.
+
+    On delayed-feature Grams (clustered spectra) scipy's OpenBLAS LAPACK took 3.3 s for a 1280 x 1280
+    matrix where torch took 0.4 s, one thread each: the decompositions were most of a layer's time.
+    """
+    try:
+        import torch
+    except ImportError:
+        return np.linalg.eigh(matrix)
+    eigenvalues, vectors = torch.linalg.eigh(torch.from_numpy(np.ascontiguousarray(matrix)))
+    return eigenvalues.numpy(), vectors.numpy()
 
 
 def clusters_of(eigenvalues, alpha_max):
@@ -135,32 +156,35 @@ def partial_fractions(eigenvalues, val_gram, clusters):
     index = backend.arange(eigenvalues.shape[0])
     gaps = eigenvalues[None, :] - eigenvalues[:, None]   # s_l - s_k
     diagonal = backend.copy(val_gram[index, index])
-    blocks = []
     gaps[index, index] = 1   # any nonzero value: these entries are zeroed below
+    rows, cols = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     for start, stop in clusters:
-        blocks.append((start, stop, backend.copy(val_gram[start:stop, start:stop])))
         gaps[start:stop, start:stop] = 1
-        diagonal[start:stop] = 0
+        upper = np.triu_indices(stop - start, 1)
+        rows.append(upper[0] + start)
+        cols.append(upper[1] + start)
     coupling = val_gram / gaps
     coupling[index, index] = 0
     for start, stop in clusters:
         coupling[start:stop, start:stop] = 0
-    return Fractions(coupling, diagonal, blocks)
+    rows, cols = backend.asarray(np.concatenate(rows)), backend.asarray(np.concatenate(cols))
+    return Fractions(coupling, diagonal, clusters, rows, cols, 2 * val_gram[rows, cols])
 
 
 def _fractions_if_cheaper(form, eigenvalues, val_gram, n_val, alphas, method="auto"):
     """Fractions when they cost less per target than forming every alpha's prediction, else None.
 
     Per target and fold, in float32 multiply-adds (float64 counted twice): direct = n_alphas * n_val * r;
-    fractions = 2 r^2 (g in float64) + n_alphas * (4 r + cluster blocks), plus n_val * r for b in the
-    kernel form (the primal form computes b anyway, for z). ``val_gram`` is a function returning H,
-    computed only when needed. ``method`` "direct" or "fractions" overrides the choice.
+    fractions = 2 r^2 (g in float64) + 2 n_alphas (2 r + n_pairs) + 6 n_pairs (pairs inside clusters),
+    plus n_val * r for b in the kernel form (the primal form computes b anyway, for z). ``val_gram`` is
+    a function returning H, computed only when needed. ``method`` "direct" or "fractions" overrides the choice.
     """
     if method not in ("auto", "direct", "fractions"):
         raise ValueError(f"fast ridge: unknown method '{method}'; known: auto, direct, fractions.")
     rank, n_alphas = eigenvalues.shape[0], len(alphas)
     clusters = clusters_of(eigenvalues, float(np.max(alphas)))
-    fractions = 2 * rank ** 2 + n_alphas * (4 * rank + sum((b - a) ** 2 for a, b in clusters))
+    n_pairs = sum((b - a) * (b - a - 1) // 2 for a, b in clusters)
+    fractions = 2 * rank ** 2 + 2 * n_alphas * (2 * rank + n_pairs) + 6 * n_pairs
     fractions += n_val * rank if form == "kernel" else 0
     if method == "direct" or (method == "auto" and fractions >= n_alphas * n_val * rank):
         return None
@@ -288,13 +312,17 @@ def errors_by_fractions(fold, Z, B, Y_val, alphas):
     pairs *= Z   # z (g - b)
     errors = errors + 2 * (shrink @ pairs)
     pairs = Z * Z
-    pairs *= fractions.diagonal[:, None]
-    errors += (shrink * shrink) @ pairs
+    errors += (shrink * shrink * fractions.diagonal[None, :]) @ pairs
     del pairs
-    for start, stop, block in fractions.clusters:   # near-equal eigenvalues: their pairs summed exactly
-        for a in range(len(alphas)):
-            W = Z[start:stop] * shrink[a, start:stop][:, None]
-            errors[a] += ((block @ W) * W).sum(0)
+    # pairs of near-equal eigenvalues, summed exactly: 2 H_kl f_k f_l z_k z_l, as one product over pairs,
+    # in chunks of r/2 pairs so that the gathered rows take no more memory than z
+    rows, cols, weights = fractions.pair_rows, fractions.pair_cols, fractions.pair_weights
+    step = max(Z.shape[0] // 2, 1)
+    for start in range(0, rows.shape[0], step):
+        k, l = rows[start:start + step], cols[start:start + step]
+        products = Z[k]
+        products *= Z[l]
+        errors += (shrink[:, k] * shrink[:, l] * weights[None, start:start + step]) @ products
     return backend.to_numpy(errors)
 
 
@@ -396,7 +424,7 @@ def decomposition_bytes(decomposition):
     for fold in decomposition.folds + [decomposition.full]:
         held += _nbytes(fold.basis) + _nbytes(fold.val_map)
         if fold.fractions is not None:
-            held += _nbytes(fold.fractions.coupling) + sum(_nbytes(b) for _, _, b in fold.fractions.clusters)
+            held += sum(_nbytes(array) for array in fold.fractions[3:]) + _nbytes(fold.fractions.coupling)
     return held
 
 
@@ -432,7 +460,7 @@ def targets_per_batch(decomposition, n_train, n_test, n_alphas, itemsize, memory
 
 
 def ridge_cv(X_train, Y_train, splits, X_test, Y_test, alphas, form="auto", memory_gb=2.0,
-             n_targets_batch=None, method="auto", progress=False):
+             n_targets_batch=None, method="auto", progress=False, return_prediction=False):
     """Ridge with per-target alphas chosen by cross-validation, refit on all training rows, scored on test.
 
     Equals himalaya's RidgeCV (fit_intercept=False, score_func=r2_score, local_alpha) with the same
@@ -452,16 +480,23 @@ def ridge_cv(X_train, Y_train, splits, X_test, Y_test, alphas, form="auto", memo
     memory_gb : float
         Working memory for the fit beyond the arrays passed in; sets the targets per batch.
     n_targets_batch : int or None
-        Upper bound on targets per batch (None: the memory budget decides, and on CPU at most 4096).
+        Upper bound on targets per batch (None: the memory budget decides, and on CPU at most 2048).
     method : {"auto", "direct", "fractions"}
         How folds score alphas (see module docstring); "auto" takes the cheaper per fold.
     progress : bool
         Show a progress bar over target batches.
+    return_prediction : bool
+        Also return the test rows' prediction, ``test_prediction``.
+
+    Under a launcher (torchrun, ``accelerate launch``: WORLD_SIZE > 1) each process decomposes the design,
+    fits a contiguous share of the targets and all-gathers the per-target results (``_distributed``), so
+    every process returns the full arrays. One process is rank 0 of 1 on the same path.
 
     Returns
     -------
     dict with numpy arrays of shape (n_targets,): ``alpha_index``, ``alpha`` (as himalaya reports
-    best_alphas_), ``cv_score``, ``test_r``, ``test_r2``; and ``form``, ``n_targets_batch``.
+    best_alphas_), ``cv_score``, ``test_r``, ``test_r2``; ``test_prediction`` of shape (n_test, n_targets),
+    float32, when asked for; and ``form``, ``n_targets_batch``, ``methods``, ``world_size``.
     """
     from ._scoring import pearson_r, r2
     backend = get_backend()
@@ -469,23 +504,33 @@ def ridge_cv(X_train, Y_train, splits, X_test, Y_test, alphas, form="auto", memo
     dtype = _work_dtype(X_train)
     decomposition = decompose(X_train, splits, X_test, alphas, form, dtype, method)
     n_targets = Y_train.shape[1]
+    rank, world = launcher_world()
+    share = target_share(n_targets, rank, world)
+    n_share = share.stop - share.start
     batch = targets_per_batch(decomposition, X_train.shape[0], X_test.shape[0], len(alphas),
-                              np.dtype(dtype).itemsize, memory_gb, n_targets)
+                              np.dtype(dtype).itemsize, memory_gb, max(n_share, 1))
     batch = min(batch, n_targets_batch or batch, _CPU_BATCH if backend.name in ("numpy", "torch") else batch)
-    out = {name: np.empty(n_targets) for name in ("cv_score", "test_r", "test_r2")}
-    out["alpha_index"] = np.empty(n_targets, dtype=int)
-    for start in tqdm(range(0, n_targets, batch), desc="ridge target batches", disable=not progress):
-        columns = slice(start, start + batch)
+    out = {name: np.empty(n_share) for name in ("cv_score", "test_r", "test_r2")}
+    out["alpha_index"] = np.empty(n_share, dtype=np.int64)
+    if return_prediction:
+        out["test_prediction"] = np.empty((X_test.shape[0], n_share), dtype=np.float32)
+    for start in tqdm(range(0, n_share, batch), desc="ridge target batches", disable=not progress or rank > 0):
+        mine = slice(start, min(start + batch, n_share))
+        columns = slice(share.start + mine.start, share.start + mine.stop)
         best, cv_score, prediction = fit_batch(decomposition, backend.asarray(Y_train[:, columns], dtype=dtype),
                                                alphas, dtype)
         prediction = backend.to_numpy(prediction)
         Y_true = np.asarray(backend.to_numpy(Y_test[:, columns]), dtype=prediction.dtype)
-        out["alpha_index"][columns], out["cv_score"][columns] = best, cv_score
-        out["test_r"][columns], out["test_r2"][columns] = pearson_r(Y_true, prediction), r2(Y_true, prediction)
+        out["alpha_index"][mine], out["cv_score"][mine] = best, cv_score
+        out["test_r"][mine], out["test_r2"][mine] = pearson_r(Y_true, prediction), r2(Y_true, prediction)
+        if return_prediction:
+            out["test_prediction"][:, mine] = prediction
+    if world > 1:
+        out = gather_targets(out, n_targets, world, on_cuda=backend.name == "torch_cuda")
     # himalaya reports best_alphas_ as exp(-log(1 / alpha)) in the fit's dtype; so do we, so that
     # stored alphas compare equal to himalaya's bit for bit
     grid = alphas.astype(dtype)
     out["alpha"] = np.exp(-np.log(1 / grid))[out["alpha_index"]]
-    out.update(form=decomposition.form, n_targets_batch=batch,
+    out.update(form=decomposition.form, n_targets_batch=batch, world_size=world,
                methods=["fractions" if f.fractions is not None else "direct" for f in decomposition.folds])
     return out

@@ -41,7 +41,8 @@ def choose_solver(n_samples, n_features):
 
 
 def fit_ridge(X_train, Y_train, run_ids, X_test, Y_test, alphas=DEFAULT_ALPHAS, n_folds=None,
-              n_targets_batch=None, solver="auto", Y_in_cpu=False, memory_gb=None, pca_components=None):
+              n_targets_batch=None, solver="auto", Y_in_cpu=False, memory_gb=None, pca_components=None,
+              return_prediction=False):
     """Ridge with per-target alphas chosen by run-wise cross-validation, scored on test runs.
 
     Parameters
@@ -68,10 +69,26 @@ def fit_ridge(X_train, Y_train, run_ids, X_test, Y_test, alphas=DEFAULT_ALPHAS, 
         Working memory of the fast solver beyond its inputs (None: 2 GB); sets the targets per batch.
     pca_components : int or None
         Reduce the design to its leading principal components, fitted on the training runs only.
+    return_prediction : bool
+        Also hand back the test rows' prediction as ``extra["test_prediction"]``: numpy float32 of shape
+        (n_test, n_targets), the prediction ``test_r`` and ``test_r2`` score (every solver, with or
+        without PCA). It is held in memory beside the inputs, outside ``memory_gb``.
 
     Returns
     -------
     RidgeScores
+
+    Notes
+    -----
+    Several processes: started by a launcher (``torchrun --nproc_per_node K`` or ``accelerate launch``,
+    which set WORLD_SIZE > 1 and RANK), the fast solver gives each process a contiguous share of the
+    targets (of T targets, rank k fits [k T // K, (k + 1) T // K)) and all-gathers the per-target
+    results, so every process returns the full arrays, equal to a one-process fit. The process group is
+    initialised from the environment if the launcher did not (gloo on CPU, NCCL with the torch_cuda
+    backend). Each process reads only its share of Y's columns but decomposes the whole design itself.
+    One process is the same code path with a share of all targets. The gather is collective: every
+    process must make the same calls in the same order. The himalaya solvers ("primal", "kernel") do not
+    split.
     """
     extra = {}
     if pca_components:
@@ -81,19 +98,21 @@ def fit_ridge(X_train, Y_train, run_ids, X_test, Y_test, alphas=DEFAULT_ALPHAS, 
         form = "auto" if solver == "auto" else solver[len("fast-"):]
         out = ridge_cv(X_train, Y_train, run_splits(run_ids, n_folds), X_test, Y_test, np.asarray(alphas),
                        form=form, memory_gb=DEFAULT_MEMORY_GB if memory_gb is None else memory_gb,
-                       n_targets_batch=n_targets_batch)
-        extra["n_targets_batch"] = out["n_targets_batch"]
+                       n_targets_batch=n_targets_batch, return_prediction=return_prediction)
+        extra.update(n_targets_batch=out["n_targets_batch"], world_size=out["world_size"])
+        if return_prediction:
+            extra["test_prediction"] = out["test_prediction"]
         return RidgeScores(alpha=out["alpha"], cv_score=out["cv_score"], test_r=out["test_r"],
                            test_r2=out["test_r2"], solver="fast-" + out["form"], extra=extra)
     if solver not in ("primal", "kernel"):
         raise ValueError(f"fit_ridge: unknown solver '{solver}'; known: auto, fast-primal, fast-kernel, primal, "
                          f"kernel.")
     return _fit_ridge_himalaya(X_train, Y_train, run_ids, X_test, Y_test, alphas, n_folds, n_targets_batch,
-                               solver, Y_in_cpu, extra)
+                               solver, Y_in_cpu, extra, return_prediction)
 
 
 def _fit_ridge_himalaya(X_train, Y_train, run_ids, X_test, Y_test, alphas, n_folds, n_targets_batch, solver,
-                        Y_in_cpu, extra):
+                        Y_in_cpu, extra, return_prediction=False):
     """himalaya's RidgeCV or KernelRidgeCV on run-wise folds: the reference the fast solver equals."""
     backend = get_backend()
     params = dict(score_func=r2_score, n_targets_batch=n_targets_batch,
@@ -106,6 +125,8 @@ def _fit_ridge_himalaya(X_train, Y_train, run_ids, X_test, Y_test, alphas, n_fol
                               Y_in_cpu=Y_in_cpu)
     model.fit(X_train, Y_train)
     prediction = backend.to_numpy(model.predict(X_test))
+    if return_prediction:
+        extra["test_prediction"] = np.asarray(prediction, dtype=np.float32)
     return RidgeScores(
         alpha=backend.to_numpy(model.best_alphas_),
         cv_score=backend.to_numpy(model.cv_scores_),
