@@ -21,6 +21,8 @@ def build_parser():
     parser.add_argument("--config", help="YAML run config (default: the embedded demo, configs/default.yaml)")
     parser.add_argument("--instruction", help="instruction name, comma list, or 'all'")
     parser.add_argument("--model", help="model name or comma list (a features store <features_dir>/<model>.h5)")
+    parser.add_argument("--stimuli", help="movie files (a folder, one file per stimulus run): extract the features a "
+                                          "store lacks before fitting (config key 'stimuli')")
     parser.add_argument("--layers", help="'all' or comma list of layer indices (0 = embedding output)")
     parser.add_argument("--subjects", help="comma list of subjects from the config")
     parser.add_argument("--out", help="output folder (default results/<config name>)")
@@ -32,7 +34,7 @@ def build_parser():
 
 def config_from_args(args):
     overrides = {"instructions": args.instruction, "models": parse_list(args.model) or None,
-                 "layers": args.layers, "out": args.out, "backend": args.backend}
+                 "layers": args.layers, "out": args.out, "backend": args.backend, "stimuli": args.stimuli}
     config = load_config(args.config, overrides)
     if args.subjects:
         wanted = parse_list(args.subjects)

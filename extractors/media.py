@@ -439,6 +439,18 @@ def iter_clips(path, tr, n_frames=8, window_s=None, align="end", sample_rate=160
     return _stream_clips(info, plan, sample_rate, size)
 
 
+def count_clips(path, tr, window_s=None, align="end", partial="drop", n_trs=None, tolerance_s=None) -> int:
+    """Number of clips :func:`iter_clips` yields for a movie with the same settings, from its header only.
+
+    Raises
+    ------
+    InputError
+        As :func:`iter_clips` does for a missing or undecodable file or a run longer than the movie.
+    """
+    info = probe_movie(path)
+    return len(_plan_clips(info, tr, 1, window_s, align, partial, n_trs, tolerance_s, 16000).windows)
+
+
 def _stream_clips(info: MovieInfo, plan: _ClipPlan, sample_rate: int, size) -> Iterator[Clip]:
     n_clips = len(plan.windows)
     if n_clips == 0:

@@ -24,6 +24,10 @@ from .errors import InputError
 PARAMETER_KEYS = (
     "model_id", "model_revision", "frames_per_clip", "window_s", "window_align", "tr",
     "pooling", "max_new_tokens", "dtype", "sample_rate",
+    # written by the extractors (extractors/run.py): the adapter family, the extraction code's version,
+    # the versions of the libraries that compute the numbers, how a last partial TR is treated, and the
+    # kind of device (CPU and GPU kernels give slightly different numbers).
+    "family", "extractor_version", "library_versions", "partial", "device_type", "batch_instructions",
 )
 _LAYER = re.compile(r"layer_(\d+)$")
 _STR = h5py.string_dtype("utf-8")
@@ -64,12 +68,7 @@ class FeatureStore:
 
     def _check_or_record(self, parameters):
         recorded = self.parameters
-        for key, value in parameters.items():
-            if key in recorded and key in PARAMETER_KEYS and recorded[key] != _from_attr(_to_attr(value)):
-                raise InputError(
-                    f"{self.path}: field '{key}' was written as {recorded[key]!r} but this run asks for "
-                    f"{value!r}; use another features folder or delete the store to recompute."
-                )
+        check_parameters(recorded, parameters, self.path)
         for key, value in parameters.items():
             if key not in recorded:
                 self._h5.attrs[key] = _to_attr(value)
@@ -181,6 +180,16 @@ class FeatureStore:
         group["done"][index] = True
         self._h5.flush()
 
+    def set_run_attrs(self, instruction, run, attrs):
+        """Provenance attributes of one run group (e.g. the movie file it was extracted from)."""
+        group = self._group(instruction, run)
+        for key, value in attrs.items():
+            group.attrs[key] = _to_attr(value)
+
+    def run_attrs(self, instruction, run):
+        """The provenance attributes of one run group, as plain Python values."""
+        return {key: _from_attr(value) for key, value in self._group(instruction, run).attrs.items()}
+
     def close(self):
         self._h5.close()
 
@@ -189,6 +198,26 @@ class FeatureStore:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def check_parameters(recorded, parameters, path):
+    """Raise InputError when a parameter of PARAMETER_KEYS recorded in ``path`` differs from this run's.
+
+    Parameters
+    ----------
+    recorded : dict
+        What the file holds (plain Python values).
+    parameters : dict
+        What this run asks for.
+    path : Path
+        The file, for the message.
+    """
+    for key, value in parameters.items():
+        if key in recorded and key in PARAMETER_KEYS and recorded[key] != _from_attr(_to_attr(value)):
+            raise InputError(
+                f"{path}: field '{key}' was written as {recorded[key]!r} but this run asks for "
+                f"{value!r}; use another features folder or delete the store to recompute."
+            )
 
 
 def _to_attr(value):

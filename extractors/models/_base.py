@@ -1,0 +1,458 @@
+"""What every adapter provides, and the shared machinery of the chat (instruction-following) families.
+
+An adapter turns one clip into model inputs and runs the model; the greedy loop and the pooling are in
+``extractors/extract.py`` and are the same for every family.
+
+Two kinds:
+
+- :class:`EncoderAdapter` (baselines): ``layer_features(media)`` returns one vector per layer, the mean
+  over the model's tokens. No instruction.
+- :class:`ChatAdapter` (MLLMs): ``prompt_pass(media, prompt)`` runs the chat prompt (media, then the
+  instruction) and ``token_pass(token, cache)`` feeds back one generated token.
+
+Shared prefix. In a chat prompt whose media come before the instruction, everything up to the end of
+the media (system prompt, user header, frame/audio tokens) is the same for every instruction. A chat
+adapter runs that prefix once per clip (the vision/audio tower included) and keeps its key/value
+cache; each instruction then runs only its own tokens on top of it, and the cache is cropped back to the
+prefix afterwards. The split is done on token ids: the prompt rendered with the instruction is
+tokenized whole and compared with the tokenized prefix, so the tokens the model sees are exactly those
+of the whole prompt (where a tokenizer merges across the boundary, the merged tail is recomputed).
+The features of an instruction therefore do not depend on which other instructions ran with it.
+
+Batched instructions. :meth:`ChatAdapter.batch_prompt_pass` runs several instructions at once, one row
+each, on a copy of the prefix cache repeated to the batch; :meth:`ChatAdapter.batch_token_pass` then
+feeds one generated token per row. The instructions differ in length, so their tokens are right-padded:
+an attention mask hides the padding from every later token, and explicit position ids give each row the
+positions it has alone (prefix length + its own token count; for multimodal rope, Qwen2.5-VL and
+Qwen2.5-Omni, plus the clip's ``rope_deltas`` on all three axes). A row computes what its sequential run
+computes, up to float rounding (matrix products over a batch round differently from one row), so
+batched features equal sequential ones to about 1e-6 relative, not bitwise.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from features.errors import InputError
+
+# Text inserted where the instruction goes, to find the instruction's place in a rendered template.
+_SENTINEL = "\u2063INSTRUCTION\u2063"
+
+
+def model_revision(source) -> str:
+    """A revision string for a model: the Hub commit for a cached Hub id, a content fingerprint for a folder.
+
+    The fingerprint hashes every small file and, for weight files, their size and three 1 MiB blocks
+    (start, middle, end), so it is cheap on 15 GB checkpoints yet changes when weights are replaced.
+    """
+    folder = Path(source)
+    if not folder.is_dir():
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(str(source), "config.json")
+            if isinstance(cached, str):
+                return Path(cached).parent.name  # .../snapshots/<commit>/config.json
+        except Exception:  # noqa: BLE001 - a revision we cannot read is recorded as unknown
+            pass
+        return "unknown"
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        size = path.stat().st_size
+        digest.update(f"{path.relative_to(folder).as_posix()}\0{size}\0".encode())
+        with open(path, "rb") as handle:
+            if size <= 8 << 20:
+                digest.update(handle.read())
+                continue
+            for offset in (0, size // 2, size - (1 << 20)):
+                handle.seek(offset)
+                digest.update(handle.read(1 << 20))
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+def torch_dtype(name):
+    import torch
+
+    try:
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+    except KeyError:
+        raise InputError(f"--dtype: expected float32, bfloat16, float16 or auto, found '{name}'.") from None
+
+
+class Adapter:
+    """Base of every family.
+
+    Class attributes
+    ----------------
+    modality : {"video", "audio", "audio+video"}
+    instructed : bool
+        Whether the model takes an instruction (chat MLLM) or not (baseline encoder).
+    default_frames : int
+        Frames per clip for a local folder of this family that is not in the registry.
+    poolings : tuple of str
+        Poolings it supports; the first is the default.
+    """
+
+    modality = "video"
+    instructed = True
+    default_frames = 8
+    poolings = ("generated_mean", "prompt_mean", "last_token")
+
+    def __init__(self, source, dtype="float32", device="cpu", trust_remote_code=False):
+        self.source = str(source)
+        self.local = Path(source).is_dir()
+        self.dtype_name = dtype
+        self.device = device
+        self.trust_remote_code = trust_remote_code
+
+    @classmethod
+    def check_available(cls, trust_remote_code=False):
+        """Raise InputError with what to install when the family cannot run here."""
+
+    def load(self):
+        """Load weights and processors (called once, only when there is work to do)."""
+        raise NotImplementedError
+
+    def _from_pretrained(self, loader, source=None, **kwargs):
+        source = self.source if source is None else source
+        local = Path(source).is_dir()
+        try:
+            return loader.from_pretrained(source, local_files_only=local,
+                                          trust_remote_code=self.trust_remote_code, **kwargs)
+        except OSError as err:
+            where = "folder" if local else "Hugging Face id (offline: is it in the local cache?)"
+            raise InputError(f"--model {source}: cannot load it as a {where} ({err}).") from None
+
+    def _to_device(self, inputs, float_keys=("pixel_values", "input_features", "input_values")):
+        """Tensors to the model's device; pixel/audio features also to its dtype."""
+        import torch
+
+        out = {}
+        for key, value in inputs.items():
+            if isinstance(value, torch.Tensor):
+                cast = value.is_floating_point() and key.startswith(float_keys)
+                value = value.to(self.device, self.model.dtype) if cast else value.to(self.device)
+            out[key] = value
+        return out
+
+
+class EncoderAdapter(Adapter):
+    """A baseline encoder: per layer, the mean over its tokens (patches, frames, time-frequency bins)."""
+
+    instructed = False
+    poolings = ("token_mean",)
+
+    def layer_features(self, clip) -> list[np.ndarray]:
+        """Per layer, float32 array of shape (hidden,)."""
+        raise NotImplementedError
+
+
+def _token_means(hidden_states) -> list[np.ndarray]:
+    """Mean over every axis but the last of each layer's hidden states, as float32 numpy."""
+    return [h.float().reshape(-1, h.shape[-1]).mean(0).cpu().numpy() for h in hidden_states]
+
+
+@dataclass
+class PromptPass:
+    """What the prompt's forward pass leaves for pooling and generation.
+
+    Attributes
+    ----------
+    last : list of tensors of shape (hidden,)
+        Per layer, the hidden state at the last prompt token (the one that predicts the first answer token).
+    sums : list of tensors of shape (hidden,) or None
+        Per layer, the sum over all prompt tokens (only when asked for).
+    count : int
+        Number of prompt tokens.
+    logits : tensor of shape (vocab,)
+        Next-token logits at the last prompt token.
+    cache : transformers Cache
+        Key/value cache over the prompt, extended by :meth:`ChatAdapter.token_pass`.
+    """
+
+    last: list
+    sums: list | None
+    count: int
+    logits: object
+    cache: object
+
+
+@dataclass
+class BatchPass:
+    """Several instructions run on one clip's prefix, one row each; what generation continues from.
+
+    Attributes
+    ----------
+    last : list of tensors of shape (n_rows, hidden)
+        Per layer, the hidden state at each row's last prompt token.
+    sums : list of tensors of shape (n_rows, hidden) or None
+        Per layer, each row's sum over all its prompt tokens (only when asked for).
+    counts : list of int
+        Each row's number of prompt tokens.
+    logits : tensor of shape (n_rows, vocab)
+        Next-token logits at each row's last prompt token.
+    cache : transformers DynamicCache
+        Key/value cache of batch n_rows (the prefix repeated, then each row's padded tokens).
+    mask : tensor of shape (n_rows, cache length)
+        1 where a row's cache entry is one of its tokens, 0 on padding.
+    next_positions : tensor of shape (n_rows,)
+        The position id of each row's next token (its own token count so far).
+    """
+
+    last: list
+    sums: list | None
+    counts: list
+    logits: object
+    cache: object
+    mask: object
+    next_positions: object
+
+
+@dataclass
+class ClipMedia:
+    """One clip, prepared once for every instruction.
+
+    ``inputs`` are the processor outputs of the shared prefix (media included); ``cache`` and
+    ``prefix_hidden`` hold the prefix's forward pass when the family shares it.
+    """
+
+    inputs: dict
+    n_prefix: int = 0
+    cache: object = None
+    prefix_hidden: list | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class ChatAdapter(Adapter):
+    """An instruction-following MLLM driven through its processor's chat template.
+
+    Subclasses set ``model_class`` (a transformers class name), ``media_content`` (the content items of
+    the media in the user turn) and implement :meth:`media_inputs`.
+    """
+
+    model_class = "AutoModelForImageTextToText"
+    processor_class = "AutoProcessor"
+    media_content = ({"type": "video"},)
+    shares_prefix = True
+
+    def load(self):
+        import transformers
+
+        self.processor = self._from_pretrained(getattr(transformers, self.processor_class))
+        self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        self.model = self._from_pretrained(getattr(transformers, self.model_class),
+                                           dtype=torch_dtype(self.dtype_name)).to(self.device).eval()
+        if getattr(self.processor, "chat_template", None) is None and getattr(
+                self.tokenizer, "chat_template", None) is None:
+            raise InputError(f"--model {self.source}: its processor has no chat template "
+                             f"(chat_template.jinja), which instruction prompts are built from.")
+        self.eos_ids = self._eos_ids()
+        self._prefix_text, self._rest_text = self._split_template()
+        self._suffixes = {}
+        return self
+
+    def _eos_ids(self):
+        ids = set()
+        for value in (self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id):
+            if value is not None:
+                ids.update([value] if isinstance(value, int) else value)
+        return ids
+
+    # -- prompt text ---------------------------------------------------------------------------
+    def messages(self, prompt):
+        content = [dict(item) for item in self.media_content]
+        return [{"role": "user", "content": content + [{"type": "text", "text": prompt}]}]
+
+    def render(self, prompt) -> str:
+        """The whole chat prompt as text, media placeholders unexpanded, ready for generation."""
+        return self.processor.apply_chat_template(self.messages(prompt), add_generation_prompt=True,
+                                                  tokenize=False)
+
+    def _split_template(self):
+        text = self.render(_SENTINEL)
+        if text.count(_SENTINEL) != 1:
+            raise InputError(f"--model {self.source}: its chat template does not place the instruction "
+                             f"text exactly once.")
+        prefix, rest = text.split(_SENTINEL)
+        return prefix, rest
+
+    def _token_ids(self, text):
+        return self.tokenizer(text)["input_ids"]
+
+    # -- media -----------------------------------------------------------------------------------
+    def media_inputs(self, clip) -> dict:
+        """Processor keyword arguments carrying the clip's media (``videos=...``, ``audio=...``)."""
+        raise NotImplementedError
+
+    def prepare(self, clip, keep_prefix_hidden=False) -> ClipMedia:
+        """Process the clip once; for prefix-sharing families also run the shared prefix."""
+        import torch
+
+        if not self.shares_prefix:
+            return ClipMedia(inputs=self.media_inputs(clip))
+        # The attention mask (all ones: one clip, no padding) stays: some families (Qwen2.5-Omni) build their
+        # 3D rope positions from it. Later passes give none, so positions continue from the cache.
+        inputs = self.processor(text=[self._prefix_text], return_tensors="pt", **self.media_inputs(clip))
+        inputs = self._to_device(dict(inputs))
+        with torch.inference_mode():
+            out = self.model(**inputs, use_cache=True, output_hidden_states=True, logits_to_keep=1)
+        hidden = [h[0].float() for h in out.hidden_states] if keep_prefix_hidden else None
+        return ClipMedia(inputs=inputs, n_prefix=inputs["input_ids"].shape[1], cache=out.past_key_values,
+                         prefix_hidden=hidden)
+
+    def _suffix(self, prompt):
+        """(tokens of the prefix to drop, token ids to run after the kept prefix) for one instruction.
+
+        Both come from tokenizing the whole unexpanded prompt: where it agrees with the tokenized prefix,
+        the prefix's cache is used; a tail of the prefix that the tokenizer merged differently is dropped
+        from the cache and run again with the instruction.
+        """
+        if prompt not in self._suffixes:
+            whole = self._token_ids(self.render(prompt))
+            prefix = self._token_ids(self._prefix_text)
+            common = 0
+            while common < min(len(whole), len(prefix)) and whole[common] == prefix[common]:
+                common += 1
+            media_ids = set(self._media_token_ids())
+            if media_ids & set(prefix[common:]):
+                raise InputError(f"--model {self.source}: the instruction changes how the media tokens "
+                                 f"are tokenized; this family cannot share the media prefix.")
+            self._suffixes[prompt] = (len(prefix) - common, whole[common:])
+        return self._suffixes[prompt]
+
+    def _media_token_ids(self):
+        return [getattr(self.model.config, key) for key in
+                ("image_token_id", "video_token_id", "audio_token_id", "image_token_index",
+                 "video_token_index", "audio_token_index") if isinstance(getattr(self.model.config, key, None), int)]
+
+    # -- forward passes ----------------------------------------------------------------------------
+    def prompt_pass(self, media: ClipMedia, prompt, want_sums=False) -> PromptPass:
+        """Run the instruction on top of the clip's prefix (or the whole prompt when not shared)."""
+        import torch
+
+        if not self.shares_prefix:
+            return self._whole_prompt_pass(media, prompt, want_sums)
+        drop, suffix = self._suffix(prompt)
+        keep = media.n_prefix - drop
+        media.cache.crop(keep - media.cache.get_seq_length())
+        ids = torch.tensor([suffix], device=self.device)
+        out = self.model(input_ids=ids, past_key_values=media.cache, use_cache=True,
+                         output_hidden_states=True, logits_to_keep=1)
+        sums = None
+        if want_sums:
+            sums = [p[:keep].sum(0) + h[0].float().sum(0) for p, h in zip(media.prefix_hidden, out.hidden_states)]
+        return PromptPass(last=[h[0, -1].float() for h in out.hidden_states], sums=sums,
+                          count=keep + len(suffix), logits=out.logits[0, -1], cache=out.past_key_values)
+
+    def can_batch(self, media: ClipMedia) -> bool:
+        """Whether instructions can run as one batch on this clip's prefix cache.
+
+        Needs a shared prefix held in a plain DynamicCache (no sliding-window or quantized layers, whose
+        cropping and padding rules differ); otherwise instructions run one after another.
+        """
+        from transformers.cache_utils import DynamicCache, DynamicLayer
+
+        return (self.shares_prefix and type(media.cache) is DynamicCache
+                and all(type(layer) is DynamicLayer for layer in media.cache.layers))
+
+    def batch_prompt_pass(self, media: ClipMedia, prompts, want_sums=False) -> BatchPass:
+        """Run several instructions on the clip's prefix as one batch, right-padded to the longest.
+
+        Every row keeps the prefix up to the shortest kept prefix (see :meth:`_suffix`); a row whose
+        tokenization keeps more re-runs those prefix tokens itself. The clip's own prefix cache is left
+        as it was (the batch works on a copy).
+        """
+        import torch
+        from transformers.cache_utils import DynamicCache
+
+        split = [self._suffix(prompt) for prompt in prompts]
+        keep = media.n_prefix - max(drop for drop, _ in split)
+        prefix_ids = media.inputs["input_ids"][0].tolist()
+        rows = [prefix_ids[keep:media.n_prefix - drop] + list(suffix) for drop, suffix in split]
+        lengths = torch.tensor([len(row) for row in rows], device=self.device)
+        n_rows, width = len(rows), int(lengths.max())
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else rows[0][-1]
+        ids = torch.tensor([row + [pad] * (width - len(row)) for row in rows], device=self.device)
+        own = torch.arange(width, device=self.device)[None] < lengths[:, None]
+        mask = torch.cat([torch.ones(n_rows, keep, dtype=torch.long, device=self.device), own.long()], 1)
+        cache = DynamicCache([(layer.keys[:, :, :keep].expand(n_rows, -1, -1, -1),
+                               layer.values[:, :, :keep].expand(n_rows, -1, -1, -1))
+                              for layer in media.cache.layers])
+        positions = keep + torch.arange(width, device=self.device).expand(n_rows, -1)
+        # Logits at each row's last token only (families without logits_to_keep return all positions).
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=self._position_ids(positions),
+                         past_key_values=cache, use_cache=True, output_hidden_states=True,
+                         logits_to_keep=(lengths - 1)[:, None])
+        at_last = (lengths - 1)[:, None, None]
+        last = [h.float().take_along_dim(at_last, 1)[:, 0] for h in out.hidden_states]
+        logits = out.logits[:, 0] if out.logits.shape[1] == 1 else out.logits.take_along_dim(at_last, 1)[:, 0]
+        sums = None
+        if want_sums:
+            sums = [p[:keep].sum(0) + (h.float() * own[..., None]).sum(1)
+                    for p, h in zip(media.prefix_hidden, out.hidden_states)]
+        return BatchPass(last=last, sums=sums, counts=(keep + lengths).tolist(), logits=logits,
+                         cache=out.past_key_values, mask=mask, next_positions=keep + lengths)
+
+    def batch_token_pass(self, tokens, batch: BatchPass):
+        """Feed one generated token per row; returns (per-layer hidden of shape (n_rows, hidden), logits).
+
+        ``tokens`` : long tensor of shape (n_rows,). The batch's mask and positions advance by one.
+        """
+        import torch
+
+        batch.mask = torch.cat([batch.mask, batch.mask.new_ones(len(tokens), 1)], 1)
+        out = self.model(input_ids=tokens[:, None].to(self.device), attention_mask=batch.mask,
+                         position_ids=self._position_ids(batch.next_positions[:, None]),
+                         past_key_values=batch.cache, use_cache=True, output_hidden_states=True,
+                         logits_to_keep=1)
+        batch.next_positions = batch.next_positions + 1
+        return [h[:, -1].float() for h in out.hidden_states], out.logits[:, -1]
+
+    @staticmethod
+    def batch_keep_rows(batch: BatchPass, rows):
+        """Drop finished rows from the batch: keep only ``rows`` (long tensor of row indices)."""
+        batch.cache.batch_select_indices(rows.to(batch.mask.device))
+        batch.mask = batch.mask[rows]
+        batch.next_positions = batch.next_positions[rows]
+
+    def _position_ids(self, positions):
+        """Position ids to pass for text tokens at ``positions`` (shape (n_rows, n_tokens)).
+
+        Multimodal rope (Qwen2.5-VL, Qwen2.5-Omni): text after the media sits at its sequence position
+        plus the clip's ``rope_deltas`` on all three axes, which the model computed on the prefix.
+        """
+        for module in (self.model, getattr(self.model, "model", None)):
+            deltas = getattr(module, "rope_deltas", None)
+            if deltas is not None:
+                return (positions + deltas.to(positions.device)).unsqueeze(0).expand(3, -1, -1)
+        return positions
+
+    def _whole_prompt_pass(self, media, prompt, want_sums):
+        inputs = self.processor(text=[self.render(prompt)], return_tensors="pt", **media.inputs)
+        out = self.model(**self._to_device(dict(inputs)), use_cache=True, output_hidden_states=True,
+                         logits_to_keep=1)
+        sums = [h[0].float().sum(0) for h in out.hidden_states] if want_sums else None
+        return PromptPass(last=[h[0, -1].float() for h in out.hidden_states], sums=sums,
+                          count=out.hidden_states[0].shape[1], logits=out.logits[0, -1],
+                          cache=out.past_key_values)
+
+    def token_pass(self, token, cache):
+        """Feed one generated token; returns (per-layer hidden of shape (hidden,), next-token logits)."""
+        import torch
+
+        ids = torch.tensor([[token]], device=self.device)
+        out = self.model(input_ids=ids, past_key_values=cache, use_cache=True, output_hidden_states=True,
+                         logits_to_keep=1)
+        return [h[0, -1].float() for h in out.hidden_states], out.logits[0, -1]
+
+    def decode(self, tokens) -> str:
+        # HDF5 strings cannot hold NUL, which an untrained or byte-level model may emit.
+        return self.tokenizer.decode(tokens, skip_special_tokens=True).replace("\x00", "").strip()
+
+    # -- provenance --------------------------------------------------------------------------------
+    def describe(self) -> dict:
+        """Extra provenance for the store (the prompt format, so a result says what was asked)."""
+        return {"chat_prefix": self._prefix_text, "chat_suffix": self._rest_text}

@@ -1,0 +1,28 @@
+"""VideoMAE (self-supervised, Kinetics): the unimodal video baseline. No instruction.
+
+Per layer, the mean over its space-time patch tokens; VideoMAE-base takes 16 frames (tubelets of 2).
+"""
+from features.errors import InputError
+
+from ._base import EncoderAdapter, _token_means, torch_dtype
+
+
+class Adapter(EncoderAdapter):
+    modality = "video"
+    default_frames = 16
+
+    def load(self):
+        from transformers import AutoImageProcessor, VideoMAEModel
+
+        self.processor = self._from_pretrained(AutoImageProcessor)
+        self.model = self._from_pretrained(VideoMAEModel, dtype=torch_dtype(self.dtype_name)).to(self.device).eval()
+        return self
+
+    def layer_features(self, clip):
+        expected = self.model.config.num_frames
+        if len(clip.frames) != expected:
+            raise InputError(f"--frames: {self.source} takes exactly {expected} frames per clip (its config's "
+                             f"num_frames), found {len(clip.frames)}.")
+        inputs = self.processor(list(clip.frames), return_tensors="pt")
+        out = self.model(**self._to_device(dict(inputs)), output_hidden_states=True)
+        return _token_means(out.hidden_states)

@@ -1,0 +1,212 @@
+"""Part files: what one extraction process writes while it runs, and their consolidation into the store.
+
+Why not write the HDF5 store directly: HDF5 has no journal, so a process killed while the library
+updates the file's internal metadata (new chunks, B-trees, the free-space list) can leave the whole file
+unreadable, finished clips included. So a running process only *appends* to its own part file, and the
+features store is only ever replaced whole (written to a temporary copy, synced, then renamed over the
+old one), which a kill cannot tear.
+
+A part file ``<store>.part-<rank>`` is a sequence of self-checking records::
+
+    MAGIC (8 bytes) | header length (u32) | payload length (u64) | header (JSON) | payload | sha256 (32 bytes)
+
+The first record holds the extraction parameters; every other one is one clip of one instruction
+(run, clip index, prompt, generated text, layer shapes; the payload is the float32 layer vectors).
+Each record is written with one ``write`` and synced before the next clip starts, so a kill leaves at
+most one torn record at the end, which the checksum rejects and the next writer cuts off.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from features.errors import InputError
+from features.store import FeatureStore, check_parameters
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"MLLMPRT1"
+_FRAME = struct.Struct("<8sIQ")
+_DIGEST = 32
+_BATCH = 256  # rows buffered per (instruction, run) while consolidating
+
+
+def part_path(store_path, rank) -> Path:
+    store_path = Path(store_path)
+    return store_path.with_name(f"{store_path.name}.part-{rank}")
+
+
+def part_files(store_path) -> list[Path]:
+    store_path = Path(store_path)
+    return sorted(store_path.parent.glob(f"{store_path.name}.part-*"))
+
+
+def _encode(header: dict, payload: bytes = b"") -> bytes:
+    head = json.dumps(header, sort_keys=True).encode()
+    body = head + payload
+    return _FRAME.pack(MAGIC, len(head), len(payload)) + body + hashlib.sha256(body).digest()
+
+
+def _records(path: Path):
+    """(end offset, header, payload) of each intact record, stopping at the first torn or bad one."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    offset = 0
+    while offset + _FRAME.size <= len(data):
+        magic, n_head, n_payload = _FRAME.unpack_from(data, offset)
+        start = offset + _FRAME.size
+        end = start + n_head + n_payload + _DIGEST
+        if magic != MAGIC or end > len(data):
+            return
+        body = data[start:start + n_head + n_payload]
+        if hashlib.sha256(body).digest() != data[end - _DIGEST:end]:
+            return
+        yield end, json.loads(body[:n_head]), body[n_head:]
+        offset = end
+
+
+class PartWriter:
+    """Appends clip records to one part file; holds an exclusive lock on it while open."""
+
+    def __init__(self, path, parameters, provenance=None):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = open(self.path, "ab")
+        try:
+            fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._handle.close()
+            raise InputError(f"{self.path}: another extraction process is writing this part file; "
+                             f"run one extraction per features store at a time.") from None
+        if self._handle.tell() == 0:
+            self._write(_encode({"parameters": parameters, "provenance": provenance or {}}))
+        else:
+            recorded, end = read_parameters(self.path), 0
+            check_parameters(recorded, parameters, self.path)
+            for end, _, _ in _records(self.path):
+                pass
+            self._handle.truncate(end)  # cut a record torn by a kill
+
+    def _write(self, record: bytes):
+        self._handle.write(record)
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def append(self, instruction, prompt, run, n_clips, clip, layers, text):
+        """Record one clip of one instruction; on return it is on disk."""
+        layers = [np.ascontiguousarray(layer, dtype=np.float32) for layer in layers]
+        header = {"instruction": instruction, "prompt": prompt, "run": run, "n_clips": int(n_clips),
+                  "clip": int(clip), "text": text, "sizes": [int(layer.size) for layer in layers]}
+        self._write(_encode(header, b"".join(layer.tobytes() for layer in layers)))
+
+    def close(self):
+        self._handle.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def read_parameters(path, key="parameters") -> dict:
+    """The parameters (or, with ``key="provenance"``, the provenance) a part file was started with."""
+    for _, header, _ in _records(Path(path)):
+        return header.get(key, {})
+    return {}
+
+
+def read_clips(path):
+    """Yield (header, list of float32 layer vectors) for each intact clip record of a part file."""
+    for _, header, payload in _records(Path(path)):
+        if "parameters" in header:
+            continue
+        flat = np.frombuffer(payload, dtype=np.float32)
+        yield header, np.split(flat, np.cumsum(header["sizes"])[:-1])
+
+
+def done_in_parts(store_path) -> set:
+    """(instruction, run, clip) of every intact record in the store's part files."""
+    return {(h["instruction"], h["run"], h["clip"]) for part in part_files(store_path)
+            for h, _ in read_clips(part)}
+
+
+def consolidate(store_path, parameters, extra_attrs=None) -> bool:
+    """Merge every part file of a store into it, atomically; returns whether anything was merged.
+
+    The store is copied to a temporary file, the parts' rows are written into the copy, the copy is
+    synced and renamed over the store, and only then are the parts deleted. A kill at any moment leaves
+    either the old store and its parts, or the new store (and parts whose rows it already holds).
+
+    Parameters
+    ----------
+    store_path : Path
+    parameters : dict
+        The extraction parameters; a part or store written with others is an InputError.
+    extra_attrs : dict of {(instruction, run): dict}, optional
+        Attributes to set on run groups (e.g. the movie file).
+    """
+    store_path = Path(store_path)
+    parts = part_files(store_path)
+    for part in parts:
+        check_parameters(read_parameters(part), parameters, part)
+    if not parts:
+        return False
+    tmp = store_path.with_name(f"{store_path.name}.tmp")
+    if store_path.exists():
+        shutil.copyfile(store_path, tmp)
+    else:
+        tmp.unlink(missing_ok=True)
+    n_rows = 0
+    provenance = {k: v for part in parts for k, v in read_parameters(part, "provenance").items()}
+    with FeatureStore(tmp, "a", {**provenance, **parameters}) as store:
+        buffers = {}
+        for part in parts:
+            for header, layers in read_clips(part):
+                key = (header["instruction"], header["run"])
+                if key not in buffers:
+                    store.create_run(*key, header["n_clips"], header["sizes"], header["prompt"])
+                    buffers[key] = []
+                buffers[key].append((header["clip"], layers, header["text"]))
+                n_rows += 1
+                if len(buffers[key]) >= _BATCH:
+                    _write_rows(store, key, buffers.pop(key))
+                    buffers[key] = []
+        for key, rows in buffers.items():
+            _write_rows(store, key, rows)
+        for (instruction, run), attrs in (extra_attrs or {}).items():
+            if (instruction, run) in buffers:
+                store.set_run_attrs(instruction, run, attrs)
+    with open(tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, store_path)
+    _fsync_dir(store_path.parent)
+    for part in parts:
+        part.unlink()
+    log.info("wrote %s: merged %d clip rows from %d part file(s)", store_path, n_rows, len(parts))
+    return True
+
+
+def _write_rows(store, key, rows):
+    if not rows:
+        return
+    rows = sorted({clip: (clip, layers, text) for clip, layers, text in rows}.values(), key=lambda r: r[0])
+    index = np.array([r[0] for r in rows])
+    layer_rows = [np.stack([r[1][k] for r in rows]) for k in range(len(rows[0][1]))]
+    store.write_clips(*key, index, layer_rows, [r[2] for r in rows])
+
+
+def _fsync_dir(folder):
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,376 @@
+"""Extract instruction-conditioned layer features of movie clips into a features store.
+
+::
+
+    python -m extractors.run --list
+    python -m extractors.run --stimuli movies/ --tr 1.49 --model qwen2.5-vl --instruction caption --out features/
+    accelerate launch -m extractors.run --stimuli movies/ --tr 1.49 --model qwen2.5-vl --instruction all
+
+One store per (stimulus set, model): ``<out>/<model>.h5``, layout in ``features/store.py``. Every
+parameter that changes the numbers is recorded in it, and a store (or an unfinished part file) written
+with other parameters is an error. Finished clips are skipped on a re-run; a process killed at any
+moment loses at most the clip it was computing (see ``extractors/parts.py``).
+
+Sharding: under ``accelerate launch`` the (run, clip) pairs are dealt round-robin to the processes;
+each process appends to its own part file and the first process consolidates them into the store. One
+process on a CPU takes the same path with one part.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import queue
+import sys
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from features.errors import InputError
+from features.store import FeatureStore, check_parameters
+from instructions import NO_INSTRUCTION, UnknownInstructionError, load_instructions, resolve
+
+from .extract import POOLINGS, check_pooling, clip_features
+from .media import count_clips, iter_clips, list_runs, probe_movie
+from .parts import PartWriter, consolidate, part_path
+from .registry import MODELS, adapter_class, families, resolve_model
+
+log = logging.getLogger("extractors.run")
+
+# Bump when a change to this package changes the numbers it writes.
+EXTRACTOR_VERSION = "1"
+SAMPLE_RATE = 16000
+DEFAULT_MAX_NEW_TOKENS = 32
+
+
+def ensure_features(stimuli, tr, model, instructions="caption", out="features", **settings) -> Path:
+    """Make sure ``<out>/<model>.h5`` holds the features of every clip; extract what is missing.
+
+    Parameters
+    ----------
+    stimuli : str, Path or list of paths
+        A folder of movie files (one per run, natural order), one file, or a list of files.
+    tr : float
+        Repetition time in seconds; one clip per TR.
+    model : str or Path
+        A registry name (see ``python -m extractors.run --list``) or a local model folder.
+    instructions : str or sequence of str
+        A name, a comma list, ``all`` (the model's modality) and/or ``none`` (the no-instruction
+        control). Baselines take no instruction and are stored under ``none``.
+    out : str or Path
+        Folder of the features stores.
+    **settings
+        ``family``, ``frames``, ``window``, ``align`` ("end", "start", "center"), ``pooling``,
+        ``max_new_tokens``, ``dtype`` ("auto", "float32", "bfloat16", "float16"), ``device``,
+        ``trust_remote_code``, ``instruction_files``, ``partial`` ("drop", "keep"), ``progress``, and
+        ``name``: the store's name (default: the registry name, or the local folder's name); a registry
+        name given for a local folder also gives its family. ``batch_instructions``: decode a clip's
+        instructions as one batch over the shared prefix (generated_mean only; recorded in the store,
+        since batched and one-by-one numbers differ at float rounding).
+
+    Returns
+    -------
+    Path
+        The features store.
+
+    Raises
+    ------
+    InputError, UnknownInstructionError
+        Bad input, in one sentence naming the file or option.
+    """
+    job = _Job(stimuli, tr, model, instructions, out, **settings)
+    return job.run()
+
+
+class _Job:
+    def __init__(self, stimuli, tr, model, instructions, out, family=None, frames=None, window=None,
+                 align="end", pooling=None, max_new_tokens=DEFAULT_MAX_NEW_TOKENS, dtype="auto", device=None,
+                 trust_remote_code=False, instruction_files=(), partial="drop", progress=True, name=None,
+                 batch_instructions=False):
+        if not float(tr) > 0:
+            raise InputError(f"--tr: expected a positive repetition time in seconds, found {tr}.")
+        if name in MODELS and family is None and Path(model).is_dir():
+            family = MODELS[name].family  # a registered model's weights in a local folder
+        self.spec = resolve_model(model, family)
+        if name:
+            self.spec = replace(self.spec, name=name)
+        self.adapter_class = adapter_class(self.spec)
+        self.adapter_class.check_available(trust_remote_code)
+        self.pooling = check_pooling(self.adapter_class, pooling)
+        self.prompts = _prompts(self.spec, instructions, instruction_files)
+        self.tr = float(tr)
+        self.frames = int(frames or self.spec.frames)
+        self.window = float(window or tr)
+        self.align, self.partial = align, partial
+        self.max_new_tokens = int(max_new_tokens) if self.pooling == "generated_mean" else 0
+        if self.pooling == "generated_mean" and self.max_new_tokens < 1:
+            raise InputError(f"--max-new-tokens: expected at least 1, found {max_new_tokens}.")
+        self.trust_remote_code = trust_remote_code
+        # only generation gains from batching the instructions (one-pass poolings are already cheap)
+        self.batch_instructions = bool(batch_instructions) and self.pooling == "generated_mean"
+        self.progress = progress
+        self.runs = list_runs(stimuli)
+        self.run_names = [path.stem for path in self.runs]
+        if len(set(self.run_names)) != len(self.run_names):
+            raise InputError(f"--stimuli {stimuli}: two movie files share a name "
+                             f"({', '.join(n for n in self.run_names if self.run_names.count(n) > 1)}); "
+                             f"runs are named by file name without extension.")
+        self.n_clips = [count_clips(path, self.tr, self.window, align, partial) for path in self.runs]
+        if "audio" in self.spec.modality:
+            for path in self.runs:  # before any model is loaded
+                if not probe_movie(path).has_audio:
+                    raise InputError(f"Movie file '{path}': audio stream: expected an audio track for "
+                                     f"{self.spec.name} ({self.spec.modality}), found video only.")
+        self.ranks = _Ranks(device)
+        self.device = "cpu" if str(device).startswith("cpu") else (device or self.ranks.device)
+        self.dtype = _resolve_dtype(dtype, self.device)
+        self.store = Path(out) / f"{self.spec.name}.h5"
+
+    @property
+    def parameters(self) -> dict:
+        from .models._base import model_revision
+
+        return {
+            "model_id": self.spec.source, "model_name": self.spec.name, "family": self.spec.family,
+            "model_revision": model_revision(self.spec.source), "frames_per_clip": self.frames,
+            "window_s": self.window, "window_align": self.align, "tr": self.tr, "partial": self.partial,
+            "pooling": self.pooling, "max_new_tokens": self.max_new_tokens, "dtype": self.dtype,
+            "batch_instructions": self.batch_instructions,
+            "sample_rate": SAMPLE_RATE, "extractor_version": EXTRACTOR_VERSION,
+            "device_type": str(self.device).split(":")[0],
+            "library_versions": _library_versions(),
+        }
+
+    def run(self) -> Path:
+        parameters = self.parameters
+        if self.ranks.is_main:
+            if self.store.exists():
+                with FeatureStore(self.store) as store:
+                    check_parameters(store.parameters, parameters, self.store)
+            consolidate(self.store, parameters)  # parts left by a killed run
+        self.ranks.wait()
+        work = self._pending()
+        mine = [item for i, item in enumerate(work) if i % self.ranks.world == self.ranks.rank]
+        log.info("%s: %d clips to extract (%d on this process of %d), %d instruction(s)", self.store,
+                 len(work), len(mine), self.ranks.world, len(self.prompts))
+        if mine:
+            self._extract(mine, parameters)
+        self.ranks.wait()
+        if self.ranks.is_main:
+            attrs = {(name, run): {"stimulus_file": str(path), "n_clips": n}
+                     for name in self.prompts for run, path, n in zip(self.run_names, self.runs, self.n_clips)}
+            consolidate(self.store, parameters, attrs)
+        self.ranks.wait()
+        return self.store
+
+    def _pending(self) -> list:
+        """(run index, clip index, [instruction names]) of every clip not yet done in the store."""
+        done = {}
+        if self.store.exists():
+            with FeatureStore(self.store) as store:
+                for name in self.prompts:
+                    if name in store.instructions():
+                        if store.prompt(name) != self.prompts[name]:
+                            raise InputError(f"{self.store}: field '{name}' holds features for the prompt "
+                                             f"{store.prompt(name)!r}, not {self.prompts[name]!r}.")
+                        for run in store.runs(name):
+                            done[name, run] = store.done(name, run)
+        work = []
+        for r, (run, n) in enumerate(zip(self.run_names, self.n_clips)):
+            masks = {name: done.get((name, run), np.zeros(n, bool)) for name in self.prompts}
+            for name, mask in masks.items():
+                if len(mask) != n:
+                    raise InputError(f"{self.store}: field '{name}/{run}' has {len(mask)} clips but "
+                                     f"{self.runs[r]} now gives {n}; was the movie replaced?")
+            for clip in range(n):
+                names = [name for name, mask in masks.items() if not mask[clip]]
+                if names:
+                    work.append((r, clip, names))
+        return work
+
+    def _extract(self, mine, parameters):
+        from tqdm import tqdm
+
+        adapter = self.adapter_class(self.spec.source, self.dtype, self.device, self.trust_remote_code).load()
+        provenance = {"prompt_format": adapter.describe()} if hasattr(adapter, "describe") else {}
+        by_run = {}
+        for r, clip, names in mine:
+            by_run.setdefault(r, {})[clip] = names
+        bar = tqdm(total=len(mine), desc=f"{self.spec.name} clips", unit="clip", disable=not self.progress)
+        with PartWriter(part_path(self.store, self.ranks.rank), parameters, provenance) as writer:
+            for r, wanted in by_run.items():
+                log.info("read %s: %d clips", self.runs[r], len(wanted))
+                for clip in _prefetch(self._clips(r, wanted)):
+                    prompts = {name: self.prompts[name] for name in wanted[clip.index]}
+                    results = clip_features(adapter, clip, prompts, self.pooling, self.max_new_tokens,
+                                            batched=self.batch_instructions)
+                    for name, result in results.items():
+                        writer.append(name, self.prompts[name], self.run_names[r], self.n_clips[r],
+                                      clip.index, result.layers, result.text)
+                    bar.update()
+        bar.close()
+
+    def _clips(self, r, wanted):
+        needs_audio = "audio" in self.spec.modality
+        for clip in iter_clips(self.runs[r], self.tr, max(self.frames, 1), self.window, self.align,
+                               SAMPLE_RATE, self.partial, require_audio=needs_audio):
+            if clip.index in wanted:
+                yield clip
+
+
+def _prompts(spec, instructions, instruction_files) -> dict:
+    if not spec.instructed:
+        asked = [n for n in (instructions.split(",") if isinstance(instructions, str) else instructions)
+                 if n.strip() and n.strip() != NO_INSTRUCTION]
+        if asked:
+            log.info("%s is a baseline without instructions: its features are stored under '%s'",
+                     spec.name, NO_INSTRUCTION)
+        return {NO_INSTRUCTION: ""}
+    modality = None if spec.modality == "audio+video" else spec.modality
+    return resolve(instructions, modality, instruction_files)
+
+
+def _resolve_dtype(dtype, device) -> str:
+    if dtype in (None, "auto"):
+        return "bfloat16" if str(device).startswith("cuda") else "float32"
+    if dtype not in ("float32", "bfloat16", "float16"):
+        raise InputError(f"--dtype: expected auto, float32, bfloat16 or float16, found '{dtype}'.")
+    return dtype
+
+
+def _library_versions() -> dict:
+    import av
+    import torch
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__, "av": av.__version__}
+
+
+class _Ranks:
+    """This process's place among the extraction processes (accelerate's state; one process alone)."""
+
+    def __init__(self, device=None):
+        import torch
+        from accelerate import PartialState
+
+        # On CPU, accelerate joins the processes of a launcher (torchrun, accelerate launch) only when asked to.
+        self._state = PartialState(cpu=str(device).startswith("cpu") or not torch.cuda.is_available())
+        self.rank, self.world = self._state.process_index, self._state.num_processes
+        self.is_main = self._state.is_main_process
+        device = self._state.device
+        # "cpu:0" (what accelerate names the CPU of a rank) takes other kernels than "cpu" in transformers.
+        self.device = "cpu" if device.type == "cpu" else str(device)
+
+    def wait(self):
+        if self.world > 1:
+            self._state.wait_for_everyone()
+
+
+def _prefetch(clips, depth=4):
+    """Decode clips in a background thread while the model works on the previous ones."""
+    buffer = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce():
+        try:
+            for clip in clips:
+                while not stop.is_set():
+                    try:
+                        buffer.put(clip, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put(done)
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer, raised there
+            buffer.put(err)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while (item := buffer.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+def _list() -> str:
+    lines = ["Models (name, default source, family, modality, frames per clip):"]
+    for spec in MODELS.values():
+        kind = "" if spec.instructed else " [baseline, no instruction]"
+        lines.append(f"  {spec.name:20s} {spec.source:55s} {spec.family:20s} {spec.modality:12s} "
+                     f"{spec.frames:3d}{kind}" + (f"  - {spec.note}" if spec.note else ""))
+    lines.append(f"Families (for --family with a local folder): {', '.join(families())}")
+    for modality in ("video", "audio"):
+        lines.append(f"{modality.capitalize()} instructions:")
+        lines += [f"  {name:20s} {text}" for name, text in load_instructions(modality).items()]
+    lines.append(f"  {NO_INSTRUCTION:20s} (empty task: the no-instruction control; not part of 'all')")
+    lines.append("Poolings: " + "; ".join(f"{k} = {v}" for k, v in POOLINGS.items()))
+    return "\n".join(lines)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m extractors.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--list", action="store_true", help="list registered models and instructions")
+    parser.add_argument("--stimuli", help="folder of movie files (one per run), or one file")
+    parser.add_argument("--tr", type=float, help="repetition time in seconds (one clip per TR)")
+    parser.add_argument("--model", help="registry name or a local model folder (then also --family)")
+    parser.add_argument("--family", help="adapter family of a local model folder")
+    parser.add_argument("--instruction", default="caption",
+                        help="name, comma list, 'all' and/or 'none' (no-instruction control); default caption")
+    parser.add_argument("--instruction-file", action="append", default=[],
+                        help="a YAML file of extra instructions (name: prompt); repeatable")
+    parser.add_argument("--out", default="features", help="folder of the features stores (default features/)")
+    parser.add_argument("--frames", type=int, help="frames per clip (default: the model's)")
+    parser.add_argument("--window", type=float, help="clip length in seconds (default: the TR)")
+    parser.add_argument("--align", default="end", choices=("end", "start", "center"),
+                        help="where the window sits relative to its TR (default end)")
+    parser.add_argument("--partial", default="drop", choices=("drop", "keep"),
+                        help="whether a last partial TR gets a clip (default drop)")
+    parser.add_argument("--pooling", choices=list(POOLINGS), help="default: generated_mean (baselines token_mean)")
+    parser.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS,
+                        help=f"answer length cap for generated_mean (default {DEFAULT_MAX_NEW_TOKENS})")
+    parser.add_argument("--batch-instructions", action="store_true",
+                        help="decode a clip's instructions as one batch over the shared media prefix "
+                             "(generated_mean only; faster, equal to one-by-one decoding to ~1e-6, not bit for bit)")
+    parser.add_argument("--dtype", default="auto", help="auto (bfloat16 on GPU, float32 on CPU), float32, "
+                        "bfloat16, float16")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 (default: accelerate's device for this process)")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="allow a model's own code to run (needed by Kimi-Audio)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.list:
+        print(_list())
+        return 0
+    missing = [flag for flag, value in (("--stimuli", args.stimuli), ("--tr", args.tr), ("--model", args.model))
+               if value is None]
+    if missing:
+        print(f"error: {', '.join(missing)} required (or --list).", file=sys.stderr)
+        return 2
+    try:
+        store = ensure_features(
+            args.stimuli, args.tr, args.model, args.instruction, args.out, family=args.family,
+            frames=args.frames, window=args.window, align=args.align, pooling=args.pooling,
+            max_new_tokens=args.max_new_tokens, dtype=args.dtype, device=args.device,
+            trust_remote_code=args.trust_remote_code, instruction_files=args.instruction_file,
+            partial=args.partial, progress=not args.quiet, batch_instructions=args.batch_instructions)
+    except (InputError, UnknownInstructionError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(store)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
