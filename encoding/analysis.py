@@ -31,7 +31,7 @@ from .partition import VariancePartition, roi_partition_rows
 from .ridge import fit_banded_ridge, fit_ridge
 from .roi_sets import rois_for_subject
 from .stats import (block_permutations, cross_subject_ceiling, explainable_variance, fdr_bh, permutation_test,
-                    ridge_test_predictions, split_half_reliability)
+                    split_half_reliability)
 from .versions import library_versions
 
 log = logging.getLogger(__name__)
@@ -255,7 +255,7 @@ def _fit_subject(config, subject, stores, instructions, layers, n_layers, scores
                            return_prediction=significance.permutations is not None)
         key = f"{subject}/{model}/{instruction}/layer_{layer}"
         scores.write_fit(key, result, data.valid, n_features=X_train.shape[1])
-        roi_p = significance.test(scores, key, X_train, Y_train, X_test, Y_test, result)
+        roi_p = significance.test(scores, key, Y_test, result)
         full = {name: scores.read(key, name) for name in ("test_r", "test_r2", "cv_score")}
         if f"{key}/q_perm" in scores:
             full["q_perm"] = scores.read(key, "q_perm")
@@ -317,21 +317,15 @@ class _Significance:
         self.rois = {roi: column[index] for roi, index in rois.items()}
         self.valid = valid
 
-    def test(self, scores, key, X_train, Y_train, X_test, Y_test, result):
-        """Write p_perm and q_perm of one fit under ``key``; return the ROI p-values (None if off)."""
+    def test(self, scores, key, Y_test, result):
+        """Write p_perm and q_perm of one fit under ``key``; return the ROI p-values (None if off).
+
+        ``result`` comes from ``fit_ridge(return_prediction=True)``: its own test prediction is permuted.
+        """
         if self.permutations is None:
             return None
-        # the fit's own test prediction (fit_ridge(return_prediction=True)); else refit at its alphas
-        prediction = result.extra.get("test_prediction")
-        if prediction is None:
-            if result.extra.get("pca_components"):
-                log.warning("%s: no permutation test (a PCA-reduced fit returns no test prediction)", key)
-                return None
-            prediction = ridge_test_predictions(X_train, Y_train, X_test, result.alpha)
-        tested = permutation_test(Y_test, prediction, self.permutations, self.rois, self.tail)
-        mismatch = np.nanmax(np.abs(tested.r - result.test_r)) if np.isfinite(tested.r).any() else 0.0
-        if mismatch > 1e-3:
-            log.warning("%s: refitted predictions differ from the fit's test r by up to %.2g", key, mismatch)
+        tested = permutation_test(Y_test, result.extra["test_prediction"], self.permutations, self.rois,
+                                  self.tail)
         scores.write_array(key, "p_perm", tested.p, self.valid)
         scores.write_array(key, "q_perm", fdr_bh(tested.p), self.valid)
         return tested.roi_p

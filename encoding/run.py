@@ -70,7 +70,7 @@ def main(argv=None):
     except (InputError, UnknownInstructionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"\nBest layer per ROI (chosen by cross-validation in the training runs; test r on held-out runs):\n")
+    print("\nBest layer per ROI (chosen by cross-validation in the training runs; test r on held-out runs):\n")
     if config["demo"] is not None:
         best = _with_planted_layers(best, config)
     print(best.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from encoding.ridge import fit_ridge, pearson_r
+from encoding.ridge import pearson_r
 from encoding.stats import (block_permutations, cross_subject_ceiling, explainable_variance, fdr_bh, normalize_r,
-                            one_sample_tests, paired_tests, permutation_test, repeat_ceiling, ridge_test_predictions,
+                            one_sample_tests, paired_tests, permutation_test, repeat_ceiling,
                             roi_normalized_r, split_half_reliability)
 
 
@@ -150,17 +150,6 @@ def test_roi_ceiling_of_pure_noise_averages_explainable_variance_before_the_root
     r = rng.normal(0, 0.1, 4000)
     normalized, roi_ceiling, n = roi_normalized_r(r, per_target, np.arange(4000), 0.05, explainable=ev)
     assert roi_ceiling < 0.05 and np.isnan(normalized) and n == 4000
-
-
-@pytest.mark.parametrize("n_features", [20, 400])     # primal (p < n) and kernel (p > n) forms
-def test_refitted_test_predictions_reproduce_the_fit_test_r(n_features):
-    rng = np.random.default_rng(12)
-    X = rng.standard_normal((240, n_features)).astype(np.float32)
-    Y = (X[:, :5] @ rng.standard_normal((5, 30)) + 3 * rng.standard_normal((240, 30))).astype(np.float32)
-    runs = np.repeat(np.arange(4), 40)
-    result = fit_ridge(X[:160], Y[:160], runs[:160], X[160:], Y[160:], alphas=np.logspace(-1, 4, 6))
-    prediction = ridge_test_predictions(X[:160], Y[:160], X[160:], result.alpha)
-    np.testing.assert_allclose(pearson_r(Y[160:], prediction), result.test_r, atol=1e-4)
 
 
 def test_paired_tests_report_subjects_and_equal_scipy():

@@ -53,12 +53,13 @@ def roi_rows(subject, model, instruction, layer, n_layers, scores, rois, roi_p=N
     return rows
 
 
-def add_fdr(table):
-    """``q_perm``: BH over the layer x ROI rows of each (subject, model, instruction)."""
+def add_fdr(table, p_column="p_perm", q_column="q_perm"):
+    """``q_column``: BH over the layer x ROI rows of each (subject, model, instruction), the family a
+    layer x ROI map is read as; NaN p-values stay NaN."""
     table = table.copy()
-    table["q_perm"] = np.nan
+    table[q_column] = np.nan
     for _, part in table.groupby(["subject", "model", "instruction"], sort=False):
-        table.loc[part.index, "q_perm"] = fdr_bh(part["p_perm"].to_numpy(float))
+        table.loc[part.index, q_column] = fdr_bh(part[p_column].to_numpy(float))
     return table
 
 

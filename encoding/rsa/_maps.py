@@ -61,24 +61,3 @@ def group_row(key, subject_rdms, subject_scores, model_rdm, controls, settings, 
     return {**key, "subject": "group", "n_items": subject_rdms.shape[1], "score": scores.mean(),
             "p_value": p_value, "n_permutations": 0, "ci_low": low, "ci_high": high, "ci_over": "subjects",
             "n_subjects": scores.size, "noise_ceiling_lower": lower, "noise_ceiling_upper": upper}
-
-
-def add_fdr(table):
-    """``q_value``: Benjamini-Hochberg over the layer x ROI rows of each (subject, model,
-    instruction), the family a layer x ROI map is read as; NaN p-values stay NaN."""
-    table = table.copy()
-    table["q_value"] = np.nan
-    for _, part in table.groupby(["subject", "model", "instruction"], sort=False):
-        table.loc[part.index, "q_value"] = benjamini_hochberg(part["p_value"].to_numpy(float))
-    return table
-
-
-def benjamini_hochberg(p_values):
-    """BH-adjusted p-values (q), array of the shape of ``p_values``; NaN entries are left out."""
-    q = np.full(len(p_values), np.nan)
-    finite = np.flatnonzero(np.isfinite(p_values))
-    if finite.size:
-        order = finite[np.argsort(p_values[finite])]
-        ranked = p_values[order] * finite.size / np.arange(1, finite.size + 1)
-        q[order] = np.minimum(np.minimum.accumulate(ranked[::-1])[::-1], 1)
-    return q

@@ -19,11 +19,11 @@ from features.events import read_events
 from features.store import FeatureStore
 
 from ..config import expand_path, parse_list
-from ..outputs.alignment import to_frame
+from ..outputs.alignment import add_fdr, to_frame
 from ..outputs.folder import atomic_folder, refuse_existing
 from ..versions import library_versions
 from ._brain import brain_rdms
-from ._maps import add_fdr, group_row, subject_row
+from ._maps import group_row, subject_row
 from ._patterns import feature_item_patterns, item_order
 from ._rdm import pattern_rdm
 
@@ -223,7 +223,7 @@ def _table(config, models, brains, controls):
                                    [r["score"] for r in per_subject], model_rdm, control_rdms, settings,
                                    [config["random_state"], len(cells) + cell]))
     roi_order = dict.fromkeys(roi for s in subjects for roi in brains[s])
-    return add_fdr(to_frame(rows + group, roi_order))
+    return add_fdr(to_frame(rows + group, roi_order), "p_value", "q_value")
 
 
 def _write_rdms(path, items, models, brains, controls):

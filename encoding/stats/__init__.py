@@ -8,7 +8,6 @@ Pure functions on arrays; the analysis (``encoding.analysis``) wires them to the
 - ``block_permutations``, ``permutation_test``: each target's (and ROI's) test r against blocks
   of the response shuffled in time; ``fdr_bh``: Benjamini-Hochberg q-values.
 - ``paired_tests``, ``one_sample_tests``: paired t and Wilcoxon tests over subjects.
-- ``ridge_test_predictions``: the test predictions the permutation test needs.
 """
 from ._ceilings import (explainable_variance, normalize_r, repeat_ceiling, roi_normalized_r,
                         split_half_reliability)
@@ -17,11 +16,10 @@ from ._cross_subject import (CrossSubjectCeiling, cross_subject_ceiling, extrapo
 from ._fdr import fdr_bh
 from ._group import one_sample_tests, paired_tests
 from ._permutation import BlockPermutations, PermutationResult, block_permutations, permutation_test
-from ._refit import ridge_test_predictions
 
 __all__ = [
     "BlockPermutations", "CrossSubjectCeiling", "PermutationResult", "block_permutations",
     "cross_subject_ceiling", "explainable_variance", "extrapolate", "fdr_bh", "normalize_r",
     "one_sample_tests", "pairwise_correlations", "paired_tests", "permutation_test", "repeat_ceiling",
-    "ridge_test_predictions", "roi_normalized_r", "split_half_reliability", "subject_pool_scores",
+    "roi_normalized_r", "split_half_reliability", "subject_pool_scores",
 ]
