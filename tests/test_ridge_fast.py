@@ -8,7 +8,9 @@ from himalaya.scoring import r2_score
 from threadpoolctl import threadpool_limits
 
 from encoding.ridge import fit_pca, fit_ridge, pearson_r, reduce_features, ridge_cv, run_splits
-from encoding.ridge._fast import batch_bytes, check_splits, decompose
+from encoding.ridge._fast import (_AMPLIFICATION, batch_bytes, check_splits, decompose, errors_by_fractions,
+                                  partial_fractions)
+from features.delays import delay_run
 
 ALPHAS = np.logspace(-2, 5, 15)
 
@@ -98,6 +100,50 @@ def test_repeated_and_empty_features_give_himalaya_numbers():
     np.testing.assert_array_equal(ours["alpha_index"], index)
     np.testing.assert_allclose(ours["test_r"], r, atol=1e-4)
     np.testing.assert_allclose(ours["cv_score"], cv_score, atol=1e-4)
+
+
+def _delayed_design(n_runs=5, n_per_run=80, n_hidden=80, seed=0):
+    """Smooth features delayed by 1..5 TRs within runs and z-scored per run, like a layer's design."""
+    rng = np.random.default_rng(seed)
+    hidden = rng.standard_normal((n_runs * n_per_run, n_hidden))
+    for t in range(1, len(hidden)):
+        hidden[t] += 0.8 * hidden[t - 1]
+    runs = [delay_run(hidden[i:i + n_per_run]) for i in range(0, len(hidden), n_per_run)]
+    X = np.concatenate([(r - r.mean(0)) / r.std(0) for r in runs]).astype(np.float32)
+    Y = (X[:, :40] @ rng.standard_normal((40, 50)) + 20 * rng.standard_normal((len(X), 50))).astype(np.float32)
+    return X, Y, np.repeat(np.arange(n_runs), n_per_run)
+
+
+@pytest.mark.parametrize("n_hidden", [40, 80])   # p = 200 < 320 training rows per fold: primal; 400: kernel
+def test_float32_coupling_with_float64_band_scores_alphas_as_float64_does(n_hidden):
+    """Partial fractions in float32 away from the diagonal: the pairs left out of the float64 band amplify
+    rounding at most 100-fold, and every fold's validation errors match all-float64 fractions."""
+    X, Y, runs = _delayed_design(n_hidden=n_hidden)
+    splits = run_splits(runs)
+    decomposition = decompose(X, splits, X[:10], ALPHAS, method="fractions")
+    assert decomposition.form == ("primal" if n_hidden == 40 else "kernel")
+    for fold in decomposition.folds:
+        fractions, s = fold.fractions, fold.eigenvalues
+        assert fractions.band is not None and str(fractions.coupling.dtype) == "float32"
+        in_band = np.zeros((len(s), len(s)), bool)
+        for rows, cols, _ in fractions.band:
+            in_band[rows, cols] = True
+        in_cluster = np.zeros_like(in_band)
+        for start, stop in fractions.clusters:
+            in_cluster[start:stop, start:stop] = True
+        gaps = np.abs(s[:, None] - s[None, :])
+        outside = ~in_band & ~in_cluster
+        amplification = (np.minimum(s[:, None], s[None, :])[outside] + ALPHAS.min()) / gaps[outside]
+        assert amplification.max() <= _AMPLIFICATION
+        Y_val = Y[fold.val]
+        B = fold.val_map.T @ Y_val
+        Z = fold.basis.T @ (decomposition.X_train.T @ Y) - B if decomposition.form == "primal" \
+            else fold.basis.T @ Y[fold.train]
+        val_map = fold.val_map.astype(np.float64)
+        exact = fold._replace(fractions=partial_fractions(s, val_map.T @ val_map, fractions.clusters))
+        ss_tot = ((Y_val - Y_val.mean(0)) ** 2).sum(0)
+        np.testing.assert_allclose(errors_by_fractions(fold, Z, B, Y_val, ALPHAS) / ss_tot,
+                                   errors_by_fractions(exact, Z, B, Y_val, ALPHAS) / ss_tot, rtol=0, atol=4e-6)
 
 
 @pytest.mark.parametrize("n_features, forced", [(100, "fast-kernel"), (400, "fast-primal")])

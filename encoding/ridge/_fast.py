@@ -16,13 +16,29 @@ alpha whose partial fractions need only two r-vectors per target,
     |y_val - y_val_hat|^2 = y.y - 2 sum_k f_k z_k (b_k - g_k) + sum_k f_k^2 z_k^2 H_kk,
     f_k = 1 / (s_k + alpha),   g = C z,   C_kl = H_kl / (s_l - s_k)  (k != l),
 
-since f_k f_l = (f_k - f_l) / (s_l - s_k). g costs one r x r product per fold for all alphas. The
-product runs in float64 because near-equal eigenvalues amplify rounding; eigenvalues closer than
-1e-6 * (s_max + alpha_max) are grouped and their pairs summed exactly instead, in one product over
-all such pairs (on delayed features over half the axes fall in clusters, ~200 of them per fold, too
-many to loop over). Each fold takes the cheaper method. In the primal form no fold re-reads its
+since f_k f_l = (f_k - f_l) / (s_l - s_k). g costs one r x r product per fold for all alphas. A pair's
+two terms are each (s + alpha) / |s_k - s_l| times their sum, so near-equal eigenvalues amplify
+rounding: eigenvalues closer than 1e-6 * (s_max + alpha_max) are grouped and their pairs summed
+exactly instead, in one product over all such pairs (on delayed features over half the axes fall in
+clusters, ~200 of them per fold, too many to loop over). Of the rest, the pairs that amplify rounding
+more than 100-fold lie within a few axes of the diagonal (sorted eigenvalues): that band of C runs in
+float64, in diagonal blocks, and the rest of C in the work dtype, so a float32 fit's largest product
+runs at float32 speed with its rounding amplified at most 100-fold (validation scores then differ from
+float64 partial fractions by less than forming every prediction in float32 does). Each fold takes the
+cheaper method. In the primal form no fold re-reads its
 training rows: X_train^T X_train is the total of the folds' blocks X_f^T X_f minus its own, and
 z = V^T (X^T Y) - A^T Y_val, with X^T Y computed once.
+
+The refit on all training rows needs no decomposition of its own in the kernel form: with fold 0's
+K_ff = Q diag(s) Q^T, block elimination of K + alpha I over (f, v) gives the weights from that fold's
+z = Q^T y_f, A = K_vf Q and one Schur complement per alpha, S = K_vv + alpha I - A diag(f) A^T:
+
+    w_v = S^-1 (y_v - A diag(f) z),   w_f = Q diag(f) (z - A^T w_v),   y_test_hat = K_test,f w_f + K_test,v w_v
+
+(at n = 3,000 that spares a 3,000 x 3,000 eigendecomposition, a quarter of the fixed cost). These
+per-target products run in float64: in float32, S^-1 (norm up to 1 / alpha) amplified the rounding of
+the residual to 10% of the prediction at alpha = 0.01, where in float64 they stay within 1e-6 of a
+direct solve. The primal form decomposes X^T X once more instead (p x p, the cheaper side there).
 
 Decompositions are computed in float64 (p x p or n x n, exact enough for tiny alphas; on the numpy
 backend through torch's LAPACK when torch is installed, see ``_eigh_numpy``); they are a fixed cost per
@@ -52,6 +68,13 @@ _CPU_BATCH = 2048
 #: Eigenvalues closer than this times (s_max + alpha_max) are summed exactly, not by partial fractions:
 #: it bounds the rounding amplification of the fractions to 1e6 (float64: ~1e-10 relative).
 _NEAR = 1e-6
+#: Pairs whose partial fractions amplify rounding more than this, (min(s_k, s_l) + alpha_min) / |s_k - s_l|,
+#: take the float64 band of the coupling; the rest may run in float32 (rounding then stays below ~1e-5).
+#: On the benchmark's delayed designs the band was 7-12 axes wide and validation scores stayed within
+#: 7e-7 of float64 partial fractions, where float32 predictions for every alpha differed by up to 5e-6.
+_AMPLIFICATION = 100
+#: The float64 band is applied in diagonal blocks of at least this many axes (fewer, larger products).
+_MIN_BLOCK = 32
 
 
 class Fractions(NamedTuple):
@@ -62,6 +85,7 @@ class Fractions(NamedTuple):
     pair_rows: object     # (n_pairs,) int k of every pair k < l inside a cluster
     pair_cols: object     # (n_pairs,) int l
     pair_weights: object  # (n_pairs,) float64 2 H_kl: those pairs are summed exactly, 2 f_k f_l H_kl z_k z_l
+    band: list = None     # of (rows, cols, float64 block): C near the diagonal, when ``coupling`` is float32
 
 
 class Fold(NamedTuple):
@@ -74,12 +98,21 @@ class Fold(NamedTuple):
     fractions: Optional[Fractions] = None
 
 
+class Refit(NamedTuple):
+    """The kernel form's refit on all training rows, by block elimination from fold 0 (module docstring)."""
+    val_map: object               # (n_val, r) float64 A = K_vf Q of fold 0
+    schur_inverses: object        # (n_alphas, n_val, n_val) float64 (K_vv + alpha I - A diag(f) A^T)^-1
+    test_train: object            # (n_test, r) float64 K_test,f Q
+    test_val: object              # (n_test, n_val) float64 K_test,v
+
+
 class Decomposition(NamedTuple):
     """Everything about a design that does not depend on the targets."""
     form: str                     # "primal" or "kernel"
     folds: list                   # of Fold
-    full: Fold                    # all training rows; its val_map maps the test rows
+    full: Optional[Fold] = None   # primal: all training rows; its val_map maps the test rows
     X_train: Optional[object] = None  # primal: (n_train, p) in work dtype, for X^T Y
+    refit: Optional[Refit] = None     # kernel: the refit from fold 0
 
 
 def choose_form(n_features, splits):
@@ -126,6 +159,15 @@ def _eigh_numpy(matrix):
     return eigenvalues.numpy(), vectors.numpy()
 
 
+def _inverse(matrix):
+    """Inverse of a float64 matrix on the current backend (himalaya's backends have no inverse)."""
+    backend = get_backend()
+    if backend.name.startswith("torch"):
+        import torch
+        return torch.linalg.inv(matrix)
+    return backend.asarray(np.linalg.inv(backend.to_numpy(matrix)))
+
+
 def clusters_of(eigenvalues, alpha_max):
     """Runs of near-equal eigenvalues, whose pairs partial fractions would divide by ~0.
 
@@ -150,8 +192,37 @@ def clusters_of(eigenvalues, alpha_max):
     return [(int(start), int(stop)) for start, stop in clusters]
 
 
-def partial_fractions(eigenvalues, val_gram, clusters):
-    """A fold's Fractions from its eigenvalues (r,) and H = A^T A (r, r), both float64."""
+def band_width(eigenvalues, clusters, alpha_min):
+    """How far from the diagonal lie the pairs whose partial fractions amplify rounding more than 100-fold.
+
+    For descending eigenvalues the amplification (min(s_k, s_l) + alpha_min) / |s_k - s_l| falls as |k - l|
+    grows, on either side of k, so those pairs form a band; pairs inside one cluster (summed exactly) do
+    not count, which keeps the band contiguous.
+
+    Returns
+    -------
+    int or None: the largest |k - l| of such a pair (0 when there is none), None when it exceeds r / 6
+    (then the band would cost more than a float64 coupling saves)
+    """
+    s = get_backend().to_numpy(eigenvalues).astype(np.float64)
+    cluster = np.full(s.shape[0], -1)
+    for i, (start, stop) in enumerate(clusters):
+        cluster[start:stop] = i
+    for distance in range(1, s.shape[0] // 6 + 1):
+        upper, lower = s[:-distance], s[distance:]
+        amplified = lower + alpha_min > _AMPLIFICATION * (upper - lower)
+        amplified &= (cluster[:-distance] != cluster[distance:]) | (cluster[distance:] < 0)
+        if not amplified.any():
+            return distance - 1
+    return None
+
+
+def partial_fractions(eigenvalues, val_gram, clusters, block=None, dtype="float64"):
+    """A fold's Fractions from its eigenvalues (r,) and H = A^T A (r, r), both float64.
+
+    ``block``: with a float32 ``dtype``, keep C within this many axes of the diagonal (block-tridiagonal,
+    blocks of ``block`` axes) in float64 and the rest of C in float32; None keeps all of C in float64.
+    """
     backend = get_backend()
     index = backend.arange(eigenvalues.shape[0])
     gaps = eigenvalues[None, :] - eigenvalues[:, None]   # s_l - s_k
@@ -168,27 +239,43 @@ def partial_fractions(eigenvalues, val_gram, clusters):
     for start, stop in clusters:
         coupling[start:stop, start:stop] = 0
     rows, cols = backend.asarray(np.concatenate(rows)), backend.asarray(np.concatenate(cols))
-    return Fractions(coupling, diagonal, clusters, rows, cols, 2 * val_gram[rows, cols])
+    band = None
+    if block is not None and dtype != "float64":
+        rank, band = eigenvalues.shape[0], []
+        for start in range(0, rank, block):
+            near_rows, near_cols = slice(start, min(start + block, rank)), slice(max(start - block, 0), start + 2 * block)
+            band.append((near_rows, near_cols, backend.copy(coupling[near_rows, near_cols])))
+        for near_rows, near_cols, _ in band:
+            coupling[near_rows, near_cols] = 0
+        coupling = backend.asarray(coupling, dtype=dtype)
+    return Fractions(coupling, diagonal, clusters, rows, cols, 2 * val_gram[rows, cols], band)
 
 
-def _fractions_if_cheaper(form, eigenvalues, val_gram, n_val, alphas, method="auto"):
+def _fractions_if_cheaper(form, eigenvalues, val_gram, n_val, alphas, method="auto", dtype="float64"):
     """Fractions when they cost less per target than forming every alpha's prediction, else None.
 
     Per target and fold, in float32 multiply-adds (float64 counted twice): direct = n_alphas * n_val * r;
-    fractions = 2 r^2 (g in float64) + 2 n_alphas (2 r + n_pairs) + 6 n_pairs (pairs inside clusters),
-    plus n_val * r for b in the kernel form (the primal form computes b anyway, for z). ``val_gram`` is
-    a function returning H, computed only when needed. ``method`` "direct" or "fractions" overrides the choice.
+    fractions = r^2 for g (twice that in float64; in float32 plus its float64 band: 6 r * block) +
+    2 n_alphas (2 r + n_pairs) + 6 n_pairs (pairs inside clusters), plus n_val * r for b in the kernel
+    form (the primal form computes b anyway, for z). ``val_gram`` is a function returning H, computed
+    only when needed. ``method`` "direct" or "fractions" overrides the choice.
     """
     if method not in ("auto", "direct", "fractions"):
         raise ValueError(f"fast ridge: unknown method '{method}'; known: auto, direct, fractions.")
     rank, n_alphas = eigenvalues.shape[0], len(alphas)
     clusters = clusters_of(eigenvalues, float(np.max(alphas)))
     n_pairs = sum((b - a) * (b - a - 1) // 2 for a, b in clusters)
-    fractions = 2 * rank ** 2 + 2 * n_alphas * (2 * rank + n_pairs) + 6 * n_pairs
+    block = None
+    if dtype != "float64":
+        width = band_width(eigenvalues, clusters, float(np.min(alphas)))
+        block = None if width is None else max(width, _MIN_BLOCK)
+    coupling = 2 * rank ** 2 if block is None or 6 * block >= rank else rank ** 2 + 6 * rank * block
+    block = None if coupling == 2 * rank ** 2 else block
+    fractions = coupling + 2 * n_alphas * (2 * rank + n_pairs) + 6 * n_pairs
     fractions += n_val * rank if form == "kernel" else 0
     if method == "direct" or (method == "auto" and fractions >= n_alphas * n_val * rank):
         return None
-    return partial_fractions(eigenvalues, val_gram(), clusters)
+    return partial_fractions(eigenvalues, val_gram(), clusters, block, dtype)
 
 
 def decompose_primal(X_train, splits, X_test, alphas, dtype, method="auto"):
@@ -230,7 +317,7 @@ def _primal_fold(train, val, train_gram, block, block_gram, alphas, dtype, metho
     val_map = block @ V
     # H = A^T A through whichever side is smaller
     val_gram = (lambda: val_map.T @ val_map) if block.shape[0] <= V.shape[0] else (lambda: V.T @ block_gram @ V)
-    fractions = _fractions_if_cheaper("primal", eigenvalues, val_gram, block.shape[0], alphas, method)
+    fractions = _fractions_if_cheaper("primal", eigenvalues, val_gram, block.shape[0], alphas, method, dtype)
     return Fold(train, val, eigenvalues, backend.asarray(V, dtype=dtype), backend.asarray(val_map, dtype=dtype),
                 fractions)
 
@@ -249,13 +336,21 @@ def decompose_kernel(X_train, splits, X_test, alphas, dtype, method="auto"):
         eigenvalues, Q = _eigh_descending(kernel[train][:, train])
         val_map = kernel[val][:, train] @ Q
         fractions = _fractions_if_cheaper("kernel", eigenvalues, lambda: val_map.T @ val_map, len(val), alphas,
-                                          method)
+                                          method, dtype)
         folds.append(Fold(train, val, eigenvalues, backend.asarray(Q, dtype=dtype),
                           backend.asarray(val_map, dtype=dtype), fractions))
-    eigenvalues, Q = _eigh_descending(kernel)
-    test_map = (backend.asarray(X_test, dtype="float64") @ X64.T) @ Q
-    full = Fold(None, None, eigenvalues, backend.asarray(Q, dtype=dtype), backend.asarray(test_map, dtype=dtype))
-    return Decomposition("kernel", folds, full)
+        if len(folds) == 1:
+            first = Q, val_map
+    Q, val_map = first
+    train, val, eigenvalues = folds[0].train, folds[0].val, folds[0].eigenvalues
+    kernel_val = kernel[val][:, val]
+    identity = backend.eye(kernel_val.shape[0], dtype=kernel_val.dtype)
+    schur_inverses = backend.stack([
+        _inverse(kernel_val + alpha * identity - (val_map / (eigenvalues + alpha)[None, :]) @ val_map.T)
+        for alpha in backend.asarray_like(alphas, eigenvalues)])
+    test_kernel = backend.asarray(X_test, dtype="float64") @ X64.T
+    refit = Refit(val_map, schur_inverses, test_kernel[:, train] @ Q, test_kernel[:, val])
+    return Decomposition("kernel", folds, refit=refit)
 
 
 def decompose(X_train, splits, X_test, alphas, form="auto", dtype="float32", method="auto"):
@@ -302,12 +397,18 @@ def errors_by_fractions(fold, Z, B, Y_val, alphas):
     """
     backend = get_backend()
     fractions = fold.fractions
-    Z = backend.asarray(Z, dtype="float64")
+    if fractions.band is None:
+        Z = backend.asarray(Z, dtype="float64")
+        pairs = fractions.coupling @ Z   # g
+    else:   # g: float32 away from the diagonal, float64 near it
+        pairs = backend.asarray(fractions.coupling @ Z, dtype="float64")   # Z in the work dtype, as C
+        Z = backend.asarray(Z, dtype="float64")
+        for rows, cols, near in fractions.band:
+            pairs[rows] += near @ Z[cols]
     shrink = _shrinkage(fold.eigenvalues, alphas, "float64")
     Y_val = backend.asarray(Y_val, dtype="float64")
     errors = (Y_val * Y_val).sum(0)[None, :]
     del Y_val
-    pairs = fractions.coupling @ Z   # g
     pairs -= B   # in place, no float64 copy of b
     pairs *= Z   # z (g - b)
     errors = errors + 2 * (shrink @ pairs)
@@ -402,12 +503,45 @@ def fit_batch(decomposition, Y, alphas, dtype):
         B = fold.val_map.T @ Y_val if primal or fold.fractions is not None else None
         Z = fold.basis.T @ total - B if primal else fold.basis.T @ Y[fold.train]
         scores.append(fold_scores(fold, Z, Y_val, alphas, dtype, B))
+        if not primal and len(scores) == 1:
+            Z_first = Z   # the kernel form's refit starts from fold 0's projection
         del Z, B, Y_val
     best, cv_score = select_alphas(np.stack(scores), alphas)
-    Z = full.basis.T @ (total if primal else Y)
+    if not primal:
+        return best, cv_score, refit_kernel(decomposition, Y, Z_first, alphas, best, dtype)
+    Z = full.basis.T @ total
     chosen = backend.asarray_like(alphas[best], full.eigenvalues)
     shrink = backend.asarray(1 / (full.eigenvalues[:, None] + chosen[None, :]), dtype=dtype)
     return best, cv_score, full.val_map @ (Z * shrink)
+
+
+def refit_kernel(decomposition, Y, Z, alphas, best, dtype):
+    """Test prediction of the kernel form's refit on all training rows, by block elimination from fold 0.
+
+    Parameters
+    ----------
+    decomposition : Decomposition in the kernel form
+    Y : array of shape (n_train, n_batch)
+    Z : array of shape (r, n_batch)
+        Fold 0's training targets on its axes, Q^T Y_f.
+    alphas : array of shape (n_alphas,)
+    best : int numpy array of shape (n_batch,), each target's alpha
+
+    Returns
+    -------
+    prediction : array of shape (n_test, n_batch) in ``dtype``
+    """
+    backend = get_backend()
+    refit, fold = decomposition.refit, decomposition.folds[0]
+    chosen = backend.asarray_like(alphas[best], fold.eigenvalues)
+    shrink = 1 / (fold.eigenvalues[:, None] + chosen[None, :])
+    Z = backend.asarray(Z, dtype="float64")
+    val_weights = backend.asarray(Y[fold.val], dtype="float64") - refit.val_map @ (Z * shrink)
+    for a in np.unique(best):
+        group = backend.asarray(np.flatnonzero(best == a))
+        val_weights[:, group] = refit.schur_inverses[int(a)] @ val_weights[:, group]
+    train_weights = shrink * (Z - refit.val_map.T @ val_weights)   # Q^T w_f
+    return backend.asarray(refit.test_train @ train_weights + refit.test_val @ val_weights, dtype=dtype)
 
 
 def _nbytes(array):
@@ -420,11 +554,12 @@ def _nbytes(array):
 
 def decomposition_bytes(decomposition):
     """Memory a decomposition holds for the whole fit (bases, maps, couplings, blocks)."""
-    held = _nbytes(decomposition.X_train)
-    for fold in decomposition.folds + [decomposition.full]:
+    held = _nbytes(decomposition.X_train) + sum(_nbytes(array) for array in decomposition.refit or ())
+    for fold in decomposition.folds + ([decomposition.full] if decomposition.full else []):
         held += _nbytes(fold.basis) + _nbytes(fold.val_map)
         if fold.fractions is not None:
-            held += sum(_nbytes(array) for array in fold.fractions[3:]) + _nbytes(fold.fractions.coupling)
+            held += sum(_nbytes(array) for array in fold.fractions[3:6]) + _nbytes(fold.fractions.coupling)
+            held += sum(_nbytes(near) for _, _, near in fold.fractions.band or ())
     return held
 
 
@@ -432,19 +567,21 @@ def batch_bytes(decomposition, n_train, n_test, n_alphas, itemsize):
     """Memory a fit holds throughout (the decomposition) and per target of a batch.
 
     Per target a batch holds: its training and test columns, X^T Y (primal) or the gathered training
-    rows (kernel), the fold's projections and validation rows, the validation products (direct) or
-    float64 copies (fractions), the test prediction, and float64 scores.
+    rows and fold 0's projection (kernel), the fold's projections and validation rows, the validation
+    products (direct) or float64 copies (fractions, and the kernel form's float64 refit), the test
+    prediction, and float64 scores.
 
     Returns
     -------
     held, per_target : int, bytes
     """
     folds = decomposition.folds
-    rank = max(fold.basis.shape[1] for fold in folds + [decomposition.full])
+    rank = max(fold.basis.shape[1] for fold in folds + ([decomposition.full] if decomposition.full else []))
     n_val = max(len(fold.val) for fold in folds)
     side = folds[0].basis.shape[0] if decomposition.form == "primal" else max(fold.basis.shape[0] for fold in folds)
-    per_target = itemsize * (n_train + 3 * n_test + side + 4 * rank + 3 * n_val) + 8 * (4 * rank + n_val) \
-        + 8 * (len(folds) + 1) * n_alphas
+    side += rank if decomposition.form == "kernel" else 0
+    per_target = itemsize * (n_train + 3 * n_test + side + 4 * rank + 3 * n_val) \
+        + 8 * (4 * rank + n_val + 2 * n_test) + 8 * (len(folds) + 1) * n_alphas
     return decomposition_bytes(decomposition), per_target
 
 
