@@ -6,6 +6,7 @@ run never leaves something that looks finished, and an existing folder is replac
 """
 import json
 import logging
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ from .outputs.report import write_report
 from .outputs.scores_file import ScoresFile
 from .partition import VariancePartition, roi_partition_rows
 from .ridge import fit_banded_ridge, fit_ridge
+from .ridge._distributed import launcher_world, main_process_first
 from .roi_sets import rois_for_subject
 from .stats import (block_permutations, cross_subject_ceiling, explainable_variance, fdr_bh, permutation_test,
                     split_half_reliability)
@@ -56,9 +58,12 @@ def run_analysis(config, overwrite=False):
     out = output_folder(config)
     refuse_existing(out, overwrite)
     _set_backend(config["backend"])
+    rank, _ = launcher_world()
+    on_cuda = config["backend"] == "torch_cuda"
     if config["demo"] is not None:
         from .demo.build import ensure_demo
-        ensure_demo(config["cache_dir"], config["demo"] or {})
+        with main_process_first(on_cuda):
+            ensure_demo(config["cache_dir"], config["demo"] or {})
     if config["stimuli"]:
         extract_missing(config)
     stores = open_stores(config)
@@ -66,9 +71,13 @@ def run_analysis(config, overwrite=False):
     layers = {model: _layers(config, store, instructions[model]) for model, store in stores.items()}
     n_layers = {model: _n_stored_layers(store, instructions[model]) for model, store in stores.items()}
 
+    # Under a launcher every process runs the whole analysis (the ridge fits split their targets across
+    # processes and gather them, so all must take part), but only rank 0 writes the output folder; the
+    # others write into a temporary folder that is deleted.
     try:
-        with atomic_folder(out, overwrite) as partial:
-            best = _write_outputs(config, partial, stores, prompts, instructions, layers, n_layers)
+        folder = atomic_folder(out, overwrite) if rank == 0 else tempfile.TemporaryDirectory(prefix=f"rank{rank}-")
+        with folder as partial:
+            best = _write_outputs(config, Path(partial), stores, prompts, instructions, layers, n_layers)
     finally:
         for store in stores.values():
             store.close()

@@ -59,8 +59,11 @@ def _with_planted_layers(best, config):
 
 
 def main(argv=None):
+    from .ridge._distributed import launcher_world
+
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+    rank, _ = launcher_world()   # under a launcher, only rank 0 reports and writes the output folder
+    logging.basicConfig(level=logging.WARNING if args.quiet or rank > 0 else logging.INFO,
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     from .analysis import run_analysis
 
@@ -70,6 +73,8 @@ def main(argv=None):
     except (InputError, UnknownInstructionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if rank > 0:
+        return 0
     print("\nBest layer per ROI (chosen by cross-validation in the training runs; test r on held-out runs):\n")
     if config["demo"] is not None:
         best = _with_planted_layers(best, config)

@@ -189,3 +189,39 @@ def test_pca_with_every_component_is_a_rotation_and_leaves_the_scores_unchanged(
             key = f"sub-01/toy/caption/layer_{layer}"
             np.testing.assert_array_equal(rotated[f"{key}/alpha"][()][1:], plain[f"{key}/alpha"][()][1:])
             np.testing.assert_allclose(rotated[f"{key}/test_r"][()][1:], plain[f"{key}/test_r"][()][1:], atol=1e-4)
+
+
+def test_under_a_launcher_only_rank_0_writes_and_the_numbers_are_one_process_numbers(study):
+    """torchrun with two processes: the fits split their targets and gather them, one output folder appears
+    (no temporary folder is left), the table is printed once, and every number equals the one-process run."""
+    pytest.importorskip("torch.distributed.run")
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    folder, config, out = study
+    launched = folder / "launched"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), OMP_NUM_THREADS="1",
+               OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    before = sorted(path.name for path in folder.iterdir())
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+                           "--master_addr", "127.0.0.1", "--master_port", str(port), "-m", "encoding.run",
+                           "--config", str(config), "--out", str(launched)],
+                          env=env, cwd=folder, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("Best layer per ROI") == 1
+    assert sorted(path.name for path in folder.iterdir()) == sorted(before + ["launched"])
+    one, two = pd.read_csv(out / "alignment.csv"), pd.read_csv(launched / "alignment.csv")
+    assert list(two.columns) == list(one.columns) and len(two) == len(one)
+    numbers = one.select_dtypes("number").columns
+    np.testing.assert_allclose(two[numbers].to_numpy(float), one[numbers].to_numpy(float), rtol=1e-5, atol=1e-6)
+    assert two.drop(columns=numbers).equals(one.drop(columns=numbers))
+    with h5py.File(out / "scores.h5") as a, h5py.File(launched / "scores.h5") as b:
+        np.testing.assert_array_equal(b["sub-01/toy/caption/layer_2/alpha"][()], a["sub-01/toy/caption/layer_2/alpha"][()])

@@ -7,6 +7,7 @@ of 1: it owns every target and gathering is the identity, the same code path.
 """
 import atexit
 import os
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -39,6 +40,21 @@ def _process_group(on_cuda):
         # without an active exception"); the group we opened, we close, once every rank is done
         atexit.register(_close_process_group)
     return dist
+
+
+@contextmanager
+def main_process_first(on_cuda=False):
+    """Under a launcher, rank 0 runs the block while the other ranks wait, then they run it (reusing its work).
+
+    For work every process needs but only one may write, such as the demo data in the cache. Alone, a
+    process just runs the block.
+    """
+    rank, world = launcher_world()
+    if world > 1 and rank > 0:
+        _process_group(on_cuda).barrier()
+    yield
+    if world > 1 and rank == 0:
+        _process_group(on_cuda).barrier()
 
 
 def _close_process_group():
