@@ -146,6 +146,25 @@ def test_float32_coupling_with_float64_band_scores_alphas_as_float64_does(n_hidd
                                    errors_by_fractions(exact, Z, B, Y_val, ALPHAS) / ss_tot, rtol=0, atol=4e-6)
 
 
+@pytest.mark.parametrize("n_hidden", [40, 80])
+def test_banded_fractions_on_the_torch_backend_give_the_numpy_numbers(n_hidden):
+    """The float64 band, the float32 coupling and (kernel form) the refit by block elimination, on torch."""
+    pytest.importorskip("torch")
+    X, Y, runs = _delayed_design(n_hidden=n_hidden)
+    train = runs < 4
+    args = (X[train], Y[train], run_splits(runs[train]), X[~train], Y[~train], ALPHAS)
+    reference = ridge_cv(*args, method="fractions")
+    set_backend("torch")
+    try:
+        ours = ridge_cv(*args, method="fractions")
+    finally:
+        set_backend("numpy")
+    assert ours["form"] == reference["form"] == ("primal" if n_hidden == 40 else "kernel")
+    np.testing.assert_array_equal(ours["alpha_index"], reference["alpha_index"])
+    np.testing.assert_allclose(ours["cv_score"], reference["cv_score"], atol=1e-5)
+    np.testing.assert_allclose(ours["test_r"], reference["test_r"], atol=1e-5)
+
+
 @pytest.mark.parametrize("n_features, forced", [(100, "fast-kernel"), (400, "fast-primal")])
 def test_the_other_form_gives_the_same_numbers(n_features, forced):
     data = _planted(n_features=n_features, seed=7)
