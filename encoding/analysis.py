@@ -71,9 +71,9 @@ def run_analysis(config, overwrite=False):
     layers = {model: _layers(config, store, instructions[model]) for model, store in stores.items()}
     n_layers = {model: _n_stored_layers(store, instructions[model]) for model, store in stores.items()}
 
-    # Under a launcher every process runs the whole analysis (the ridge fits split their targets across
-    # processes and gather them, so all must take part), but only rank 0 writes the output folder; the
-    # others write into a temporary folder that is deleted.
+    # Under a launcher every process runs every fit (the ridge fits split their targets across processes
+    # and gather them, so all must take part), but only rank 0 writes the output folder and draws the
+    # figures; the others write their tables into a temporary folder that is deleted.
     try:
         folder = atomic_folder(out, overwrite) if rank == 0 else tempfile.TemporaryDirectory(prefix=f"rank{rank}-")
         with folder as partial:
@@ -99,6 +99,8 @@ def _write_outputs(config, partial, stores, prompts, instructions, layers, n_lay
         ceiling_of = _noise_ceilings(config, scores, test_sets)
         table = _alignment_table(config, rows, scores, ceiling_of)
     best = _write_tables(partial, table, partitions)
+    if launcher_world()[0] > 0:   # another process's folder, deleted: it needs the fits, not the figures
+        return best
     figures = _heatmaps(table, partial)
     _analyses(config, partial)
     write_report(partial)
@@ -347,8 +349,9 @@ def _best_maps(config, scores, subject, data, stores, instructions, layers, n_la
         for instruction in instructions[model]:
             key = f"{subject}/{model}/{instruction}"
             _, best_r = scores.write_best_layer(key, layers[model], data.valid)
-            _flatmap(config, data, best_r, out / f"flatmap_{subject}_{model}_{instruction}.png",
-                     f"{subject} · {model} · {instruction}: test r at the CV-best layer", rois)
+            if launcher_world()[0] == 0:
+                _flatmap(config, data, best_r, out / f"flatmap_{subject}_{model}_{instruction}.png",
+                         f"{subject} · {model} · {instruction}: test r at the CV-best layer", rois)
         if len(instructions[model]) >= 2:
             _best_instruction(scores, f"{subject}/{model}", list(instructions[model]))
 
