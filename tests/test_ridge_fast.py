@@ -147,6 +147,25 @@ def test_float32_coupling_with_float64_band_scores_alphas_as_float64_does(n_hidd
 
 
 @pytest.mark.parametrize("n_hidden", [40, 80])
+def test_float64_fractions_equal_direct_validation_errors_up_to_alpha_1e6(n_hidden):
+    """Eigenvalues are grouped by their gap relative to s + alpha_min, not to alpha_max: up to alpha = 1e6 the
+    fractions still give every fold's validation errors to float64 precision (direct: form each prediction)."""
+    X, Y, runs = _delayed_design(n_hidden=n_hidden)
+    alphas = np.logspace(-2, 6, 11)
+    decomposition = decompose(X, run_splits(runs), X[:10], alphas, dtype="float64", method="fractions")
+    X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
+    for fold in decomposition.folds:
+        Y_val = Y64[fold.val]
+        B = fold.val_map.T @ Y_val
+        Z = fold.basis.T @ (X64[fold.train].T @ Y64[fold.train] if decomposition.form == "primal" else Y64[fold.train])
+        direct = np.stack([((Y_val - fold.val_map @ (Z / (fold.eigenvalues + alpha)[:, None])) ** 2).sum(0)
+                           for alpha in alphas])
+        ss_tot = ((Y_val - Y_val.mean(0)) ** 2).sum(0)
+        np.testing.assert_allclose(errors_by_fractions(fold, Z, B, Y_val, alphas) / ss_tot, direct / ss_tot,
+                                   rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("n_hidden", [40, 80])
 def test_banded_fractions_on_the_torch_backend_give_the_numpy_numbers(n_hidden):
     """The float64 band, the float32 coupling and (kernel form) the refit by block elimination, on torch."""
     pytest.importorskip("torch")

@@ -65,7 +65,7 @@ _MIN_BATCH = 64
 #: fall out of cache between the elementwise passes (20% slower at 20,000 than at 5,000 targets; at
 #: r = 1,280, 8,192 targets took 10.0 s CPU in batches of 2,048, 10.1 s of 1,024, 11.3 s of 4,096).
 _CPU_BATCH = 2048
-#: Eigenvalues closer than this times (s_max + alpha_max) are summed exactly, not by partial fractions:
+#: Eigenvalues closer than this times (s + alpha_min) are summed exactly, not by partial fractions:
 #: it bounds the rounding amplification of the fractions to 1e6 (float64: ~1e-10 relative).
 _NEAR = 1e-6
 #: Pairs whose partial fractions amplify rounding more than this, (min(s_k, s_l) + alpha_min) / |s_k - s_l|,
@@ -168,21 +168,26 @@ def _inverse(matrix):
     return backend.asarray(np.linalg.inv(backend.to_numpy(matrix)))
 
 
-def clusters_of(eigenvalues, alpha_max):
+def clusters_of(eigenvalues, alpha_min):
     """Runs of near-equal eigenvalues, whose pairs partial fractions would divide by ~0.
+
+    A pair's two fractions are each (s_l + alpha) / (s_k - s_l) times their sum (s_k > s_l), so they
+    amplify rounding most at the smallest alpha, where the fractions are also largest: the rounding
+    error they add to a validation error falls as alpha grows. Eigenvalues closer than
+    1e-6 * (s_l + alpha_min) are therefore grouped (amplification at most 1e6: ~1e-10 relative in float64).
 
     Parameters
     ----------
     eigenvalues : array of shape (r,), descending
-    alpha_max : float
+    alpha_min : float
 
     Returns
     -------
     list of (start, stop): index ranges of two or more consecutive eigenvalues, each closer than
-    1e-6 * (s_max + alpha_max) to the next
+    1e-6 * (the next + alpha_min) to the next
     """
     s = get_backend().to_numpy(eigenvalues)
-    near = np.flatnonzero(s[:-1] - s[1:] <= _NEAR * (s[0] + alpha_max))
+    near = np.flatnonzero(s[:-1] - s[1:] <= _NEAR * (s[1:] + alpha_min))
     clusters = []
     for k in near:
         if clusters and clusters[-1][1] == k + 1:
@@ -263,7 +268,7 @@ def _fractions_if_cheaper(form, eigenvalues, val_gram, n_val, alphas, method="au
     if method not in ("auto", "direct", "fractions"):
         raise ValueError(f"fast ridge: unknown method '{method}'; known: auto, direct, fractions.")
     rank, n_alphas = eigenvalues.shape[0], len(alphas)
-    clusters = clusters_of(eigenvalues, float(np.max(alphas)))
+    clusters = clusters_of(eigenvalues, float(np.min(alphas)))
     n_pairs = sum((b - a) * (b - a - 1) // 2 for a, b in clusters)
     block = None
     if dtype != "float64":
