@@ -19,17 +19,16 @@ alpha whose partial fractions need only two r-vectors per target,
 since f_k f_l = (f_k - f_l) / (s_l - s_k). g costs one r x r product per fold for all alphas. A pair's
 two terms are each (s_l + alpha) / (s_k - s_l) times their sum, so near-equal eigenvalues amplify
 rounding, most at the smallest alpha (g is formed once and each alpha scales it by f, so the error added
-to a validation error falls as alpha grows): eigenvalues closer than 1e-6 * (s_l + alpha_min) are grouped
-and their pairs summed exactly instead, in one product over all such pairs (repeated or empty features
-and rank-deficient designs give such clusters; the benchmark's delayed designs have none, or one of 4
-axes). Of the rest, the pairs that amplify rounding
-more than 100-fold lie within a few axes of the diagonal (sorted eigenvalues): that band of C runs in
-float64, in diagonal blocks, and the rest of C in the work dtype, so a float32 fit's largest product
-runs at float32 speed with its rounding amplified at most 100-fold (validation scores then differ from
-float64 partial fractions by less than forming every prediction in float32 does). Each fold takes the
-cheaper method. In the primal form no fold re-reads its
-training rows: X_train^T X_train is the total of the folds' blocks X_f^T X_f minus its own, and
-z = V^T (X^T Y) - A^T Y_val, with X^T Y computed once.
+to a validation error falls as alpha grows): eigenvalues closer than 1e-6 * (s_l + alpha_min) are
+grouped and their pairs summed exactly instead, in one product over all such pairs (repeated or empty
+features and rank-deficient designs give such clusters; the benchmark's delayed designs have none, or
+one of 4 axes). Of the rest, the pairs that amplify rounding more than 100-fold lie within a few axes of
+the diagonal (sorted eigenvalues): that band of C runs in float64, in diagonal blocks, and the rest of C
+in the work dtype, so a float32 fit's largest product runs at float32 speed with its rounding amplified
+at most 100-fold (validation scores then differ from float64 partial fractions by less than forming
+every prediction in float32 does). Each fold takes the cheaper method. In the primal form no fold
+re-reads its training rows: X_train^T X_train is the total of the folds' blocks X_f^T X_f minus its
+own, and z = V^T (X^T Y) - A^T Y_val, with X^T Y computed once.
 
 The refit on all training rows needs no decomposition of its own in the kernel form: with fold 0's
 K_ff = Q diag(s) Q^T, block elimination of K + alpha I over (f, v) gives the weights from that fold's
@@ -81,7 +80,7 @@ _MIN_BLOCK = 32
 
 class Fractions(NamedTuple):
     """What a fold needs to score every alpha from z and b (see module docstring)."""
-    coupling: object      # (r, r) float64 C, zero within clusters
+    coupling: object      # (r, r) C, zero within clusters: float64, or the work dtype outside ``band``
     diagonal: object      # (r,) float64 H_kk
     clusters: list        # of (start, stop): runs of near-equal eigenvalues
     pair_rows: object     # (n_pairs,) int k of every pair k < l inside a cluster
