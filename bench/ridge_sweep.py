@@ -276,11 +276,15 @@ def summarize(records, competitors):
         total = sum(r["cpu_seconds"] for r in mine)
         wall = sum(r["seconds"] for r in mine)
         keys = dict.fromkeys(k for r in mine for k in r if k.startswith(("max_dr", "same_alpha", "max_dcv", "exact_")))
-        reduce = lambda key: min if key.startswith("same_alpha") else sum if key.startswith("exact_") else max  # noqa: E731
-        worst = {key: reduce(key)(r[key] for r in mine if key in r) for key in keys}
+        worst = {key: _over_layers(key)(r[key] for r in mine if key in r) for key in keys}
         print(f"  {name:>15}: {total:9.2f} s CPU ({wall:.1f} s wall)  x{total / fast:6.2f} of fast  peak +"
               f"{max(r['peak_extra_gb'] for r in mine):.2f} GB  "
               + " ".join(_comparison(k, v) for k, v in worst.items()))
+
+
+def _over_layers(key):
+    """How a comparison combines over layers: the worst agreement, the largest difference, counts summed."""
+    return min if key.startswith("same_alpha") else sum if key.startswith("exact_") else max
 
 
 def _comparison(key, value):

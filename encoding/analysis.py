@@ -349,9 +349,8 @@ def _best_maps(config, scores, subject, data, stores, instructions, layers, n_la
         for instruction in instructions[model]:
             key = f"{subject}/{model}/{instruction}"
             _, best_r = scores.write_best_layer(key, layers[model], data.valid)
-            if launcher_world()[0] == 0:
-                _flatmap(config, data, best_r, out / f"flatmap_{subject}_{model}_{instruction}.png",
-                         f"{subject} · {model} · {instruction}: test r at the CV-best layer", rois)
+            _flatmap(config, data, best_r, out / f"flatmap_{subject}_{model}_{instruction}.png",
+                     f"{subject} · {model} · {instruction}: test r at the CV-best layer", rois)
         if len(instructions[model]) >= 2:
             _best_instruction(scores, f"{subject}/{model}", list(instructions[model]))
 
@@ -542,7 +541,7 @@ def _single_r2(scores, subject, band, X_train, Y_train, run_ids, X_test, Y_test,
 
 
 def _flatmap(config, data, values, output_file, title, rois):
-    if not config["flatmap"]:
+    if not config["flatmap"] or launcher_world()[0] > 0:   # ranks above 0 draw nothing (run_analysis)
         return
     from .plotting import plot_flatmap
     try:

@@ -249,7 +249,8 @@ def partial_fractions(eigenvalues, val_gram, clusters, block=None, dtype="float6
     if block is not None and dtype != "float64":
         rank, band = eigenvalues.shape[0], []
         for start in range(0, rank, block):
-            near_rows, near_cols = slice(start, min(start + block, rank)), slice(max(start - block, 0), start + 2 * block)
+            near_rows = slice(start, min(start + block, rank))
+            near_cols = slice(max(start - block, 0), start + 2 * block)
             band.append((near_rows, near_cols, backend.copy(coupling[near_rows, near_cols])))
         for near_rows, near_cols, _ in band:
             coupling[near_rows, near_cols] = 0
@@ -268,15 +269,12 @@ def _fractions_if_cheaper(form, eigenvalues, val_gram, n_val, alphas, method="au
     """
     if method not in ("auto", "direct", "fractions"):
         raise ValueError(f"fast ridge: unknown method '{method}'; known: auto, direct, fractions.")
-    rank, n_alphas = eigenvalues.shape[0], len(alphas)
-    clusters = clusters_of(eigenvalues, float(np.min(alphas)))
+    rank, n_alphas, alpha_min = eigenvalues.shape[0], len(alphas), float(np.min(alphas))
+    clusters = clusters_of(eigenvalues, alpha_min)
     n_pairs = sum((b - a) * (b - a - 1) // 2 for a, b in clusters)
-    block = None
-    if dtype != "float64":
-        width = band_width(eigenvalues, clusters, float(np.min(alphas)))
-        block = None if width is None else max(width, _MIN_BLOCK)
-    coupling = 2 * rank ** 2 if block is None or 6 * block >= rank else rank ** 2 + 6 * rank * block
-    block = None if coupling == 2 * rank ** 2 else block
+    width = band_width(eigenvalues, clusters, alpha_min) if dtype != "float64" else None
+    block = None if width is None or 6 * max(width, _MIN_BLOCK) >= rank else max(width, _MIN_BLOCK)
+    coupling = 2 * rank ** 2 if block is None else rank ** 2 + 6 * rank * block
     fractions = coupling + 2 * n_alphas * (2 * rank + n_pairs) + 6 * n_pairs
     fractions += n_val * rank if form == "kernel" else 0
     if method == "direct" or (method == "auto" and fractions >= n_alphas * n_val * rank):
@@ -343,10 +341,10 @@ def decompose_kernel(X_train, splits, X_test, alphas, dtype, method="auto"):
         val_map = kernel[val][:, train] @ Q
         fractions = _fractions_if_cheaper("kernel", eigenvalues, lambda: val_map.T @ val_map, len(val), alphas,
                                           method, dtype)
+        if not folds:
+            first = Q, val_map   # fold 0's, in float64: the refit starts from them
         folds.append(Fold(train, val, eigenvalues, backend.asarray(Q, dtype=dtype),
                           backend.asarray(val_map, dtype=dtype), fractions))
-        if len(folds) == 1:
-            first = Q, val_map
     Q, val_map = first
     train, val, eigenvalues = folds[0].train, folds[0].val, folds[0].eigenvalues
     kernel_val = kernel[val][:, val]
@@ -564,8 +562,10 @@ def decomposition_bytes(decomposition):
     for fold in decomposition.folds + ([decomposition.full] if decomposition.full else []):
         held += _nbytes(fold.basis) + _nbytes(fold.val_map)
         if fold.fractions is not None:
-            held += sum(_nbytes(array) for array in fold.fractions[3:6]) + _nbytes(fold.fractions.coupling)
-            held += sum(_nbytes(near) for _, _, near in fold.fractions.band or ())
+            fractions = fold.fractions
+            held += sum(_nbytes(array) for array in (fractions.coupling, fractions.pair_rows, fractions.pair_cols,
+                                                     fractions.pair_weights))
+            held += sum(_nbytes(near) for _, _, near in fractions.band or ())
     return held
 
 
