@@ -1,5 +1,8 @@
 """RSA: known-answer RDMs, equality with rsatoolbox, closed-form partial correlations, calibrated
 Mantel tests, unbiased crossnobis, and the ``python -m encoding.rsa`` command end to end."""
+import contextlib
+import resource
+
 import h5py
 import numpy as np
 import pandas as pd
@@ -9,7 +12,7 @@ from scipy import stats
 
 from encoding.rsa import (bootstrap_items, bootstrap_subjects, compare_rdms, crossnobis_rdm, item_bootstrap_samples,
                           mantel_test, noise_ceiling, noise_covariance, noise_precision, partial_correlation,
-                          pattern_rdm, semipartial_correlation, square_rdm, upper_triangle)
+                          pattern_rdm, permute_items, semipartial_correlation, square_rdm, upper_triangle)
 from encoding.rsa.__main__ import main
 from encoding.rsa._patterns import item_design
 from extractors.words import save_word_store
@@ -221,6 +224,125 @@ def test_item_bootstrap_interval_covers_the_estimate_and_samples_are_sorted_draw
     assert result.ci_low < result.estimate < result.ci_high
     samples = item_bootstrap_samples(12, 5, random_state=0)
     assert samples.shape == (5, 12) and np.all(np.diff(samples, axis=1) >= 0)
+
+
+def _rdms_at_scale(rng, n_items=320):
+    """Brain, model and two control RDMs over ``n_items`` items (51,040 pairs at 320): Euclidean
+    distances of random patterns, rounded (many ties) and offset by 1,000 (a shared baseline, as
+    unnormalised distances have); both controls correlate with the model, the brain follows the
+    model and the first control."""
+    patterns = rng.standard_normal((4, n_items, 8))
+    first, second = (upper_triangle(pattern_rdm(p, "euclidean")) for p in patterns[:2])
+    model = upper_triangle(pattern_rdm(patterns[2], "euclidean")) + 0.8 * first + 0.5 * second
+    brain = 0.3 * model + 0.6 * first + upper_triangle(pattern_rdm(patterns[3], "euclidean"))
+    return [1000 + np.round(v, 3) for v in (brain, model, first, second)]
+
+
+def _lstsq_reference(brain, model, controls, method, kind):
+    """Partial / semipartial correlation computed independently: scipy ranks for Spearman, residuals
+    of a least-squares fit on [1, controls] (np.linalg.lstsq), scipy's pearsonr."""
+    vectors = [brain, model] + list(controls)
+    if method == "spearman":
+        vectors = [stats.rankdata(v) for v in vectors]
+    C = np.column_stack([np.ones(brain.size)] + vectors[2:])
+
+    def residual(y):
+        return y - C @ np.linalg.lstsq(C, y, rcond=None)[0]
+
+    return stats.pearsonr(residual(vectors[0]) if kind == "partial" else vectors[0], residual(vectors[1])).statistic
+
+
+@pytest.fixture
+def bounded_memory():
+    """At most 3 GiB more address space than the process holds: an (n_pairs, n_pairs) projector,
+    19 GiB at 320 items, raises MemoryError instead of exhausting a shared machine."""
+    with _address_space_cap(3 * 2 ** 30):
+        yield
+
+
+@contextlib.contextmanager
+def _address_space_cap(extra_bytes):
+    """Let the process map at most ``extra_bytes`` more than it has now (Linux; elsewhere no cap)."""
+    try:
+        status = open("/proc/self/status").read()
+    except OSError:
+        yield
+        return
+    current = int(status.split("VmSize:")[1].split()[0]) * 1024
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = current + extra_bytes if hard == resource.RLIM_INFINITY else min(current + extra_bytes, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+@pytest.mark.parametrize("method", ["spearman", "pearson"])
+@pytest.mark.parametrize("kind", ["partial", "semipartial"])
+def test_partial_and_semipartial_at_320_items_equal_lstsq_residual_correlations(method, kind, bounded_memory):
+    brain, model, first, second = _rdms_at_scale(np.random.default_rng(20))
+    expected = _lstsq_reference(brain, model, [first, second], method, kind)
+    # the controls matter here: removing them moves the score by more than 0.2
+    assert compare_rdms(brain, model, method) - expected > 0.2
+    function = partial_correlation if kind == "partial" else semipartial_correlation
+    assert function(brain, model, [first, second], method) == pytest.approx(expected, abs=1e-12)
+    result = mantel_test(square_rdm(brain), model, method, [first, second], kind, n_permutations=0)
+    assert result.score == pytest.approx(expected, abs=1e-12)
+    assert result.null.shape == (0,) and result.p_value == 1.0
+
+
+@pytest.mark.parametrize("kind", ["partial", "semipartial"])
+def test_partial_mantel_null_scores_are_the_lstsq_partial_correlations_of_item_permutations(kind, monkeypatch,
+                                                                                            bounded_memory):
+    from encoding.rsa import _inference
+
+    brain, model, first, second = _rdms_at_scale(np.random.default_rng(21))
+    # blocks of 7 draws, so that 30 permutations cross block boundaries
+    monkeypatch.setattr(_inference, "_BLOCK_BYTES", 7 * 8 * brain.size)
+    result = mantel_test(square_rdm(brain), model, "spearman", [first, second], kind, n_permutations=30,
+                         random_state=5)
+    rng = np.random.default_rng(5)
+    orders = [rng.permutation(320) for _ in range(30)]
+    expected = [_lstsq_reference(permute_items(square_rdm(brain), order), model, [first, second], "spearman", kind)
+                for order in orders]
+    assert np.allclose(result.null, expected, rtol=0, atol=1e-12)
+    observed = _lstsq_reference(brain, model, [first, second], "spearman", kind)
+    assert result.score == pytest.approx(observed, abs=1e-12)
+    assert result.p_value == pytest.approx((1 + np.sum(np.array(expected) >= observed)) / 31)
+
+
+def test_plain_mantel_at_320_items_with_ties_equals_rsatoolbox_on_every_permutation(bounded_memory):
+    rsatoolbox = pytest.importorskip("rsatoolbox")
+    brain, model, _, _ = _rdms_at_scale(np.random.default_rng(22))
+    result = mantel_test(square_rdm(brain), model, "spearman", n_permutations=10, random_state=6)
+    rng = np.random.default_rng(6)
+    permuted = np.array([brain] + [permute_items(square_rdm(brain), rng.permutation(320)) for _ in range(10)])
+    expected = rsatoolbox.rdm.compare(rsatoolbox.rdm.RDMs(permuted), rsatoolbox.rdm.RDMs(model[None]), "spearman")
+    assert np.allclose(np.r_[result.score, result.null], expected[:, 0], rtol=0, atol=1e-12)
+
+
+def test_partial_mantel_at_320_items_runs_in_bounded_memory_and_finds_the_unique_effect(bounded_memory):
+    brain, model, first, second = _rdms_at_scale(np.random.default_rng(23))
+    results = {kind: mantel_test(square_rdm(brain), model, "spearman", [first, second], kind, n_permutations=199,
+                                 random_state=0) for kind in ("partial", "semipartial")}
+    for kind, result in results.items():
+        expected = _lstsq_reference(brain, model, [first, second], "spearman", kind)
+        assert result.score == pytest.approx(expected, abs=1e-12)
+        assert expected > 0.15                      # the model's part beyond the controls is real ...
+        assert result.p_value == pytest.approx(1 / 200)   # ... and beats every permutation
+        assert np.abs(result.null).max() < expected / 2
+
+
+def test_partial_mantel_with_a_collinear_or_constant_control_equals_it_left_out():
+    rng = np.random.default_rng(24)
+    brain, model, control = _three_correlated_rdms(rng, 30)
+    alone = mantel_test(square_rdm(brain), model, "spearman", [control], n_permutations=20, random_state=7)
+    for controls in ([control, 2 * control + 5], [control, np.full(control.size, 3.0)]):
+        result = mantel_test(square_rdm(brain), model, "pearson", controls, n_permutations=20, random_state=7)
+        assert result.score == pytest.approx(partial_correlation(brain, model, [control]), abs=1e-12)
+        ranked = mantel_test(square_rdm(brain), model, "spearman", controls, n_permutations=20, random_state=7)
+        assert np.allclose(np.r_[ranked.score, ranked.null], np.r_[alone.score, alone.null], rtol=0, atol=1e-12)
 
 
 def _word_study(folder, n_subjects=3, planted_layer=2, seed=0):

@@ -3,6 +3,10 @@
 Items, not pairs, are the exchangeable units: the n (n - 1) / 2 dissimilarities share items and
 are not independent, so permutation tests permute items (rows and columns together) and the item
 bootstrap resamples items (Nili et al. 2014; Kriegeskorte et al. 2008).
+
+Memory stays linear in the number of pairs (1.7 M at 1,854 items, THINGS scale): controls are removed
+through an orthonormal basis of shape (n_pairs, n_controls), never an (n_pairs, n_pairs) projector,
+and permutations are scored in blocks of draws of at most ``_BLOCK_BYTES``.
 """
 from dataclasses import dataclass
 
@@ -11,10 +15,15 @@ from scipy import stats
 
 from features.errors import InputError
 
-from ._compare import compare_rdms, kendall_tau_a, partial_correlation, semipartial_correlation
+from ._compare import compare_rdms, partial_correlation, semipartial_correlation
 from ._rdm import permute_items, square_rdm, upper_triangle
 
 PARTIAL_KINDS = ("partial", "semipartial")
+
+# Permuted brain vectors of a Mantel test are held at most this many bytes at a time (a block of
+# draws x pairs in float64): 19 draws at 1,854 items, every draw of a few hundred items at once.
+# A block costs about three times this at its peak (the gather's indices, then the residuals).
+_BLOCK_BYTES = 2 ** 28
 
 
 def rsa_score(brain_rdm, model_rdm, method="spearman", controls=(), kind="partial"):
@@ -35,13 +44,17 @@ def rsa_score(brain_rdm, model_rdm, method="spearman", controls=(), kind="partia
     """
     if not len(controls):
         return compare_rdms(brain_rdm, model_rdm, method)
+    _check_partial(method, kind)
+    function = partial_correlation if kind == "partial" else semipartial_correlation
+    return function(brain_rdm, model_rdm, controls, method)
+
+
+def _check_partial(method, kind):
     if method == "kendall_tau_a":
         raise InputError("rsa: field 'comparison' is kendall_tau_a, which has no partial form; use spearman or "
                          "pearson with controls.")
     if kind not in PARTIAL_KINDS:
         raise InputError(f"rsa: field 'partial' is {kind!r}; known: {', '.join(PARTIAL_KINDS)}.")
-    function = partial_correlation if kind == "partial" else semipartial_correlation
-    return function(brain_rdm, model_rdm, controls, method)
 
 
 @dataclass
@@ -74,11 +87,12 @@ def mantel_test(brain_rdm, model_rdm, method="spearman", controls=(), kind="part
         "two-sided"), which is exactly uniform on its grid under the null.
     """
     brain = square_rdm(upper_triangle(brain_rdm))
+    n_items = brain.shape[0]
     rng = np.random.default_rng(random_state)
-    orders = np.array([rng.permutation(brain.shape[0]) for _ in range(n_permutations)], dtype=int)
-    orders = orders.reshape(n_permutations, brain.shape[0])
-    vectors = np.vstack([upper_triangle(brain)[None], permute_items(brain, orders)])
-    scores = _batch_scores(vectors, upper_triangle(model_rdm), method, [upper_triangle(c) for c in controls], kind)
+    # draw 0 is the identity: the observed score goes through the same arithmetic as the null
+    orders = np.array([np.arange(n_items)] + [rng.permutation(n_items) for _ in range(n_permutations)], dtype=int)
+    scores = _permuted_scores(brain, orders, upper_triangle(model_rdm), method, [upper_triangle(c) for c in controls],
+                              kind)
     observed, null = scores[0], scores[1:]
     if alternative == "two-sided":
         exceed = np.abs(null) >= abs(observed) - 1e-12
@@ -89,29 +103,92 @@ def mantel_test(brain_rdm, model_rdm, method="spearman", controls=(), kind="part
     return MantelResult(float(observed), float((1 + exceed.sum()) / (1 + n_permutations)), null)
 
 
-def _batch_scores(brain_vectors, model_vector, method, controls, kind):
-    """:func:`rsa_score` of each row of ``brain_vectors`` (n_draws, n_pairs) with one model."""
-    finite = np.isfinite(brain_vectors).all() and np.isfinite(model_vector).all() and all(
-        np.isfinite(c).all() for c in controls)
-    if method == "kendall_tau_a" and not controls and finite:
-        return np.array([kendall_tau_a(v, model_vector) for v in brain_vectors])
+def _permuted_scores(brain, orders, model_vector, method, controls, kind):
+    """:func:`rsa_score` of the brain RDM with its items taken in each order, against one model.
+
+    Parameters
+    ----------
+    brain : array of shape (n_items, n_items)
+    orders : array of int of shape (n_draws, n_items)
+    model_vector : array of shape (n_pairs,)
+    controls : list of arrays of shape (n_pairs,)
+
+    Returns
+    -------
+    scores : array of shape (n_draws,)
+    """
+    n_pairs = brain.shape[0] * (brain.shape[0] - 1) // 2
+    for name, vector in [("model_rdm", model_vector)] + [("controls", c) for c in controls]:
+        if vector.size != n_pairs:
+            raise InputError(f"mantel_test: field '{name}' holds an RDM of {vector.size} pairs; the brain RDM has "
+                             f"{brain.shape[0]} items ({n_pairs} pairs).")
+    if controls:
+        _check_partial(method, kind)
+    finite = all(np.isfinite(v).all() for v in [brain, model_vector] + controls)
     if method not in ("spearman", "pearson") or not finite:
-        return np.array([rsa_score(v, model_vector, method, controls, kind) for v in brain_vectors])
+        # Kendall's tau, or NaN pairs (which move with the items, so each draw keeps its own pairs): one
+        # draw at a time.
+        return np.array([rsa_score(permute_items(brain, order), model_vector, method, controls, kind)
+                         for order in orders])
     if method == "spearman":
-        brain_vectors = stats.rankdata(brain_vectors, axis=1)
+        # Permuting items permutes the pairs, so the ranks of a permuted RDM are the permuted ranks of
+        # the RDM (ties included): rank once, not once per draw.
+        brain = square_rdm(stats.rankdata(upper_triangle(brain)))
         model_vector = stats.rankdata(model_vector)
         controls = [stats.rankdata(c) for c in controls]
-    if controls:
-        C = np.column_stack([np.ones(model_vector.size)] + list(controls))
-        projector = C @ np.linalg.pinv(C)
-        model_vector = model_vector - projector @ model_vector
-        if kind == "partial":
-            brain_vectors = brain_vectors - brain_vectors @ projector.T
-    brain_vectors = brain_vectors - brain_vectors.mean(1, keepdims=True)
-    model_vector = model_vector - model_vector.mean()
-    denominator = np.linalg.norm(brain_vectors, axis=1) * np.linalg.norm(model_vector)
+    basis = _control_basis(controls) if controls else None
+    model_part = _residuals(model_vector[None].copy(), basis)[0]
+    brain_basis = basis if kind == "partial" else None
+    rows, cols = np.triu_indices(brain.shape[0], k=1)
+    flat = brain.ravel()
+    step = max(1, _BLOCK_BYTES // (8 * max(n_pairs, 1)))
+    scores = []
+    for start in range(0, len(orders), step):
+        # permute_items(brain, block) as one flat gather, cheaper than its two-array fancy index
+        block = orders[start:start + step]
+        index = block[:, rows] * brain.shape[0]
+        index += block[:, cols]
+        vectors = flat[index]
+        del index
+        scores.append(_correlations(vectors, model_part, brain_basis))
+    return np.concatenate(scores)
+
+
+def _control_basis(controls):
+    """Orthonormal basis of what the controls add to an intercept, shape (n_pairs, rank).
+
+    With ``y`` centred, ``y - U (U^T y)`` is the residual of ``y`` regressed on ``[1, controls]``,
+    in O(n_pairs x n_controls) memory. The controls are centred (the intercept's part) and scaled
+    to unit norm first, so the rank cut (lstsq's, ``n_pairs * eps`` of the largest singular value)
+    does not depend on their units or offsets; a control without variance adds nothing.
+    """
+    C = np.column_stack(controls)
+    scale = np.linalg.norm(C, axis=0)
+    C = C - C.mean(0)
+    norms = np.linalg.norm(C, axis=0)
+    varies = norms > scale * C.shape[0] * np.finfo(float).eps
+    if not varies.any():
+        return np.empty((C.shape[0], 0))
+    C = C[:, varies] / norms[varies]
+    U, s, _ = np.linalg.svd(C, full_matrices=False)
+    return U[:, s > s[0] * C.shape[0] * np.finfo(float).eps]
+
+
+def _residuals(vectors, basis):
+    """Rows of ``vectors`` (n_rows, n_pairs) centred and, with a basis, residualised on it, in place."""
+    vectors -= vectors.mean(1, keepdims=True)
+    if basis is not None and basis.shape[1]:
+        vectors -= (vectors @ basis) @ basis.T
+    return vectors
+
+
+def _correlations(vectors, model_part, basis):
+    """Pearson r of each row of ``vectors`` (n_draws, n_pairs), residualised on ``basis`` when given,
+    with the centred (and residualised) model vector."""
+    vectors = _residuals(vectors, basis)
+    denominator = np.sqrt(np.einsum("ij,ij->i", vectors, vectors) * (model_part @ model_part))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denominator > 0, brain_vectors @ model_vector / denominator, np.nan)
+        return np.where(denominator > 0, vectors @ model_part / denominator, np.nan)
 
 
 @dataclass
