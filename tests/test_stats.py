@@ -161,3 +161,42 @@ def test_paired_tests_report_subjects_and_equal_scipy():
     assert result["p_ttest"] == pytest.approx(stats.ttest_rel(a, b).pvalue)
     above = one_sample_tests(a - b)
     assert above["n_subjects"] == 8 and above["p_wilcoxon"] == pytest.approx(1 / 2 ** 8)
+
+
+def _exact_p(y, prediction, block_length):
+    """The exact block-permutation p of each target, by permuting the response's rows directly."""
+    import itertools
+    n_blocks = len(y) // block_length
+    blocks = np.arange(n_blocks * block_length).reshape(n_blocks, block_length)
+    observed = pearson_r(y, prediction)
+    exceed = np.zeros(y.shape[1])
+    orderings = list(itertools.permutations(range(n_blocks)))
+    for order in orderings:
+        rows = np.concatenate([blocks[list(order)].ravel(), np.arange(n_blocks * block_length, len(y))])
+        exceed += pearson_r(y[rows], prediction) >= observed - 1e-6
+    return exceed / len(orderings)
+
+
+def test_short_test_runs_enumerate_every_block_ordering_once_and_give_the_exact_p(caplog):
+    rng = np.random.default_rng(21)
+    signal = _ar1(rng, 53, 40)
+    y = signal * np.linspace(0, 1, 40) + _ar1(rng, 53, 40)
+    with caplog.at_level("WARNING"):
+        permutations = block_permutations([53], 10, 1000, seed=0)     # 5 blocks: 120 orderings, not 1000
+    assert permutations.exact and permutations.n_permutations == 120
+    assert len({tuple(o) for o in permutations.order}) == 120
+    assert "only 120 distinct orderings" in caplog.text
+    result = permutation_test(y, signal, permutations)                # the normal tail does not apply
+    np.testing.assert_allclose(result.p, _exact_p(y, signal, 10), atol=1e-12)
+    assert result.p.min() >= 1 / 120
+
+
+def test_more_orderings_than_asked_are_drawn_distinct_and_never_the_identity():
+    permutations = block_permutations([70], 10, 1000, seed=1)         # 7 blocks: 5,040 orderings
+    assert not permutations.exact and permutations.n_permutations == 1000
+    orders = {tuple(o) for o in permutations.order}
+    assert len(orders) == 1000 and tuple(range(7)) not in orders
+    # with many blocks the draw is the plain one: the same seed gives the same permutations as before
+    many = block_permutations([600], 10, 200, seed=3)
+    expected = np.random.default_rng(3).permuted(np.tile(np.arange(60), (200, 1)), axis=1)
+    np.testing.assert_array_equal(many.order, expected)

@@ -21,7 +21,17 @@ permuted r's gets its p-value from a normal fitted to its own permutation null o
 scale, as in the tail approximations of Knijnenburg et al. 2009 and Winkler et al. 2016 (who fit
 a generalized Pareto tail; the normal is cheaper for 60k targets and close for correlations);
 every other p-value is the plain permutation count. ``tail="none"`` keeps the counts only.
+
+Short test runs: B blocks have only B! distinct orderings (5 blocks: 120). Drawing more permutations
+than exist repeats them, and the repeats are not independent evidence. When B! is at most the number
+asked for, every ordering is enumerated instead (a warning says so), the identity included, and the
+test is exact: ``p = #{orderings with r >= observed} / B!``, never below 1 / B!, with no tail
+approximation (it would claim a resolution the test runs do not have). Otherwise ``n_permutations``
+distinct orderings other than the identity are drawn.
 """
+import itertools
+import logging
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +46,8 @@ _TIE_TOLERANCE = 1e-6
 # below this many exceedances the count says little and the tail approximation takes over
 TAIL_COUNT = 10
 TAILS = ("normal", "none")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,12 +64,15 @@ class BlockPermutations:
         ``order[k, b]``: the block of the response placed against block ``b`` of the prediction
         in permutation ``k``.
     n_rows : int
+    exact : bool
+        True when ``order`` holds every distinct ordering of the blocks (the identity included).
     """
 
     blocks: np.ndarray
     fixed: np.ndarray
     order: np.ndarray
     n_rows: int
+    exact: bool = False
 
     @property
     def n_permutations(self):
@@ -69,14 +84,16 @@ class PermutationResult:
     """Observed correlations and their one-sided permutation p-values (alternative: r > null).
 
     ``p = (1 + #{null >= observed}) / (1 + n_permutations)``, or the normal tail approximation
-    where fewer than ``TAIL_COUNT`` permuted r's reach the observed one (module docstring); NaN
-    where a column is constant. ``roi_r``/``roi_p`` hold the mean r over an ROI's targets and its
+    where fewer than ``TAIL_COUNT`` permuted r's reach the observed one (module docstring); with
+    every ordering enumerated (``exact``), ``p = #{null >= observed} / n_permutations``; NaN where a
+    column is constant. ``roi_r``/``roi_p`` hold the mean r over an ROI's targets and its
     p-value, computed the same way.
     """
 
     r: np.ndarray
     p: np.ndarray
     n_permutations: int
+    exact: bool = False
     roi_r: dict = field(default_factory=dict)
     roi_p: dict = field(default_factory=dict)
 
@@ -91,6 +108,8 @@ def block_permutations(run_lengths, block_length=10, n_permutations=1000, seed=0
     block_length : int
         TRs per block.
     n_permutations : int
+        Orderings asked for; capped at the distinct orderings of the blocks, which are then all
+        enumerated (module docstring).
     seed : int
 
     Returns
@@ -109,9 +128,41 @@ def block_permutations(run_lengths, block_length=10, n_permutations=1000, seed=0
     if len(blocks) < 2:
         raise InputError(f"permutation test: field 'permutation_block' is {block_length} TRs, which leaves fewer "
                          f"than two blocks in {start} test TRs; use shorter blocks.")
-    rng = np.random.default_rng(seed)
-    order = rng.permuted(np.tile(np.arange(len(blocks)), (n_permutations, 1)), axis=1)
-    return BlockPermutations(np.array(blocks), np.concatenate(fixed).astype(np.int64), order, start)
+    n_blocks = len(blocks)
+    exact = _n_orderings_at_most(n_blocks, n_permutations)
+    if exact:
+        order = np.array(list(itertools.permutations(range(n_blocks))), dtype=np.int64)
+        log.warning("permutation test: the test runs hold %d blocks of %d TRs, which have only %d distinct "
+                    "orderings; all of them are used (an exact test, p >= 1/%d) instead of the %d asked for",
+                    n_blocks, block_length, len(order), len(order), n_permutations)
+    else:
+        order = _distinct_orderings(n_blocks, n_permutations, np.random.default_rng(seed))
+    return BlockPermutations(np.array(blocks), np.concatenate(fixed).astype(np.int64), order, start, exact)
+
+
+def _n_orderings_at_most(n_blocks, limit):
+    """n_blocks! <= limit, without computing a huge factorial."""
+    return n_blocks <= 20 and math.factorial(n_blocks) <= limit
+
+
+def _distinct_orderings(n_blocks, n_permutations, rng):
+    """``n_permutations`` distinct random orderings of the blocks, none of them the identity.
+
+    Only asked for when n_blocks! exceeds n_permutations, so distinct draws exist. Duplicates are
+    redrawn; with many blocks they are vanishingly rare and the first draw is kept whole.
+    """
+    identity = np.arange(n_blocks)
+    order = rng.permuted(np.tile(identity, (n_permutations, 1)), axis=1)
+    while True:
+        _, first = np.unique(order, axis=0, return_index=True)
+        keep = np.zeros(len(order), bool)
+        keep[first] = True
+        keep &= (order != identity).any(1)
+        if keep.all():
+            return order
+        order = order[np.sort(np.flatnonzero(keep))]
+        extra = rng.permuted(np.tile(identity, (n_permutations - len(order), 1)), axis=1)
+        order = np.concatenate([order, extra])
 
 
 def _standardize(a):
@@ -119,7 +170,9 @@ def _standardize(a):
     a = np.asarray(a, dtype=np.float32)
     a = a - a.mean(0)
     norm = np.sqrt((a.astype(np.float64) ** 2).sum(0))
-    return (a / np.where(norm > 0, norm, 1)).astype(np.float32), norm > 0
+    ok = np.isfinite(norm) & (norm > 0)
+    # zero, not NaN: a non-finite column must not reach the ROI sums of the null
+    return np.where(ok, a / np.where(ok, norm, 1), 0).astype(np.float32), ok
 
 
 def _selector(order):
@@ -189,8 +242,9 @@ def permutation_test(y_true, y_pred, permutations, rois=None, tail="normal"):
         if weights is not None:
             roi_null += np.asarray((weights[cols].T @ null.T).T)
     r[~finite] = np.nan
-    p = np.where(finite, _p_values(r, exceed, moments, permutations.n_permutations, tail), np.nan)
-    result = PermutationResult(r, p, permutations.n_permutations)
+    p = np.where(finite, _p_values(r, exceed, moments, permutations.n_permutations, tail, permutations.exact),
+                 np.nan)
+    result = PermutationResult(r, p, permutations.n_permutations, permutations.exact)
     if rois:
         _roi_results(result, rois, weights, roi_null, tail)
     return result
@@ -200,7 +254,8 @@ def _roi_results(result, rois, weights, roi_null, tail):
     """Fill ``roi_r``/``roi_p``: each ROI's mean r against the mean of its targets' nulls."""
     roi_observed = weights.T @ np.nan_to_num(result.r)
     roi_exceed = (roi_null >= roi_observed - _TIE_TOLERANCE).sum(0)
-    roi_p = _p_values(roi_observed, roi_exceed, _fisher_moments(roi_null), result.n_permutations, tail)
+    roi_p = _p_values(roi_observed, roi_exceed, _fisher_moments(roi_null), result.n_permutations, tail,
+                      result.exact)
     for j, name in enumerate(rois):
         has_targets = weights[:, j].nnz > 0
         result.roi_r[name] = float(roi_observed[j]) if has_targets else np.nan
@@ -213,8 +268,13 @@ def _fisher_moments(null):
     return np.stack([z.mean(0), z.std(0)])
 
 
-def _p_values(r, exceed, moments, n_permutations, tail):
-    """Permutation counts, with the normal tail where fewer than TAIL_COUNT permuted r's reach r."""
+def _p_values(r, exceed, moments, n_permutations, tail, exact=False):
+    """Permutation counts, with the normal tail where fewer than TAIL_COUNT permuted r's reach r.
+
+    ``exact``: every ordering was enumerated, the identity among them (it counts in ``exceed``).
+    """
+    if exact:
+        return exceed / n_permutations
     p = (1 + exceed) / (1 + n_permutations)
     if tail == "normal":
         mean, std = moments
