@@ -20,9 +20,9 @@ from features.store import FeatureStore
 from instructions import NO_INSTRUCTION, resolve
 
 from .config import DEFAULTS, expand_path, flatmap_kinds, parse_list
-from .design import layer_design, load_subject, split_runs, stack
-from .outputs.alignment import (add_fdr, add_normalized, best_instruction_table, best_layer_table, mark_best_layers,
-                                roi_rows, to_frame)
+from .design import layer_design, load_subject, stack
+from .outputs.alignment import (add_fdr, add_normalized, best_instruction_table, best_layer_map_significance,
+                                best_layer_table, mark_best_layers, roi_rows, to_frame)
 from .outputs.figures import plot_layer_roi_heatmap
 from .outputs.folder import atomic_folder, refuse_existing
 from .outputs.group_tests import group_tests
@@ -98,7 +98,8 @@ def _write_outputs(config, partial, stores, prompts, instructions, layers, n_lay
             partitions += subject_partitions
         ceiling_of = _noise_ceilings(config, scores, test_sets)
         table = _alignment_table(config, rows, scores, ceiling_of)
-    best = _write_tables(partial, table, partitions)
+        map_significance = best_layer_map_significance(scores, config["fdr_q"])
+    best = _write_tables(partial, table, partitions, map_significance)
     if launcher_world()[0] > 0:   # another process's folder, deleted: it needs the fits, not the figures
         return best
     figures = _heatmaps(table, partial)
@@ -211,7 +212,15 @@ def _layers(config, store, instructions):
     wanted = config["layers"]
     if wanted in ("all", None, ["all"]):
         return stored
-    wanted = [int(k) for k in parse_list(wanted)]
+    if isinstance(wanted, int):
+        wanted = [wanted]
+    try:
+        wanted = [int(k) for k in parse_list(wanted)]
+    except (TypeError, ValueError):
+        raise InputError(f"--layers: expected 'all' or a comma list of layer indices such as 0,8,16, found "
+                         f"{config['layers']!r} (config key 'layers' in {config['config_file']}).") from None
+    if not wanted:
+        raise InputError(f"--layers: expected 'all' or a comma list of layer indices, found {config['layers']!r}.")
     missing = [k for k in wanted if k not in stored]
     if missing:
         raise InputError(f"{store.path}: --layers asks for layer {missing[0]}, stored layers are "
@@ -241,29 +250,39 @@ def _fit_subject(config, subject, stores, instructions, layers, n_layers, scores
     test_set : dict test run -> responses (n_TR, n_targets), for the cross-subject ceiling
     """
     data = load_subject(config, subject, _feature_rows(stores, instructions))
-    train, test = split_runs(data, config["test_runs"])
+    train, test = data.train, data.test
     if (~data.valid).any():
-        log.warning("%s: %d of %d targets are NaN or constant in some run; excluded and scored NaN",
+        log.warning("%s: %d of %d targets are NaN or constant in some training run; excluded and scored NaN",
                     subject, int((~data.valid).sum()), data.n_targets)
+    if data.untestable.any():
+        log.warning("%s: %d targets are NaN or constant in a test run only (%s); fitted, their test scores are NaN",
+                    subject, int(data.untestable.sum()), ", ".join(data.run_names[i] for i in test))
     rois, dropped = rois_for_subject(config, data)
     if dropped:
         log.warning("%s: ROI(s) with no valid targets, skipped: %s", subject, ", ".join(dropped))
+    if not rois:
+        raise InputError(f"{config['config_file']}: field 'rois' leaves no ROI with a fitted target of {subject} "
+                         f"({data.files[0]} and its runs); skipped: {', '.join(dropped)}.")
     _write_subject(scores, subject, data, train, test, rois, config)
-    Y = [b[:, data.valid] for b in data.bold]
-    Y_train, run_ids = stack(Y, train)
+    # a target NaN or constant only in a test run is fitted; its test rows enter as zeros and are scored NaN
+    Y = [np.nan_to_num(b[:, data.valid]) if i in test else b[:, data.valid] for i, b in enumerate(data.bold)]
+    untestable = data.untestable[data.valid]
+    Y_train, run_of_row = stack(Y, train)
+    groups = data.cv_groups(run_of_row)
     Y_test, _ = stack(Y, test)
     fit_args = dict(alphas=config["alphas"], n_folds=config["cv_folds"],
                     n_targets_batch=config["n_targets_batch"], Y_in_cpu=config["backend"] == "torch_cuda")
     significance = _Significance(config, [Y[i].shape[0] for i in test], rois, data.valid)
+    scores.attrs(subject).update(n_permutations=significance.n_permutations, permutations_exact=significance.exact)
     rows = []
     jobs = [(m, i, k) for m in stores for i in instructions[m] for k in layers[m]]
     for model, instruction, layer in tqdm(jobs, desc=f"{subject} ridge per layer", unit="layer"):
         X = layer_design(stores[model], instruction, layer, data, config["delays"], config["trim"])
         X_train, _ = stack(X, train)
         X_test, _ = stack(X, test)
-        result = fit_ridge(X_train, Y_train, run_ids, X_test, Y_test, **fit_args, memory_gb=config["memory_gb"],
-                           pca_components=config["pca_components"],
-                           return_prediction=significance.permutations is not None)
+        result = _untested(fit_ridge(X_train, Y_train, groups, X_test, Y_test, **fit_args,
+                                     memory_gb=config["memory_gb"], pca_components=config["pca_components"],
+                                     return_prediction=significance.permutations is not None), untestable)
         key = f"{subject}/{model}/{instruction}/layer_{layer}"
         scores.write_fit(key, result, data.valid, n_features=X_train.shape[1])
         roi_p = significance.test(scores, key, Y_test, result)
@@ -276,10 +295,21 @@ def _fit_subject(config, subject, stores, instructions, layers, n_layers, scores
     _repeat_ceiling(config, scores, subject, data, test)
     partitions = []
     for joint in config["joint"]:
-        partitions += _fit_joint(config, joint, subject, data, stores, (train, test, Y_train, run_ids, Y_test),
-                                 scores, fit_args, rois)
+        partitions += _fit_joint(config, joint, subject, data, stores, (train, test, Y_train, groups, Y_test),
+                                 scores, fit_args, rois, untestable)
     log.info("%s: wrote %d layer fits to %s", subject, len(jobs), out / "scores.h5")
     return rows, partitions, _test_responses(data, test)
+
+
+def _untested(result, untestable):
+    """Test scores of the targets a test run cannot score (NaN or constant there) set to NaN."""
+    for name in ("test_r", "test_r2", "test_r2_split"):
+        values = getattr(result, name)
+        if values is not None:
+            values = np.array(values, dtype=np.float32)
+            values[..., untestable] = np.nan
+            setattr(result, name, values)
+    return result
 
 
 def _test_responses(data, test):
@@ -320,9 +350,12 @@ class _Significance:
         self.n_permutations = config["n_permutations"]
         self.tail = config["permutation_tail"]
         self.permutations = None
+        self.exact = False
         if self.n_permutations:
             self.permutations = block_permutations(test_lengths, config["permutation_block"], self.n_permutations,
                                                    config["seed"])
+            # short test runs: capped at their distinct block orderings, all enumerated
+            self.n_permutations, self.exact = self.permutations.n_permutations, self.permutations.exact
         # ROI indices count all targets; the tested arrays hold the valid ones only
         column = np.cumsum(valid) - 1
         self.rois = {roi: column[index] for roi, index in rois.items()}
@@ -363,10 +396,12 @@ def _best_instruction(scores, key, instructions):
     columns = np.arange(pick.size)
     scores.write_array(key, "best_instruction", np.where(fitted, pick, -1),
                        instructions=json.dumps(instructions))
-    for name in ("test_r", "q_perm"):
+    for name in ("test_r", "p_perm"):
         if all(f"{key}/{i}/best_layer_{name}" in scores for i in instructions):
             stacked = np.stack([scores.read(f"{key}/{i}", f"best_layer_{name}") for i in instructions])
             scores.write_array(key, f"best_instruction_{name}", np.where(fitted, stacked[pick, columns], np.nan))
+    if f"{key}/best_instruction_p_perm" in scores:   # the best-instruction map is a family of its own
+        scores.write_array(key, "best_instruction_q_perm", fdr_bh(scores.read(key, "best_instruction_p_perm")))
 
 
 def _repeat_ceiling(config, scores, subject, data, test):
@@ -464,10 +499,10 @@ def _alignment_table(config, rows, scores, ceiling_of):
     return add_normalized(table, test_r, ceiling_of, rois, config["ceiling_threshold"])
 
 
-def _write_tables(out, table, partitions):
+def _write_tables(out, table, partitions, map_significance):
     """alignment.csv, best_layers.csv and, when they have rows, the instruction, group and partition tables."""
     table.to_csv(out / "alignment.csv", index=False)
-    best = best_layer_table(table)
+    best = best_layer_table(table, map_significance)
     best.to_csv(out / "best_layers.csv", index=False)
     written = ["alignment.csv", "best_layers.csv"]
     for name, frame in (("best_instructions.csv", best_instruction_table(table)),
@@ -495,9 +530,9 @@ def _analyses(config, out):
         log.warning("no flatmaps for this space (%s); python -m encoding.flatmap draws them later", err)
 
 
-def _fit_joint(config, joint, subject, data, stores, split, scores, fit_args, rois):
+def _fit_joint(config, joint, subject, data, stores, split, scores, fit_args, rois, untestable):
     """A banded fit over the joint's bands and, for two bands, the variance partition."""
-    train, test, Y_train, run_ids, Y_test = split
+    train, test, Y_train, groups, Y_test = split
     bands = joint.get("bands", []) if isinstance(joint, dict) else []
     if len(bands) < 2 or any(not {"model", "instruction", "layer"} <= set(b) for b in bands):
         raise InputError(f"{config['config_file']}: field 'joint' entries need a name and two or more bands, each "
@@ -511,15 +546,15 @@ def _fit_joint(config, joint, subject, data, stores, split, scores, fit_args, ro
                                config["delays"], config["trim"]))
     Xs_train = [stack(X, train)[0] for X in Xs]
     Xs_test = [stack(X, test)[0] for X in Xs]
-    result = fit_banded_ridge(Xs_train, Y_train, run_ids, Xs_test, Y_test, n_iter=config["banded_iterations"],
-                              **fit_args)
+    result = _untested(fit_banded_ridge(Xs_train, Y_train, groups, Xs_test, Y_test,
+                                        n_iter=config["banded_iterations"], **fit_args), untestable)
     name = joint.get("name") or "+".join(f"{b['model']}:{b['layer']}" for b in bands)
     scores.write_fit(f"{subject}/joint/{name}", result, data.valid, bands=json.dumps(bands))
     log.info("%s: banded fit '%s' over %d bands written", subject, name, len(bands))
     if len(bands) != 2:
         return []
-    single = [_single_r2(scores, subject, band, X_train, Y_train, run_ids, X_test, Y_test, data.valid, fit_args)
-              for band, X_train, X_test in zip(bands, Xs_train, Xs_test)]
+    single = [_single_r2(scores, subject, band, X_train, Y_train, groups, X_test, Y_test, data.valid, fit_args,
+                         untestable) for band, X_train, X_test in zip(bands, Xs_train, Xs_test)]
     partition = VariancePartition(scores.read(f"{subject}/joint/{name}", "test_r2"), *single)
     labels = [f"{b['model']}:{b['instruction']}:layer_{b['layer']}" for b in bands]
     key = f"{subject}/joint/{name}/partition"
@@ -529,12 +564,12 @@ def _fit_joint(config, joint, subject, data, stores, split, scores, fit_args, ro
     return roi_partition_rows(partition, rois, subject=subject, joint=name, band_a=labels[0], band_b=labels[1])
 
 
-def _single_r2(scores, subject, band, X_train, Y_train, run_ids, X_test, Y_test, valid, fit_args):
+def _single_r2(scores, subject, band, X_train, Y_train, groups, X_test, Y_test, valid, fit_args, untestable):
     """Test R^2 of one band alone: the layer fit when the sweep has it, else a fit of its own."""
     key = f"{subject}/{band['model']}/{band['instruction']}/layer_{int(band['layer'])}"
     if key in scores:
         return scores.read(key, "test_r2")
-    result = fit_ridge(X_train, Y_train, run_ids, X_test, Y_test, **fit_args)
+    result = _untested(fit_ridge(X_train, Y_train, groups, X_test, Y_test, **fit_args), untestable)
     full = np.full(valid.shape, np.nan, dtype=np.float32)
     full[valid] = result.test_r2
     return full

@@ -95,7 +95,8 @@ def load_config(path=None, overrides=None):
     config.update({k: ({**DEFAULTS[k], **(v or {})} if k in MERGED_KEYS else v) for k, v in raw.items()})
     config.update({k: v for k, v in (overrides or {}).items() if v is not None})
     _check_analysis_values(config, path)
-    config["config_file"] = str(path)
+    # absolute, so paths relative to the config's folder resolve the same from any working directory
+    config["config_file"] = str(path.resolve())
     config["name"] = config["name"] or path.stem
     config["cache_dir"] = str(Path(os.path.expanduser(
         config["cache_dir"] or os.environ.get("MLLM_ENCODING_CACHE", "~/.cache/mllm-encoding"))))

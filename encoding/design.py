@@ -1,11 +1,17 @@
 """From files to the arrays the ridge engine sees: fMRI runs of one subject and delayed features.
 
-Order of operations per run, chosen so nothing leaks across runs and trimming never drops the
+Order of operations per run, the reference pipeline's (voxelwise_tutorials: features z-scored per
+run, FIR delays within runs), chosen so nothing leaks across runs and trimming never drops the
 features that delayed rows need:
 1. feature rows and fMRI TRs are aligned to their common length (within ``tr_tolerance``);
-2. FIR delays are applied to the features of the whole run;
-3. the first/last TRs named by ``trim`` are dropped from both;
-4. fMRI is detrended and z-scored in time, features are z-scored, each within the run.
+2. the features are z-scored over the run's aligned rows, so the rows a delay shifts in from outside
+   the run hold the run mean (0), never raw zeros far from the features' offsets;
+3. FIR delays are applied to the run's standardized features;
+4. the first/last TRs named by ``trim`` are dropped from both;
+5. fMRI is detrended and z-scored in time within the run (after trimming).
+
+Targets are fitted when they are finite and not constant in every *training* run; one that is
+constant (or NaN) only in a test run is still fitted, and its test scores are NaN.
 """
 import logging
 from dataclasses import dataclass, field
@@ -13,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from features.delays import delay_run
+from features.delays import delay_run, zscore_run
 from features.errors import InputError
 from features.store import FeatureStore
 from features.timing import aligned_length
@@ -33,13 +39,20 @@ class SubjectData:
     files: list
     n_keep: list                 # aligned length (before trimming) per run
     bold: list                   # preprocessed (n_TR_kept, n_targets) per run
-    valid: np.ndarray            # (n_targets,) False for NaN/constant targets
+    valid: np.ndarray            # (n_targets,) fitted: finite and not constant in every training run
     space: TargetSpace
     trs: list = field(default_factory=list)
+    train: list = field(default_factory=list)   # indices of the training runs
+    test: list = field(default_factory=list)    # indices of the test runs (scored only)
+    untestable: np.ndarray = None               # (n_targets,) fitted, but NaN/constant in a test run
 
     @property
     def n_targets(self):
         return self.valid.size
+
+    def cv_groups(self, run_of_row):
+        """The stimulus run of each training row: CV folds keep every viewing of a stimulus together."""
+        return np.asarray(self.stimulus_runs, dtype=object)[np.asarray(run_of_row)]
 
 
 def load_subject(config, subject, feature_rows):
@@ -58,9 +71,13 @@ def load_subject(config, subject, feature_rows):
     spec = config["subjects"][subject]
     if not isinstance(spec, dict) or not spec.get("runs"):
         raise InputError(f"{config['config_file']}: field 'subjects.{subject}.runs' must list the subject's runs.")
-    base_dir = Path(config["config_file"]).parent
+    base_dir = Path(config["config_file"]).resolve().parent
     loaded, spaces, files = [], [], []
     for i, run in enumerate(spec["runs"]):
+        if not isinstance(run, dict):
+            raise InputError(f"{config['config_file']}: field 'subjects.{subject}.runs[{i}]' must be a mapping "
+                             f"(path, stimulus_run, tr, ...), found {run!r}.")
+        # paths become absolute here, so the loader's own resolution against base_dir leaves them alone
         run = {k: (str(expand_path(v, config, base_dir, subject=subject)) if k in ("path", "mask", "left", "right")
                    else v) for k, v in run.items()}
         for key in ("stimulus_run", "tr"):
@@ -92,9 +109,14 @@ def load_subject(config, subject, feature_rows):
                                    detrend=config["detrend"], zscore=config["zscore"]))
         stimulus_runs.append(stimulus)
         names.append(stimulus if stimulus not in names else f"{stimulus}#{names.count(stimulus) + 1}")
-    valid = ~find_bad_targets(bold)
+    train, test = split_runs(config, subject, stimulus_runs)
+    valid = ~find_bad_targets([bold[i] for i in train])
+    if not valid.any():
+        raise InputError(f"{files[train[0]]}: every target of {subject} is NaN or constant in some training run "
+                         f"(field 'subjects.{subject}.runs'); nothing can be fitted.")
+    untestable = valid & find_bad_targets([bold[i] for i in test])
     return SubjectData(subject, names, stimulus_runs, files, n_keep, bold, valid, space,
-                       [float(r["tr"]) for r, _ in loaded])
+                       [float(r["tr"]) for r, _ in loaded], train, test, untestable)
 
 
 def layer_design(store: FeatureStore, instruction, layer, subject: SubjectData, delays, trim):
@@ -106,26 +128,30 @@ def layer_design(store: FeatureStore, instruction, layer, subject: SubjectData, 
     """
     design = []
     for stimulus, n in zip(subject.stimulus_runs, subject.n_keep):
-        features = store.read_layer(instruction, stimulus, layer)[:n]
+        features = zscore_run(store.read_layer(instruction, stimulus, layer)[:n])
         delayed = delay_run(features, delays)
-        delayed = delayed[trim.get("start", 0): n - trim.get("end", 0)]
-        std = delayed.std(0)
-        design.append(((delayed - delayed.mean(0)) / np.where(std > 0, std, 1)).astype(np.float32))
+        design.append(delayed[trim.get("start", 0): n - trim.get("end", 0)].astype(np.float32))
     return design
 
 
-def split_runs(subject: SubjectData, test_runs):
-    """Indices of training and test runs; test runs are named by their stimulus run."""
-    test_runs = {str(r) for r in test_runs}
-    test = [i for i, s in enumerate(subject.stimulus_runs) if s in test_runs]
-    train = [i for i, s in enumerate(subject.stimulus_runs) if s not in test_runs]
-    missing = test_runs - set(subject.stimulus_runs)
+def split_runs(config, subject, stimulus_runs):
+    """Indices of training and test runs; test runs (``config["test_runs"]``) are named by their stimulus run.
+
+    Cross-validation inside the training runs needs two or more training *stimuli*: its folds group the
+    runs by stimulus (see :meth:`SubjectData.cv_groups`).
+    """
+    test_runs = {str(r) for r in config["test_runs"]}
+    test = [i for i, s in enumerate(stimulus_runs) if s in test_runs]
+    train = [i for i, s in enumerate(stimulus_runs) if s not in test_runs]
+    missing = test_runs - set(stimulus_runs)
     if missing:
-        raise InputError(f"config: field 'test_runs' names {sorted(missing)[0]!r}, which is not a stimulus run of "
-                         f"{subject.subject} (runs: {', '.join(subject.stimulus_runs)}).")
-    if not test or len(train) < 2:
-        raise InputError(f"config: field 'test_runs' must hold out at least one run of {subject.subject} and leave "
-                         f"two or more for training; found {len(test)} test and {len(train)} training runs.")
+        raise InputError(f"{config['config_file']}: field 'test_runs' names {sorted(missing)[0]!r}, which is not a stimulus run of "
+                         f"{subject} (runs: {', '.join(stimulus_runs)}).")
+    n_stimuli = len({stimulus_runs[i] for i in train})
+    if not test or n_stimuli < 2:
+        raise InputError(f"{config['config_file']}: field 'test_runs' must hold out at least one run of {subject} and leave "
+                         f"two or more training stimuli; found {len(test)} test runs and {n_stimuli} training "
+                         f"stimuli.")
     return train, test
 
 

@@ -3,8 +3,31 @@
 A delayed design holds, for each delay d, the features of d TRs earlier, so a linear model can
 learn the hemodynamic response shape per target. Rows are shifted inside one run only: the first
 d rows of a run are zero, never the last rows of the previous run.
+
+Standardize each run's features (:func:`zscore_run`) *before* delaying, as the reference pipeline
+(voxelwise_tutorials) does: the zeros shifted in are then the run mean. Language-model hidden states
+carry large offsets (some units sit many SDs from 0); delayed raw, their zero-filled rows become
+extreme high-leverage rows once the design is standardized.
 """
 import numpy as np
+
+
+def zscore_run(features):
+    """Centre each column of one run's features and scale it to unit (population) standard deviation.
+
+    Parameters
+    ----------
+    features : array of shape (n_TR, n_features)
+
+    Returns
+    -------
+    array of shape (n_TR, n_features), float64
+        A column constant over the run becomes all zeros.
+    """
+    features = np.asarray(features, dtype=np.float64)
+    centred = features - features.mean(0)
+    std = centred.std(0)
+    return centred / np.where(std > 0, std, 1)
 
 
 def delay_run(features, delays=(1, 2, 3, 4, 5)):
@@ -20,7 +43,7 @@ def delay_run(features, delays=(1, 2, 3, 4, 5)):
     -------
     delayed : array of shape (n_TR, n_features * n_delays)
         Column block i holds the features delayed by ``delays[i]``; rows shifted in from outside the
-        run are zero.
+        run are zero (the run mean, for features standardized by :func:`zscore_run`).
     """
     features = np.asarray(features)
     n_trs, n_features = features.shape

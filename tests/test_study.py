@@ -102,8 +102,8 @@ def test_scores_equal_himalaya_ridgecv_on_the_pipeline_arrays(study):
     X, Y, groups = [], [], []
     with FeatureStore(folder / "features" / "toy.h5") as store:
         for run in range(N_RUNS):
-            x = delay_run(store.read_layer("caption", f"run-{run + 1}", layer), DELAYS)
-            X.append((x - x.mean(0)) / x.std(0))
+            x = store.read_layer("caption", f"run-{run + 1}", layer).astype(np.float64)
+            X.append(delay_run((x - x.mean(0)) / x.std(0), DELAYS))      # z-scored per run, then delayed
             y = nib.load(folder / f"sub-01_run-{run + 1}_bold.nii.gz").get_fdata()[mask].T[:, 1:]
             y = detrend(y, axis=0)
             Y.append(y / y.std(0))

@@ -1,14 +1,19 @@
 """The report's prose: what each section shows and how it was computed."""
+from .alignment import SIGNIFICANCE_FAMILIES
 
 SECTION_TEXT = {
+    "families": ["Each q-value is Benjamini-Hochberg at `fdr_q` within one of these families, and every table "
+                 "and map names the family it reads:"] + [f"*{name}*: {text}" for name, text in
+                                                          SIGNIFICANCE_FAMILIES.items()],
     "demo": ("**Embedded demo.** The movie is synthetic, the features come from fixed random networks (not "
              "language models) and the fMRI responses are **simulated** with planted preferred layers per ROI. "
              "Nothing here is a finding about the brain."),
     "best": ["Chosen by the mean cross-validated score inside the training runs; `mean_test_r` is the held-out "
              "score at that layer. `p_perm` is the block-permutation p-value of the ROI's mean test r, `q_perm` "
              "its Benjamini-Hochberg q over the layer × ROI rows of one subject, model and instruction, "
-             "`frac_targets_significant` the share of the ROI's targets significant on their own (BH over all "
-             "targets). Every layer's scores are in `alignment.csv`."],
+             "`frac_targets_significant` the share of the ROI's targets that the best-layer map paints "
+             "significant (each target at its own CV-best layer, BH over that map's targets: the best_layer "
+             "family below). Every layer's scores are in `alignment.csv`."],
     "heatmaps": ["Mean test r per layer (rows, 0 = embedding output) and ROI (columns); the white dot marks the "
                  "layer chosen by cross-validation."],
     "ceiling": ["A noise ceiling is the highest test r a perfect model could reach on a target given its noise, "
@@ -51,8 +56,11 @@ SECTION_TEXT = {
 }
 
 
-def data_lines(config, spaces):
-    """Bullet lines on the data and the methods' settings, from the config the run saved."""
+def data_lines(config, spaces, permutations=None):
+    """Bullet lines on the data and the methods' settings, from the config the run saved.
+
+    ``permutations``: subject -> (permutations used, exact), from scores.h5.
+    """
     ceiling = config.get("noise_ceiling") or {}
     cv = config.get("cv_folds")
     alphas = config.get("alphas") or []
@@ -67,6 +75,10 @@ def data_lines(config, spaces):
     if config.get("n_permutations"):
         lines.append(f"significance: {config['n_permutations']} block permutations of the test responses in blocks "
                      f"of {config.get('permutation_block')} TRs; Benjamini-Hochberg FDR at q = {config.get('fdr_q')}")
+        for subject, (used, exact) in (permutations or {}).items():
+            if exact:
+                lines.append(f"{subject}: the test runs have only {used} distinct block orderings; all of them "
+                             f"were used, an exact test whose p-values cannot go below 1/{used}")
     else:
         lines.append("significance: no permutation test (n_permutations = 0)")
     if ceiling:

@@ -5,8 +5,9 @@ Columns beyond the scores (each NaN when its analysis did not run):
 - ``p_perm``: block-permutation p-value of the ROI's mean test r (one-sided, the same permuted
   blocks for every target, so the ROI's spatial correlation is kept); ``q_perm``: its BH q over
   the layer x ROI rows of one (subject, model, instruction); ``n_permutations``.
-- ``frac_targets_significant``: share of the ROI's targets whose own permutation q (BH over all
-  targets of the fit) is below ``fdr_q``.
+- ``frac_targets_significant``: in ``alignment.csv``, the share of the ROI's targets whose own
+  permutation q in the *fit family* is below ``fdr_q``; in ``best_layers.csv``, the share in the
+  *best-layer family*, which is what the best-layer maps paint (``SIGNIFICANCE_FAMILIES``).
 - ``noise_ceiling``: the ROI's ceiling of r, sqrt of its targets' mean explainable variance
   (``n_targets_ceiling`` targets); ``normalized_mean_test_r``: the ROI's mean test r over that
   ceiling, NaN where the ceiling is at or below ``ceiling_threshold``; ``ceiling_method``.
@@ -17,6 +18,22 @@ import pandas as pd
 from ..stats import fdr_bh, roi_normalized_r
 
 KEYS = ["subject", "model", "instruction", "roi"]
+
+#: Every multiple-comparison family of the analysis, defined once; the report and the README print these.
+SIGNIFICANCE_FAMILIES = {
+    "fit": "Targets of one fit: Benjamini-Hochberg over the fitted targets of one subject, model, instruction "
+           "and layer (`q_perm` of each layer in scores.h5, `frac_targets_significant` in alignment.csv, the "
+           "`significant` map of one layer).",
+    "best_layer": "Targets at their CV-best layer: each target is tested once, at the layer its cross-validation "
+                  "chose, and Benjamini-Hochberg runs over the fitted targets of that map (`best_layer_q_perm`, "
+                  "`frac_targets_significant` in best_layers.csv, the best-layer and `significant` maps).",
+    "best_instruction": "Targets at their CV-best instruction: the p-value at each target's CV-best instruction "
+                        "(at that instruction's CV-best layer), Benjamini-Hochberg over the fitted targets of "
+                        "one subject and model (`best_instruction_q_perm`, the best-instruction map).",
+    "roi": "ROIs × layers: the block-permutation p of each ROI's mean test r, Benjamini-Hochberg over the "
+           "layer × ROI rows of one subject, model and instruction (`p_perm`, `q_perm` in alignment.csv and "
+           "best_layers.csv).",
+}
 
 
 def roi_rows(subject, model, instruction, layer, n_layers, scores, rois, roi_p=None, n_permutations=0,
@@ -111,9 +128,48 @@ def mark_best_layers(table):
     return table
 
 
-def best_layer_table(table):
-    """One row per (subject, model, instruction, roi): the CV-chosen layer and its test scores."""
+def best_layer_map_significance(scores, fdr_q=0.05):
+    """Per (subject, model, instruction, roi): the share of the ROI's targets that the best-layer map
+    paints significant (the best-layer family of ``SIGNIFICANCE_FAMILIES``).
+
+    Parameters
+    ----------
+    scores : ScoresFile
+    fdr_q : float
+
+    Returns
+    -------
+    DataFrame with KEYS and ``frac_targets_significant`` (empty when no permutation test ran)
+    """
+    rows = []
+    for subject in scores.subjects():
+        rois = scores.read_rois(subject)
+        for model in scores.keys(subject):
+            if model in ("valid", "rois", "mask", "joint", "noise_ceiling"):
+                continue
+            for instruction in scores.keys(f"{subject}/{model}"):
+                key = f"{subject}/{model}/{instruction}"
+                if f"{key}/best_layer_q_perm" not in scores:
+                    continue
+                q, r = scores.read(key, "best_layer_q_perm"), scores.read(key, "best_layer_test_r")
+                for roi, index in rois.items():
+                    fitted = np.isfinite(r[index])
+                    rows.append({"subject": subject, "model": model, "instruction": instruction, "roi": roi,
+                                 "frac_targets_significant": float((q[index][fitted] < fdr_q).mean())
+                                 if fitted.any() else np.nan})
+    return pd.DataFrame(rows, columns=KEYS + ["frac_targets_significant"])
+
+
+def best_layer_table(table, map_significance=None):
+    """One row per (subject, model, instruction, roi): the CV-chosen layer and its test scores.
+
+    ``map_significance`` (from :func:`best_layer_map_significance`) replaces the fit family's
+    ``frac_targets_significant`` by the best-layer family's, so the table and the best-layer maps agree.
+    """
     best = table[table["best_layer_by_cv"]]
+    if map_significance is not None and len(map_significance):
+        best = best.drop(columns="frac_targets_significant", errors="ignore").merge(
+            map_significance, on=KEYS, how="left").set_index(best.index)
     columns = KEYS + ["layer", "depth", "n_targets", "mean_test_r", "mean_cv_score"]
     columns += [c for c in ("normalized_mean_test_r", "p_perm", "q_perm", "frac_targets_significant")
                 if c in best and best[c].notna().any()]

@@ -39,12 +39,16 @@ def _csv(folder, name, columns=None):
 
 
 def _instructions(folder):
+    """Prompts, each subject's space, and each subject's permutations (count used, whether exact)."""
     try:
         with h5py.File(folder / "scores.h5", "r") as scores:
-            return json.loads(scores.attrs.get("instructions", "{}")), \
-                {s: scores[s].attrs.get("space", "") for s in scores if s != "noise_ceiling"}
+            subjects = [s for s in scores if s != "noise_ceiling"]
+            return (json.loads(scores.attrs.get("instructions", "{}")),
+                    {s: scores[s].attrs.get("space", "") for s in subjects},
+                    {s: (int(scores[s].attrs["n_permutations"]), bool(scores[s].attrs["permutations_exact"]))
+                     for s in subjects if "n_permutations" in scores[s].attrs})
     except OSError:
-        return {}, {}
+        return {}, {}, {}
 
 
 def _images(folder, pattern):
@@ -60,9 +64,11 @@ def build_sections(folder):
     """
     folder = Path(folder)
     config = yaml.safe_load((folder / "config.yaml").read_text()) or {}
-    prompts, spaces = _instructions(folder)
+    prompts, spaces, permutations = _instructions(folder)
     sections = [Section("What was asked", [f"`{name}`: \"{prompt}\"" for name, prompt in prompts.items()]),
-                Section("Data and methods", data_lines(config, spaces))]
+                Section("Data and methods", data_lines(config, spaces, permutations))]
+    if config.get("n_permutations"):
+        sections.append(Section("Multiple comparisons", SECTION_TEXT["families"]))
     best = _csv(folder, "best_layers.csv")
     sections.append(Section("Best layer per ROI", SECTION_TEXT["best"], [("best_layers.csv", best)]))
     sections.append(Section("Layer × ROI maps", SECTION_TEXT["heatmaps"], images=_images(folder, "layer_roi_*.png")))

@@ -5,8 +5,10 @@ Layout::
     /                                         attrs: config (JSON), versions (JSON),
                                                      instructions (JSON name -> prompt)
     /<subject>                                attrs: train_runs, test_runs, files, space, cv,
-                                                     space_kind, n_targets, test_run_lengths
-    /<subject>/valid                          bool (n_targets,): False = NaN/constant, not fitted
+                                                     space_kind, n_targets, test_run_lengths,
+                                                     n_permutations (used), permutations_exact
+    /<subject>/valid                          bool (n_targets,): False = NaN/constant in a training
+                                              run, not fitted
     /<subject>/rois/{indices, offsets}        ROI targets, concatenated; attrs names (JSON)
     /<subject>/mask                           volumes only: the brain mask, attrs affine
     /<subject>/<model>                        attrs n_layers (layers the store holds)
@@ -18,7 +20,8 @@ Layout::
                                               (q_perm: BH over the targets of this map)
     /<subject>/<model>/best_instruction       int (n_targets,) index into attrs instructions, by
                                               the CV score at each instruction's best layer (-1)
-    /<subject>/<model>/best_instruction_test_r
+    /<subject>/<model>/best_instruction_{test_r, p_perm, q_perm}   at that instruction (q_perm: BH
+                                              over the targets of this map)
     /<subject>/noise_ceiling/ceiling          the ceiling of test r used to normalize (attrs method);
                                               with repeats also explainable_variance,
                                               split_half_reliability, repeat_ceiling
@@ -29,7 +32,9 @@ Layout::
     /<subject>/joint/<name>/partition/{r2_a, r2_b, shared, unique_a, unique_b}  (n_targets,),
                                               two-band fits only; attrs band_a, band_b
 
-Unfitted targets hold NaN. Everything chosen (alpha, best layer, best instruction) comes from
+Unfitted targets hold NaN, and so do the test scores of a fitted target that a test run cannot score
+(NaN or constant there). The multiple-comparison families are defined in
+``encoding.outputs.alignment.SIGNIFICANCE_FAMILIES``. Everything chosen (alpha, best layer, best instruction) comes from
 training runs only.
 """
 import json

@@ -1,4 +1,9 @@
-"""Cross-validation splits grouped by run: no fold ever trains and validates on one run."""
+"""Cross-validation splits grouped by run: no fold ever trains and validates on one run.
+
+The engine passes the *stimulus* run of each row, not the fMRI run: a movie watched twice (CNeuroMod
+Movie10 has such repeats) is then validated as a whole, never on a model trained on its other viewing,
+which would inflate the CV scores and bias the choice of alpha and layer.
+"""
 import numpy as np
 
 from features.errors import InputError
@@ -10,9 +15,10 @@ def run_splits(run_ids, n_folds=None):
     Parameters
     ----------
     run_ids : array of shape (n_samples,)
-        The training run each row comes from.
+        The group each row belongs to: its stimulus run (rows of repeated viewings share a label).
     n_folds : int or None
-        None: leave one run out. Otherwise runs are dealt, in order, into ``n_folds`` groups.
+        None: leave one group out. Otherwise groups are dealt, in order of first appearance, into
+        ``n_folds`` folds.
 
     Returns
     -------
@@ -23,8 +29,8 @@ def run_splits(run_ids, n_folds=None):
     n_folds = len(runs) if n_folds is None else int(n_folds)
     if len(runs) < 2 or not 2 <= n_folds <= len(runs):
         raise InputError(
-            f"cv: need at least 2 training runs and 2 <= n_folds <= n_runs, found {len(runs)} training "
-            f"run(s) and n_folds={n_folds}."
+            f"cv_folds: need at least 2 training stimuli and 2 <= cv_folds <= their number, found "
+            f"{len(runs)} training stimulus run(s) and cv_folds={n_folds}."
         )
     fold_of_run = {run: i * n_folds // len(runs) for i, run in enumerate(runs)}
     folds = np.array([fold_of_run[r] for r in run_ids.tolist()])

@@ -50,7 +50,8 @@ def fit_ridge(X_train, Y_train, run_ids, X_test, Y_test, alphas=DEFAULT_ALPHAS, 
     X_train : array of shape (n_train, n_features)
     Y_train : array of shape (n_train, n_targets)
     run_ids : array of shape (n_train,)
-        Training run of each row; folds never split a run.
+        CV group of each row (encoding.run passes its stimulus run, so repeated viewings stay in one
+        fold); folds never split a group.
     X_test : array of shape (n_test, n_features)
     Y_test : array of shape (n_test, n_targets)
     alphas : array of shape (n_alphas,)

@@ -14,7 +14,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-import yaml
 
 from features.errors import InputError
 
@@ -66,24 +65,13 @@ def brain_rdms(config, subject, items, events):
 
 
 def _subject_rois(config, data):
-    """ROIs as in encoding (glasser_groups, glasser, parcels, atlas files), plus two that plain
-    pattern arrays need: "all" (one ROI of every target) and a YAML/JSON file mapping ROI names to
-    lists of target indices."""
+    """ROIs as in encoding (glasser_groups, glasser, parcels, atlas files, a YAML/JSON file mapping ROI
+    names to target indices), plus "all" (one ROI of every target), which plain pattern arrays need."""
     spec = config["rois"] or {}
     atlas = spec.get("atlas", "all") if isinstance(spec, dict) else spec
     if atlas == "all":
-        rois = {"all": np.arange(data.valid.size)}
-    elif isinstance(atlas, str) and atlas.endswith((".yaml", ".yml", ".json")):
-        path = expand_path(atlas, config, _base(config))
-        if not path.is_file():
-            raise InputError(f"{path}: ROI file not found (field 'rois.atlas').")
-        mapping = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(mapping, dict):
-            raise InputError(f"{path}: field 'rois.atlas' expected a mapping of ROI name to target indices.")
-        rois = {str(name): np.asarray(index, dtype=np.int64).ravel() for name, index in mapping.items()}
-    else:
-        return rois_for_subject(config, data)
-    return drop_empty(rois, data.valid)
+        return drop_empty({"all": np.arange(data.valid.size)}, data.valid)
+    return rois_for_subject(config, data)
 
 
 def _shrinkage(config):
