@@ -68,9 +68,10 @@ def data_lines(config, spaces, permutations=None):
     lines = [f"models: {', '.join(map(str, config.get('models') or []))}",
              f"subjects: {subjects}",
              f"held-out test runs (scored only): {', '.join(map(str, config.get('test_runs') or []))}",
-             "cross-validation inside the training runs: "
-             + ("leave one run out" if cv is None else f"{cv} run-wise folds"),
-             f"FIR delays (TRs): {config.get('delays')}; alphas: {len(alphas)}"
+             "cross-validation inside the training runs, grouped by stimulus (repeated viewings in one fold): "
+             + ("leave one stimulus out" if cv is None else f"{cv} folds"),
+             f"features z-scored per run, then FIR delays (TRs) within each run: {config.get('delays')}; "
+             f"alphas: {len(alphas)}"
              + (f" from {min(alphas):.3g} to {max(alphas):.3g}" if alphas else "")]
     if config.get("n_permutations"):
         lines.append(f"significance: {config['n_permutations']} block permutations of the test responses in blocks "
