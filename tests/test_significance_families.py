@@ -5,7 +5,6 @@ of 10 TRs: 120 distinct block orderings): the per-layer family holds half null t
 family none, so the two Benjamini-Hochberg thresholds differ; best_layers.csv must report what the
 best-layer map paints, and the test must use each ordering once.
 """
-import h5py
 import numpy as np
 import pandas as pd
 import yaml
