@@ -48,7 +48,8 @@ def main(argv=None):
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--vision-depth", type=int, default=4)
-    parser.add_argument("--max-pixels", type=int, default=448 * 448, help="per frame, Qwen processor cap")
+    parser.add_argument("--max-pixels", type=int, default=448 * 448,
+                        help="pixels per frame at most (the adapter's video_max_pixels, and the processor's cap)")
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--poolings", default="generated_mean",
@@ -85,8 +86,8 @@ def main(argv=None):
         clip = next(iter_clips(movie, 1.5, args.frames))
         prompts = load_instructions("video")
         first = dict([next(iter(prompts.items()))])
-        shared = Adapter(folder, device=args.device).load()
-        naive = Adapter(folder, device=args.device).load()
+        shared = Adapter(folder, device=args.device, video_max_pixels=args.max_pixels).load()
+        naive = Adapter(folder, device=args.device, video_max_pixels=args.max_pixels).load()
         naive.shares_prefix = False
         media = shared.processor(text=[shared._prefix_text], return_tensors="pt", **shared.media_inputs(clip))
         n_media = int((media["input_ids"] == shared.model.config.video_token_id).sum())
@@ -136,7 +137,7 @@ def main(argv=None):
         extractor_run.ensure_features(movie, 1.5, folder, "all", work / "features", family="qwen2_5_vl",
                                       frames=args.frames, pooling=pooling, device=args.device,
                                       max_new_tokens=args.max_new_tokens, progress=False,
-                                      batch_instructions=args.batched == "yes")
+                                      batch_instructions=args.batched == "yes", video_max_pixels=args.max_pixels)
         total = time.perf_counter() - start
         extractor_run.clip_features = original
         print(f"  ensure_features ({pooling}, batched {args.batched}), {len(inside)} clips x {n} instructions: "

@@ -59,7 +59,7 @@ DEFAULTS = {
 NESTED_KEYS = {"trim": {"start", "end"}, "rois": {"atlas", "lut", "names", "levels"},
                "noise_ceiling": {"method", "extrapolation", "n_bootstrap", "max_subsets"},
                "extraction": {"tr", "family", "frames", "window", "align", "pooling", "max_new_tokens", "dtype",
-                              "device", "trust_remote_code", "partial", "batch_instructions"}}
+                              "device", "trust_remote_code", "partial", "batch_instructions", "video_max_pixels"}}
 # nested mappings whose keys a config may give in part; the others fill in from DEFAULTS
 MERGED_KEYS = ("noise_ceiling",)
 CEILING_METHODS = ("auto", "repeat", "split_half", "cross_subject", "none")

@@ -10,8 +10,12 @@ A part file ``<store>.part-<rank>`` is a sequence of self-checking records::
 
     MAGIC (8 bytes) | header length (u32) | payload length (u64) | header (JSON) | payload | sha256 (32 bytes)
 
-The first record holds the extraction parameters; every other one is one clip of one instruction
-(run, clip index, prompt, generated text, layer shapes; the payload is the float32 layer vectors).
+The first record holds the extraction parameters, the provenance and, per run, the attributes its
+groups get in the store (its place among the stimuli, the movie file, the number of clips); every other
+record is one clip of one instruction (run, clip index, prompt, generated text, layer shapes; the payload
+is the float32 layer vectors). A part file thus carries everything the store needs from it: a store
+consolidated from the parts of a killed run and those of its re-run equals, attribute for attribute,
+the store of an uninterrupted run.
 Each record is written with one ``write`` and synced before the next clip starts, so a kill leaves at
 most one torn record at the end, which the checksum rejects and the next writer cuts off.
 """
@@ -74,9 +78,20 @@ def _records(path: Path):
 
 
 class PartWriter:
-    """Appends clip records to one part file; holds an exclusive lock on it while open."""
+    """Appends clip records to one part file; holds an exclusive lock on it while open.
 
-    def __init__(self, path, parameters, provenance=None):
+    Parameters
+    ----------
+    path : Path
+    parameters : dict
+        The extraction parameters (compared with a part file left by an earlier process).
+    provenance : dict, optional
+        Root attributes of the store that follow from the parameters (the prompt format, ...).
+    runs : dict of {run: dict}, optional
+        Per run, the attributes of its groups in the store: ``order``, ``stimulus_file``, ``n_clips``.
+    """
+
+    def __init__(self, path, parameters, provenance=None, runs=None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._handle = open(self.path, "ab")
@@ -87,7 +102,7 @@ class PartWriter:
             raise InputError(f"{self.path}: another extraction process is writing this part file; "
                              f"run one extraction per features store at a time.") from None
         if self._handle.tell() == 0:
-            self._write(_encode({"parameters": parameters, "provenance": provenance or {}}))
+            self._write(_encode({"parameters": parameters, "provenance": provenance or {}, "runs": runs or {}}))
         else:
             recorded, end = read_parameters(self.path), 0
             check_parameters(recorded, parameters, self.path)
@@ -118,7 +133,8 @@ class PartWriter:
 
 
 def read_parameters(path, key="parameters") -> dict:
-    """The parameters (or, with ``key="provenance"``, the provenance) a part file was started with."""
+    """The parameters (or, with ``key="provenance"`` or ``"runs"``, the provenance or the runs' attributes)
+    a part file was started with."""
     for _, header, _ in _records(Path(path)):
         return header.get(key, {})
     return {}
@@ -139,20 +155,23 @@ def done_in_parts(store_path) -> set:
             for h, _ in read_clips(part)}
 
 
-def consolidate(store_path, parameters, extra_attrs=None) -> bool:
+def consolidate(store_path, parameters) -> bool:
     """Merge every part file of a store into it, atomically; returns whether anything was merged.
 
     The store is copied to a temporary file, the parts' rows are written into the copy, the copy is
     synced and renamed over the store, and only then are the parts deleted. A kill at any moment leaves
     either the old store and its parts, or the new store (and parts whose rows it already holds).
 
+    Every run group that receives rows gets its attributes from the part that holds them (its order
+    among the stimuli when the group is created; the movie file and the number of clips), and the store
+    records how many hidden states each clip has (``n_hidden_states``), so the result does not depend on
+    whether the rows arrive in one consolidation or, after a kill, in several.
+
     Parameters
     ----------
     store_path : Path
     parameters : dict
         The extraction parameters; a part or store written with others is an InputError.
-    extra_attrs : dict of {(instruction, run): dict}, optional
-        Attributes to set on run groups (e.g. the movie file).
     """
     store_path = Path(store_path)
     parts = part_files(store_path)
@@ -168,13 +187,18 @@ def consolidate(store_path, parameters, extra_attrs=None) -> bool:
     n_rows = 0
     provenance = {k: v for part in parts for k, v in read_parameters(part, "provenance").items()}
     with FeatureStore(tmp, "a", {**provenance, **parameters}) as store:
-        buffers = {}
+        buffers, run_attrs, n_hidden = {}, {}, set()
         for part in parts:
+            runs = read_parameters(part, "runs")
             for header, layers in read_clips(part):
                 key = (header["instruction"], header["run"])
+                attrs = {"n_clips": header["n_clips"], **runs.get(header["run"], {})}
                 if key not in buffers:
-                    store.create_run(*key, header["n_clips"], header["sizes"], header["prompt"])
+                    store.create_run(*key, header["n_clips"], header["sizes"], header["prompt"],
+                                     order=attrs.get("order"))
                     buffers[key] = []
+                run_attrs[key] = {k: v for k, v in attrs.items() if k != "order"}  # order: set at creation
+                n_hidden.add(len(header["sizes"]))
                 buffers[key].append((header["clip"], layers, header["text"]))
                 n_rows += 1
                 if len(buffers[key]) >= _BATCH:
@@ -182,9 +206,13 @@ def consolidate(store_path, parameters, extra_attrs=None) -> bool:
                     buffers[key] = []
         for key, rows in buffers.items():
             _write_rows(store, key, rows)
-        for (instruction, run), attrs in (extra_attrs or {}).items():
-            if (instruction, run) in buffers:
-                store.set_run_attrs(instruction, run, attrs)
+        for key, attrs in run_attrs.items():
+            store.set_run_attrs(*key, attrs)
+        if len(n_hidden) > 1:
+            raise InputError(f"{store_path}: the part files hold clips with {sorted(n_hidden)} hidden states; "
+                             f"one model gives one number.")
+        if n_hidden:
+            store.record_provenance({"n_hidden_states": n_hidden.pop()})
     with open(tmp, "rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, store_path)

@@ -69,8 +69,10 @@ MODELS = {spec.name: spec for spec in (
     ModelSpec("qwen2.5-omni", "Qwen/Qwen2.5-Omni-7B", "qwen2_5_omni", "audio+video", 4,
               note="the thinker only (text output), given the clip's frames and its sound"),
     # Baselines: no instruction
-    ModelSpec("videomae", "MCG-NJU/videomae-base", "videomae", "video", 16, instructed=False,
-              note="unimodal video baseline (self-supervised)"),
+    # VideoMAE-large, self-supervised on Kinetics-400: 24 layers, hidden 1024, 16 frames of 224 px (the sizes
+    # of "large" in transformers' convert_videomae_to_pytorch.py; https://huggingface.co/MCG-NJU/videomae-large)
+    ModelSpec("videomae", "MCG-NJU/videomae-large", "videomae", "video", 16, instructed=False,
+              note="unimodal video baseline (self-supervised, 24 layers)"),
     ModelSpec("ast", "MIT/ast-finetuned-audioset-10-10-0.4593", "ast", "audio", 0, instructed=False,
               note="unimodal audio baseline"),
     ModelSpec("xclip-clap", "microsoft/xclip-base-patch32+laion/clap-htsat-unfused", "xclip_clap",

@@ -67,7 +67,9 @@ def ensure_features(stimuli, tr, model, instructions="caption", out="features", 
         ``name``: the store's name (default: the registry name, or the local folder's name); a registry
         name given for a local folder also gives its family. ``batch_instructions``: decode a clip's
         instructions as one batch over the shared prefix (generated_mean only; recorded in the store,
-        since batched and one-by-one numbers differ at float rounding).
+        since batched and one-by-one numbers differ at float rounding). ``video_max_pixels``: the
+        per-frame pixel cap of the families that resize video frames to a budget (Qwen2.5-VL,
+        VideoChat-R1, Qwen2.5-Omni; default: the reference qwen-vl-utils budget), recorded in the store.
 
     Returns
     -------
@@ -87,7 +89,7 @@ class _Job:
     def __init__(self, stimuli, tr, model, instructions, out, family=None, frames=None, window=None,
                  align="end", pooling=None, max_new_tokens=DEFAULT_MAX_NEW_TOKENS, dtype="auto", device=None,
                  trust_remote_code=False, instruction_files=(), partial="drop", progress=True, name=None,
-                 batch_instructions=False):
+                 batch_instructions=False, video_max_pixels=None):
         if not float(tr) > 0:
             raise InputError(f"--tr: expected a positive repetition time in seconds, found {tr}.")
         if name in MODELS and family is None and Path(model).is_dir():
@@ -101,6 +103,8 @@ class _Job:
         self.prompts = _prompts(self.spec, instructions, instruction_files)
         self.tr = float(tr)
         self.frames = int(frames or self.spec.frames)
+        self.video_max_pixels = video_max_pixels
+        self.video_pixels = self.adapter_class.video_pixels(self.frames, video_max_pixels)  # None: no budget
         self.window = float(window or tr)
         self.align, self.partial = align, partial
         self.max_new_tokens = int(max_new_tokens) if self.pooling == "generated_mean" else 0
@@ -136,8 +140,9 @@ class _Job:
             "model_revision": model_revision(self.spec.source), "frames_per_clip": self.frames,
             "window_s": self.window, "window_align": self.align, "tr": self.tr, "partial": self.partial,
             "pooling": self.pooling, "max_new_tokens": self.max_new_tokens, "dtype": self.dtype,
-            "batch_instructions": self.batch_instructions,
+            "batch_instructions": self.batch_instructions, **(self.video_pixels or {}),
             "sample_rate": SAMPLE_RATE, "extractor_version": EXTRACTOR_VERSION,
+            "adapter_version": self.adapter_class.version,
             "device_type": str(self.device).split(":")[0],
             "library_versions": _library_versions(),
         }
@@ -158,9 +163,7 @@ class _Job:
             self._extract(mine, parameters)
         self.ranks.wait()
         if self.ranks.is_main:
-            attrs = {(name, run): {"stimulus_file": str(path), "n_clips": n}
-                     for name in self.prompts for run, path, n in zip(self.run_names, self.runs, self.n_clips)}
-            consolidate(self.store, parameters, attrs)
+            consolidate(self.store, parameters)
         self.ranks.wait()
         return self.store
 
@@ -192,13 +195,17 @@ class _Job:
     def _extract(self, mine, parameters):
         from tqdm import tqdm
 
-        adapter = self.adapter_class(self.spec.source, self.dtype, self.device, self.trust_remote_code).load()
-        provenance = {"prompt_format": adapter.describe()} if hasattr(adapter, "describe") else {}
+        adapter = self.adapter_class(self.spec.source, self.dtype, self.device, self.trust_remote_code,
+                                     video_max_pixels=self.video_max_pixels).load()
+        # The run groups' attributes travel in the part file, so that rows merged after a kill get them too.
+        runs = {run: {"order": r, "stimulus_file": str(path), "n_clips": n}
+                for r, (run, path, n) in enumerate(zip(self.run_names, self.runs, self.n_clips))}
         by_run = {}
         for r, clip, names in mine:
             by_run.setdefault(r, {})[clip] = names
         bar = tqdm(total=len(mine), desc=f"{self.spec.name} clips", unit="clip", disable=not self.progress)
-        with PartWriter(part_path(self.store, self.ranks.rank), parameters, provenance) as writer:
+        with PartWriter(part_path(self.store, self.ranks.rank), parameters, self._provenance(adapter),
+                        runs) as writer:
             for r, wanted in by_run.items():
                 log.info("read %s: %d clips", self.runs[r], len(wanted))
                 for clip in _prefetch(self._clips(r, wanted)):
@@ -210,6 +217,18 @@ class _Job:
                                       clip.index, result.layers, result.text)
                     bar.update()
         bar.close()
+
+    def _provenance(self, adapter) -> dict:
+        """Root attributes that follow from the parameters: the prompt format and how answers are decoded
+        (chat families), or what the encoder's layers are (baselines)."""
+        if not adapter.instructed:
+            return dict(adapter.describe())
+        if self.pooling == "generated_mean":
+            generation = {**adapter.generation_settings(), "max_new_tokens": self.max_new_tokens,
+                          "batch_instructions": self.batch_instructions}
+        else:
+            generation = {"decoding": f"none: {POOLINGS[self.pooling]}"}
+        return {"prompt_format": adapter.describe(), "generation": generation}
 
     def _clips(self, r, wanted):
         needs_audio = "audio" in self.spec.modality
@@ -338,6 +357,9 @@ def build_parser():
     parser.add_argument("--batch-instructions", action="store_true",
                         help="decode a clip's instructions as one batch over the shared media prefix "
                              "(generated_mean only; faster, equal to one-by-one decoding to ~1e-6, not bit for bit)")
+    parser.add_argument("--video-max-pixels", type=int,
+                        help="pixels per video frame at most, for Qwen2.5-VL, VideoChat-R1 and Qwen2.5-Omni "
+                             "(default: the qwen-vl-utils video budget, 602112 for up to 300 frames)")
     parser.add_argument("--dtype", default="auto", help="auto (bfloat16 on GPU, float32 on CPU), float32, "
                         "bfloat16, float16")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 (default: accelerate's device for this process)")
@@ -364,7 +386,8 @@ def main(argv=None) -> int:
             frames=args.frames, window=args.window, align=args.align, pooling=args.pooling,
             max_new_tokens=args.max_new_tokens, dtype=args.dtype, device=args.device,
             trust_remote_code=args.trust_remote_code, instruction_files=args.instruction_file,
-            partial=args.partial, progress=not args.quiet, batch_instructions=args.batch_instructions)
+            partial=args.partial, progress=not args.quiet, batch_instructions=args.batch_instructions,
+            video_max_pixels=args.video_max_pixels)
     except (InputError, UnknownInstructionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

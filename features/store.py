@@ -2,14 +2,19 @@
 
 Layout::
 
-    /                              attrs: every parameter that changes the numbers (see PARAMETER_KEYS)
+    /                              attrs: every parameter that changes the numbers (see PARAMETER_KEYS),
+                                   and provenance that follows from them (the extractors write
+                                   prompt_format, generation and n_hidden_states)
     /<instruction>                 attrs: prompt (the exact text the model was given)
+    /<instruction>/<run>           attrs: order (the run's place among the stimuli), stimulus_file, n_clips
     /<instruction>/<run>/layer_<k> float (n_TR, hidden), k = 0 is the embedding output
     /<instruction>/<run>/text      utf-8 string per clip (the generated answer, "" when none)
     /<instruction>/<run>/done      bool per clip: the clip's row is written in every layer
 
 A store opened with parameters that differ from those it was written with raises InputError naming
-the file and the field, so features computed with other settings never mix silently.
+the file and the field, so features computed with other settings never mix silently. A compared key
+added after a store was written is compared as the value it had then (LEGACY_VALUES), so an old store
+is refused with one sentence when that value differs from this run's, and extended otherwise.
 """
 import json
 import re
@@ -28,7 +33,19 @@ PARAMETER_KEYS = (
     # the versions of the libraries that compute the numbers, how a last partial TR is treated, and the
     # kind of device (CPU and GPU kernels give slightly different numbers).
     "family", "extractor_version", "library_versions", "partial", "device_type", "batch_instructions",
+    # the adapter's own version (bumped when one family's numbers change), and the per-frame pixel range
+    # that video frames are resized into (Qwen2.5-VL-architecture and Qwen2.5-Omni adapters only)
+    "adapter_version", "video_min_pixels", "video_max_pixels",
 )
+# Compared keys recorded only since a later version: (the value every store written before then had, what
+# it meant). A store without the key is compared as that value. Keys not listed here and missing from a
+# store are not compared (they are recorded on the next write).
+LEGACY_VALUES = {
+    "batch_instructions": (False, "instructions decoded one by one"),
+    "adapter_version": (1, "the first version of every adapter"),
+    "video_min_pixels": (None, "the processor's own per-frame limits"),
+    "video_max_pixels": (None, "the processor's own per-frame limits"),
+}
 _LAYER = re.compile(r"layer_(\d+)$")
 _STR = h5py.string_dtype("utf-8")
 
@@ -79,9 +96,9 @@ class FeatureStore:
         return sorted(self._h5.keys())
 
     def runs(self, instruction):
-        """Run names of one instruction, in the order they were written."""
+        """Run names of one instruction, by their ``order`` (their place among the stimuli), then name."""
         group = self._group(instruction)
-        return sorted(group.keys(), key=lambda name: group[name].attrs.get("order", 0))
+        return sorted(group.keys(), key=lambda name: (int(group[name].attrs.get("order", 0)), name))
 
     def layers(self, instruction, run):
         """Layer indices stored for (instruction, run), ascending."""
@@ -131,13 +148,17 @@ class FeatureStore:
         return self._h5[instruction][run]
 
     # -- writing --------------------------------------------------------------------------------
-    def create_run(self, instruction, run, n_clips, hidden_sizes, prompt, dtype="float32"):
+    def create_run(self, instruction, run, n_clips, hidden_sizes, prompt, dtype="float32", order=None):
         """Allocate a run's datasets (idempotent when they already exist with the same shapes).
 
         Parameters
         ----------
         hidden_sizes : sequence of int
             Hidden size per layer, index 0 = embedding output.
+        order : int, optional
+            The run's place among the stimuli (what :meth:`runs` sorts by); default: the number of runs
+            the instruction already holds. Given explicitly, it does not depend on which runs were
+            written first, so a resumed extraction writes the same value as an uninterrupted one.
         """
         inst = self._h5.require_group(instruction)
         if "prompt" in inst.attrs and _from_attr(inst.attrs["prompt"]) != prompt:
@@ -152,7 +173,7 @@ class FeatureStore:
                 )
             return group
         group = inst.create_group(run)
-        group.attrs["order"] = len(inst) - 1
+        group.attrs["order"] = len(inst) - 1 if order is None else int(order)
         for k, hidden in enumerate(hidden_sizes):
             group.create_dataset(f"layer_{k}", shape=(n_clips, hidden), dtype=dtype, chunks=(1, hidden))
         group.create_dataset("text", shape=(n_clips,), dtype=_STR)
@@ -186,6 +207,20 @@ class FeatureStore:
         for key, value in attrs.items():
             group.attrs[key] = _to_attr(value)
 
+    def record_provenance(self, attrs):
+        """Root attributes that describe the store without being compared on reopen (see PARAMETER_KEYS).
+
+        A key already recorded keeps its value, except that a different value is an InputError: the
+        store's rows would then not all be what the attribute says.
+        """
+        recorded = self.parameters
+        for key, value in attrs.items():
+            if key not in recorded:
+                self._h5.attrs[key] = _to_attr(value)
+            elif recorded[key] != _from_attr(_to_attr(value)):
+                raise InputError(f"{self.path}: field '{key}' was written as {recorded[key]!r}, these rows have "
+                                 f"{value!r}.")
+
     def run_attrs(self, instruction, run):
         """The provenance attributes of one run group, as plain Python values."""
         return {key: _from_attr(value) for key, value in self._group(instruction, run).attrs.items()}
@@ -203,6 +238,8 @@ class FeatureStore:
 def check_parameters(recorded, parameters, path):
     """Raise InputError when a parameter of PARAMETER_KEYS recorded in ``path`` differs from this run's.
 
+    A key of LEGACY_VALUES that a written file does not record is compared as its legacy value.
+
     Parameters
     ----------
     recorded : dict
@@ -212,12 +249,23 @@ def check_parameters(recorded, parameters, path):
     path : Path
         The file, for the message.
     """
+    written = any(key in PARAMETER_KEYS for key in recorded)  # an existing store (or part file)
     for key, value in parameters.items():
-        if key in recorded and key in PARAMETER_KEYS and recorded[key] != _from_attr(_to_attr(value)):
+        if key not in PARAMETER_KEYS:
+            continue
+        if key in recorded and recorded[key] != _from_attr(_to_attr(value)):
             raise InputError(
                 f"{path}: field '{key}' was written as {recorded[key]!r} but this run asks for "
                 f"{value!r}; use another features folder or delete the store to recompute."
             )
+        if key not in recorded and written and key in LEGACY_VALUES:
+            legacy, meaning = LEGACY_VALUES[key]
+            if legacy != _from_attr(_to_attr(value)):
+                raise InputError(
+                    f"{path}: field '{key}' is not recorded: the file was written before it was, when it was "
+                    f"{legacy!r} ({meaning}), but this run asks for {value!r}; use another features folder "
+                    f"or delete the store to recompute."
+                )
 
 
 def _to_attr(value):

@@ -243,12 +243,14 @@ def build_videomae(folder, seed=0):
 
 
 def build_ast(folder, seed=0):
+    """The released AST's input geometry (MIT/ast-finetuned-audioset-10-10-0.4593: 1024 frames x 128 mel bins,
+    16x16 patches with strides 10, so 12 x 101 patch tokens), with a tiny transformer on top."""
     import torch
     from transformers import ASTConfig, ASTFeatureExtractor, ASTModel
 
-    processor = ASTFeatureExtractor(max_length=160)
+    processor = ASTFeatureExtractor(max_length=1024, num_mel_bins=128)
     config = ASTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                       max_length=160, num_mel_bins=128, patch_size=16, frequency_stride=16, time_stride=16)
+                       max_length=1024, num_mel_bins=128, patch_size=16, frequency_stride=10, time_stride=10)
     torch.manual_seed(seed)
     return _save(folder, ASTModel(config).eval(), processor)
 
@@ -407,6 +409,50 @@ def read_store(path):
         return {(name, run): ([store.read_layer(name, run, k) for k in store.layers(name, run)],
                               store.read_text(name, run), store.done(name, run))
                 for name in store.instructions() for run in store.runs(name)}
+
+
+# Attributes that may legitimately differ between two extractions of the same clips with the same settings.
+# None: the store records no timestamps, host names, process ids or temporary paths, so every attribute
+# must match. (HDF5 itself keeps creation times in the object headers of groups, which is why two stores'
+# bytes differ; those are not attributes and not part of the store's contract.)
+ATTRIBUTES_ALLOWED_TO_DIFFER = frozenset()
+
+
+def assert_same_h5(a, b, ignore_attrs=ATTRIBUTES_ALLOWED_TO_DIFFER):
+    """Two HDF5 files hold the same tree: every group, every dataset (shape, dtype, values) and every
+    attribute of every group, dataset and the file itself, compared by type and value."""
+    import h5py
+
+    def attrs(node):
+        return {k: v for k, v in node.attrs.items() if k not in ignore_attrs}
+
+    def same_value(x, y):
+        x, y = np.asarray(x), np.asarray(y)
+        if x.dtype != y.dtype or x.shape != y.shape:
+            return False
+        if x.dtype.kind in "biufc":  # numbers: bit for bit
+            return x.tobytes() == y.tobytes()
+        return bool(np.array_equal(x, y))  # strings
+
+    def compare(x, y, where):
+        first, second = attrs(x), attrs(y)
+        assert sorted(first) == sorted(second), f"{where}: attributes {sorted(first)} != {sorted(second)}"
+        for key in first:
+            assert type(first[key]) is type(second[key]) and same_value(first[key], second[key]), \
+                f"{where}: attribute {key!r}: {first[key]!r} != {second[key]!r}"
+        if isinstance(x, h5py.Dataset):
+            assert isinstance(y, h5py.Dataset), f"{where}: dataset in one file, group in the other"
+            assert x.shape == y.shape and x.dtype == y.dtype, \
+                f"{where}: {x.shape} {x.dtype} != {y.shape} {y.dtype}"
+            assert same_value(x[()], y[()]), f"{where}: values differ"
+            return
+        assert isinstance(y, h5py.Group), f"{where}: group in one file, dataset in the other"
+        assert sorted(x) == sorted(y), f"{where}: members {sorted(x)} != {sorted(y)}"
+        for name in x:
+            compare(x[name], y[name], f"{where.rstrip('/')}/{name}")
+
+    with h5py.File(a, "r") as first, h5py.File(b, "r") as second:
+        compare(first, second, "/")
 
 
 def assert_same_store(a, b):

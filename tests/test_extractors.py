@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest_extractors import TR, assert_same_store, movies, read_store, tiny_models  # noqa: F401
+from conftest_extractors import TR, assert_same_h5, assert_same_store, movies, read_store, tiny_models  # noqa: F401
 from extractors import run as extractor_run
 from extractors.parts import part_files
 from extractors.registry import MODELS, resolve_model
@@ -56,7 +56,14 @@ def test_store_holds_one_row_per_tr_for_every_layer_run_and_instruction(referenc
         assert params["family"] == "qwen2_5_vl" and params["model_revision"].startswith("sha256:")
         assert set(params["library_versions"]) == {"torch", "transformers", "av"}
         assert "<|video_pad|>" in params["prompt_format"]["chat_prefix"]
-        assert store.run_attrs("caption", "run-2")["stimulus_file"].endswith("run-2.mp4")
+        assert params["n_hidden_states"] == 3 and params["adapter_version"] == 1
+        assert params["generation"] == {"decoding": "greedy", "max_new_tokens": 4, "batch_instructions": False,
+                                        "stop_tokens": ["<|im_end|>"],
+                                        "stop_token_ids": params["generation"]["stop_token_ids"]}
+        assert (params["video_min_pixels"], params["video_max_pixels"]) == (128 * 28 * 28, 768 * 28 * 28)
+        for order, (run, n) in enumerate([("run-1", 3), ("run-2", 2)]):
+            attrs = store.run_attrs("caption", run)
+            assert attrs["stimulus_file"].endswith(f"{run}.mp4") and attrs["n_clips"] == n and attrs["order"] == order
 
 
 def test_different_instructions_give_different_features(reference):
@@ -197,16 +204,42 @@ def _n_records(out):
     return sum(1 for part in part_files(out / "qwen2_5_vl.h5") for _ in read_clips(part))
 
 
-def test_kill_9_during_extraction_then_rerun_gives_the_uninterrupted_store(reference, tiny_models, movies, tmp_path):
+# Killed inside run-1 (4 of 15 (clip, instruction) records), or inside run-2 once run-1 is finished (10 of 15):
+# then run-1's groups are merged at start-up only, and must still get the attributes of an uninterrupted run.
+@pytest.mark.parametrize("records_at_kill", [4, 10])
+def test_kill_9_during_extraction_then_rerun_gives_the_uninterrupted_store(reference, tiny_models, movies, tmp_path,
+                                                                            records_at_kill):
     out = tmp_path / "features"
     process = _start_killable(tiny_models, movies, out, {"clip": 0.3})
-    _wait_for(lambda: _n_records(out) >= 4, process)  # mid-clip: 4 of 15 (clip, instruction) records
+    _wait_for(lambda: _n_records(out) >= records_at_kill, process)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert not (out / "qwen2_5_vl.h5").exists() and _n_records(out) >= 4
+    assert not (out / "qwen2_5_vl.h5").exists() and _n_records(out) >= records_at_kill
     _extract(tiny_models, movies, out, "caption,action,none")
     assert_same_store(reference, out / "qwen2_5_vl.h5")
+    assert_same_h5(reference, out / "qwen2_5_vl.h5")  # every dataset and attribute, run groups' included
     assert part_files(out / "qwen2_5_vl.h5") == []
+
+
+def test_file_comparison_sees_every_attribute_and_value(reference, tmp_path):
+    """The comparison the kill tests rely on fails on one missing attribute, one attribute of another type, one
+    extra root attribute and one feature value moved by one float32 step."""
+    import shutil
+
+    def nudge(raw):
+        layer = raw["none/run-2/layer_1"]
+        layer[0, 0] = np.nextafter(layer[0, 0], np.float32(1))
+
+    changes = [lambda raw: raw["caption/run-1"].attrs.__delitem__("stimulus_file"),
+               lambda raw: raw["caption/run-1"].attrs.__setitem__("n_clips", np.int32(3)),
+               lambda raw: raw.attrs.__setitem__("note", "x"), nudge]
+    assert_same_h5(reference, reference)
+    for k, change in enumerate(changes):
+        copy = shutil.copyfile(reference, tmp_path / f"copy-{k}.h5")
+        with h5py.File(copy, "a") as raw:
+            change(raw)
+        with pytest.raises(AssertionError):
+            assert_same_h5(reference, copy)
 
 
 def test_kill_9_during_consolidation_keeps_the_previous_store_readable(reference, tiny_models, movies, tmp_path):
@@ -222,6 +255,7 @@ def test_kill_9_during_consolidation_keeps_the_previous_store_readable(reference
     assert after.keys() == before.keys()
     _extract(tiny_models, movies, out, "caption,action,none")
     assert_same_store(reference, out / "qwen2_5_vl.h5")
+    assert_same_h5(reference, out / "qwen2_5_vl.h5")
 
 
 def test_sharded_over_two_processes_gives_the_single_process_store(reference, tiny_models, movies, tmp_path):
@@ -237,6 +271,7 @@ def test_sharded_over_two_processes_gives_the_single_process_store(reference, ti
     assert "(3 on this process of 2)" in done.stderr and "(2 on this process of 2)" in done.stderr
     assert "from 2 part file(s)" in done.stderr
     assert_same_store(reference, out / "qwen2_5_vl.h5")
+    assert_same_h5(reference, out / "qwen2_5_vl.h5")
 
 
 def test_store_written_with_other_settings_is_an_error_naming_the_field(reference, tiny_models, movies, tmp_path):
@@ -272,6 +307,7 @@ def test_torn_last_record_is_cut_and_the_clip_recomputed(reference, tiny_models,
     assert _n_records(out) == n_intact
     _extract(tiny_models, movies, out, "caption,action,none")
     assert_same_store(reference, out / "qwen2_5_vl.h5")
+    assert_same_h5(reference, out / "qwen2_5_vl.h5")
 
 
 def test_missing_and_corrupt_movies_are_errors_naming_the_file(tiny_models, tmp_path):

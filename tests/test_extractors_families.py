@@ -3,7 +3,7 @@ with ``from_pretrained(folder, local_files_only=True)``, run on a generated movi
 import numpy as np
 import pytest
 
-from conftest_extractors import TR, assert_same_store, movies, read_store, tiny_models  # noqa: F401
+from conftest_extractors import TR, assert_same_h5, assert_same_store, movies, read_store, tiny_models  # noqa: F401
 from extractors import run as extractor_run
 from extractors.registry import MODELS
 
@@ -25,6 +25,10 @@ BASELINES = {  # family -> hidden size per stored layer
     "xclip_clap": [32] * 5 + [16, 32, 32],
 }
 N_TRS = {"run-1": 3, "run-2": 2}
+# family -> the end-of-turn token its tiny model's chat template and tokenizer define (the stop token)
+STOP_TOKENS = {"qwen2_5_vl": "<|im_end|>", "llava_next_video": "</s>", "llava_onevision": "<|im_end|>",
+               "video_llava": "</s>", "qwen2_audio": "<|im_end|>", "qwen2_5_omni": "<|im_end|>",
+               "instructblip_video": "</s>"}
 
 
 def _extract(tiny_models, movies, family, out, instructions, **settings):
@@ -109,12 +113,13 @@ def test_baseline_stores_every_layer_under_the_no_instruction_control(stores, fa
 @pytest.mark.parametrize("family", [*CHAT_FAMILIES, *BASELINES])
 def test_family_resumes_after_a_crash_with_identical_results(stores, tiny_models, movies, tmp_path, monkeypatch,
                                                              family):
-    """A crash after two clips leaves them in the part file; the re-run computes only the rest."""
+    """A crash at the first clip of run-2 leaves run-1's three clips in the part file; the re-run merges them at
+    start-up, computes only the rest, and writes the store an uninterrupted run writes, attributes included."""
     instructions = CHAT_FAMILIES[family][0] if family in CHAT_FAMILIES else "none"
     original, calls = extractor_run.clip_features, []
 
     def crashing(*args, **kwargs):
-        if len(calls) == 2:
+        if len(calls) == 3:
             raise KeyboardInterrupt
         calls.append(args[1].index)
         return original(*args, **kwargs)
@@ -126,8 +131,32 @@ def test_family_resumes_after_a_crash_with_identical_results(stores, tiny_models
     calls.clear()
     monkeypatch.setattr(extractor_run, "clip_features", lambda *args, **kw: calls.append(1) or original(*args, **kw))
     _extract(tiny_models, movies, family, tmp_path, instructions)
-    assert len(calls) == 3  # 5 clips, 2 finished before the crash
+    assert len(calls) == 2  # 5 clips, 3 finished before the crash
     assert_same_store(stores(family), tmp_path / f"{family}.h5")
+    assert_same_h5(stores(family), tmp_path / f"{family}.h5")  # every attribute too
+
+
+@pytest.mark.parametrize("family", [*CHAT_FAMILIES, *BASELINES])
+def test_family_store_records_its_hidden_states_decoding_and_versions(stores, family):
+    from features.store import FeatureStore
+
+    with FeatureStore(stores(family)) as store:
+        params = store.parameters
+        n_layers = {len(store.layers(name, run)) for name in store.instructions() for run in store.runs(name)}
+    expected = CHAT_FAMILIES[family][1] if family in CHAT_FAMILIES else len(BASELINES[family])
+    assert n_layers == {expected} and params["n_hidden_states"] == expected
+    if family in CHAT_FAMILIES:
+        assert params["generation"] == {"decoding": "greedy", "max_new_tokens": 3, "batch_instructions": False,
+                                        "stop_tokens": [STOP_TOKENS[family]],
+                                        "stop_token_ids": params["generation"]["stop_token_ids"]}
+        assert len(params["generation"]["stop_token_ids"]) == 1
+    else:
+        assert "generation" not in params
+    assert params["adapter_version"] == (2 if family == "ast" else 1)
+    budgeted = family in ("qwen2_5_vl", "qwen2_5_omni")
+    assert ("video_max_pixels" in params) == ("video_min_pixels" in params) == budgeted
+    if budgeted:
+        assert (params["video_min_pixels"], params["video_max_pixels"]) == (128 * 28 * 28, 768 * 28 * 28)
 
 
 def test_every_registered_family_but_external_ones_has_a_tiny_model_test():

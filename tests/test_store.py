@@ -53,3 +53,27 @@ def test_missing_store_and_missing_layer_are_input_errors(tmp_path):
             store.read_layer("caption", "r1", 7)
         with pytest.raises(InputError, match="'action'"):
             store.read_layer("action", "r1", 0)
+
+
+def test_compared_key_added_later_is_compared_as_the_value_old_stores_had(tmp_path):
+    """'batch_instructions' and 'video_max_pixels' were not recorded by early stores: such a store is extended
+    when this run asks for the value it was written with, and refused with one sentence otherwise."""
+    path = tmp_path / "m.h5"
+    FeatureStore(path, "a", PARAMS).close()  # a store written before either key was recorded
+    with FeatureStore(path, "a", {**PARAMS, "batch_instructions": False}) as store:
+        assert store.parameters["batch_instructions"] is False  # recorded from now on
+    with pytest.raises(InputError, match=r"m.h5: field 'video_max_pixels' is not recorded: the file was written "
+                                         r"before it was, when it was None .* asks for 602112"):
+        FeatureStore(path, "a", {**PARAMS, "video_max_pixels": 602112})
+    with pytest.raises(InputError, match=r"field 'batch_instructions' was written as False"):
+        FeatureStore(path, "a", {**PARAMS, "batch_instructions": True})
+    with FeatureStore(path) as store:  # nothing was changed by the refused opens
+        assert "video_max_pixels" not in store.parameters
+
+
+def test_run_order_is_given_explicitly_and_sorts_the_runs(tmp_path):
+    with FeatureStore(tmp_path / "m.h5", "a", PARAMS) as store:
+        store.create_run("caption", "run-2", 2, [3], "p", order=1)  # written first, e.g. by a resumed extraction
+        store.create_run("caption", "run-1", 2, [3], "p", order=0)
+        assert store.runs("caption") == ["run-1", "run-2"]
+        assert store.run_attrs("caption", "run-2")["order"] == 1

@@ -94,19 +94,41 @@ class Adapter:
         Frames per clip for a local folder of this family that is not in the registry.
     poolings : tuple of str
         Poolings it supports; the first is the default.
+    version : int
+        Bumped when a change to the adapter changes the numbers it writes; recorded in the store as
+        ``adapter_version``, so a store written by an older version is refused instead of mixed.
     """
 
     modality = "video"
     instructed = True
     default_frames = 8
     poolings = ("generated_mean", "prompt_mean", "last_token")
+    version = 1
 
-    def __init__(self, source, dtype="float32", device="cpu", trust_remote_code=False):
+    def __init__(self, source, dtype="float32", device="cpu", trust_remote_code=False, video_max_pixels=None):
         self.source = str(source)
         self.local = Path(source).is_dir()
         self.dtype_name = dtype
         self.device = device
         self.trust_remote_code = trust_remote_code
+        self.video_max_pixels = video_max_pixels
+
+    @classmethod
+    def video_pixels(cls, n_frames, max_pixels=None) -> dict | None:
+        """The per-frame pixel range video frames are resized into, for families that resize to a budget.
+
+        Returns ``{"video_max_pixels": int, "video_min_pixels": int}`` (recorded in the store), or None
+        for families whose processor works at a fixed size. ``max_pixels`` overrides the family's default
+        cap; a family without a budget refuses one (InputError) rather than ignore it.
+        """
+        if max_pixels is not None:
+            raise InputError(f"--video-max-pixels: the {cls.__module__.rsplit('.', 1)[-1]} family resizes "
+                             f"frames to a fixed size and takes no pixel budget.")
+        return None
+
+    def describe(self) -> dict:
+        """Provenance for the store's root attributes (not compared on reopen)."""
+        return {}
 
     @classmethod
     def check_available(cls, trust_remote_code=False):
@@ -260,6 +282,13 @@ class ChatAdapter(Adapter):
             if value is not None:
                 ids.update([value] if isinstance(value, int) else value)
         return ids
+
+    def generation_settings(self) -> dict:
+        """How answers are decoded: greedy (argmax, whatever the checkpoint's generation_config says about
+        sampling or repetition penalties), stopping at any of these tokens or at max_new_tokens."""
+        ids = sorted(self.eos_ids)
+        return {"decoding": "greedy", "stop_token_ids": ids,
+                "stop_tokens": self.tokenizer.convert_ids_to_tokens(ids)}
 
     # -- prompt text ---------------------------------------------------------------------------
     def messages(self, prompt):

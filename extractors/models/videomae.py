@@ -1,6 +1,8 @@
 """VideoMAE (self-supervised, Kinetics): the unimodal video baseline. No instruction.
 
-Per layer, the mean over its space-time patch tokens; VideoMAE-base takes 16 frames (tubelets of 2).
+Per layer, the mean over its space-time patch tokens (VideoMAE has no [CLS] token in transformers).
+The default checkpoint, MCG-NJU/videomae-large (self-supervised on Kinetics-400), takes 16 frames of
+224×224 px in tubelets of 2 (1,568 tokens) and has 24 layers of width 1024: 25 hidden states stored.
 """
 from features.errors import InputError
 
