@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import numpy as np
 # measure this checkout's code, not whichever copy of the package happens to be installed
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from encoding.ridge import fit_ridge, pearson_r, run_splits  # noqa: E402
+from _memory import PeakMemory  # noqa: E402  (bench/, the script's own folder)
 from features.delays import delay_run  # noqa: E402
 
 COMPETITORS = ("fast", "himalaya", "himalaya-kernel", "sklearn", "bootstrap", "fast-torch", "fast-pca")
@@ -101,32 +101,6 @@ def _design(latents, layer, hidden, n_per_run, seed):
     runs = [delay_run(features[i:i + n_per_run]) for i in range(0, len(features), n_per_run)]
     X = np.concatenate([(r - r.mean(0)) / (r.std(0) + 1e-6) for r in runs])
     return X.astype(np.float32)
-
-
-class PeakMemory:
-    """Peak resident memory above the level at entry, sampled every 5 ms (numpy, torch and BLAS alike)."""
-
-    def __enter__(self):
-        self.base = self.peak = _rss()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self):
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, _rss())
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss())
-        self.extra_gb = (self.peak - self.base) / 2 ** 30
-
-
-def _rss():
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def bootstrap_style_ridge(X_train, Y_train, splits, X_test, Y_test, alphas, chunk=5000):

@@ -22,9 +22,7 @@ import os
 import platform
 import resource
 import sys
-import threading
 import time
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +32,7 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from encoding.rsa import bootstrap_items, mantel_test, pattern_rdm, permute_items, square_rdm  # noqa: E402
 from encoding.rsa import upper_triangle  # noqa: E402
+from _memory import PeakMemory  # noqa: E402  (bench/, the script's own folder)
 
 
 def parse_args(argv=None):
@@ -87,38 +86,8 @@ def projector_mantel(brain_rdm, model_rdm, method, controls, kind, n_permutation
     return observed, float((1 + np.sum(null >= observed - 1e-12)) / (1 + n_permutations)), null
 
 
-class PeakMemory:
-    """Peak resident memory above the level at entry, sampled every 5 ms, and numpy's peak allocations
-    (tracemalloc) within the block."""
-
-    def __enter__(self):
-        self.base = self.peak = _rss()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        tracemalloc.start()
-        return self
-
-    def _sample(self):
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, _rss())
-
-    def __exit__(self, *exc):
-        self.traced_gb = tracemalloc.get_traced_memory()[1] / 2 ** 30
-        tracemalloc.stop()
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss())
-        self.extra_gb = (self.peak - self.base) / 2 ** 30
-
-
-def _rss():
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 def measure(label, function):
-    with PeakMemory() as memory:
+    with PeakMemory(trace=True) as memory:
         start, cpu_start = time.perf_counter(), time.process_time()
         result = function()
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
