@@ -55,6 +55,9 @@ DEFAULTS = {
                       "max_subsets": 20},
     "n_bootstrap": 1000,        # resamples of the layer-hierarchy intervals
     "seed": 0,                  # permutations, bootstraps and subsets
+    "work_dir": None,           # finished fits, kept for resuming; default: <out>.work beside the output folder
+    "workers": None,            # fit on a local Dask cluster of this many single-threaded worker processes
+    "scheduler": None,          # fit on an existing Dask cluster at this address (tcp://host:8786)
 }
 NESTED_KEYS = {"trim": {"start", "end"}, "rois": {"atlas", "lut", "names", "levels"},
                "noise_ceiling": {"method", "extrapolation", "n_bootstrap", "max_subsets"},
