@@ -6,21 +6,18 @@ run never leaves something that looks finished, and an existing folder is replac
 """
 import json
 import logging
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
 from himalaya.backend import set_backend
-from tqdm import tqdm
 
 from features.errors import InputError
 from features.store import FeatureStore
 from instructions import NO_INSTRUCTION, resolve
 
 from .config import DEFAULTS, expand_path, flatmap_kinds, parse_list
-from .design import layer_design, load_subject, stack
 from .outputs.alignment import (add_fdr, add_normalized, best_instruction_table, best_layer_map_significance,
                                 best_layer_table, mark_best_layers, roi_rows, to_frame)
 from .outputs.figures import plot_layer_roi_heatmap
@@ -29,11 +26,9 @@ from .outputs.group_tests import group_tests
 from .outputs.report import write_report
 from .outputs.scores_file import ScoresFile
 from .partition import VariancePartition, roi_partition_rows
-from .ridge import fit_banded_ridge, fit_ridge
-from .ridge._distributed import launcher_world, main_process_first
-from .roi_sets import rois_for_subject
-from .stats import (block_permutations, cross_subject_ceiling, explainable_variance, fdr_bh, permutation_test,
-                    split_half_reliability)
+from .ridge._distributed import barrier, launcher_world, main_process_first
+from .stats import block_permutations, cross_subject_ceiling, explainable_variance, fdr_bh, split_half_reliability
+from .sweep import WorkFolder, plan_fits, prepare_subject, report_changes, run_pending
 from .versions import library_versions
 
 log = logging.getLogger(__name__)
@@ -43,69 +38,125 @@ def output_folder(config):
     return Path(config["out"] or Path("results") / config["name"])
 
 
-def run_analysis(config, overwrite=False):
+def work_folder(config, out):
+    """Where the sweep keeps its finished fits: ``work_dir``, else ``<out>.work`` beside the output folder."""
+    if config["work_dir"]:
+        return expand_path(config["work_dir"], config)
+    out = Path(out)
+    return out.with_name(out.name + ".work")
+
+
+def run_analysis(config, overwrite=False, dry_run=False):
     """Fit every (model, instruction, layer) for every subject and write the output folder.
 
-    After the fits: block-permutation tests of every fit, noise ceilings (repeats or across
-    subjects), best-layer and best-instruction maps, variance partitions of two-band joint fits,
-    across-subject tests, the layer hierarchy, flatmaps and the report (report.html, report.md).
+    Every fit is a unit of work (``encoding.sweep``): planned with a fingerprint of what changes its
+    numbers, computed in this process or on Dask workers (``workers``, ``scheduler``), and kept in the
+    work folder as soon as it is done, so the same command resumes after a kill and reuses every fit
+    whose fingerprint matches. Once all exist, the output folder is assembled from them, atomically:
+    block-permutation tests, noise ceilings (repeats or across subjects), best-layer and
+    best-instruction maps, variance partitions of two-band joint fits, across-subject tests, the layer
+    hierarchy, flatmaps and the report (report.html, report.md).
+
+    Parameters
+    ----------
+    dry_run : bool
+        Plan only: return the plan's text (fits per subject and model, how many are done, memory and
+        estimated time) and write nothing.
 
     Returns
     -------
-    out : Path of the finished folder
-    best : DataFrame of best_layers.csv
+    out : Path of the finished folder (None for a dry run)
+    best : DataFrame of best_layers.csv (the plan's text for a dry run)
     """
     out = output_folder(config)
-    refuse_existing(out, overwrite)
+    if not dry_run:
+        refuse_existing(out, overwrite)
     _set_backend(config["backend"])
-    rank, _ = launcher_world()
+    rank, world = launcher_world()
     on_cuda = config["backend"] == "torch_cuda"
     if config["demo"] is not None:
         from .demo.build import ensure_demo
         with main_process_first(on_cuda):
             ensure_demo(config["cache_dir"], config["demo"] or {})
-    if config["stimuli"]:
+    if config["stimuli"] and not dry_run:
         extract_missing(config)
     stores = open_stores(config)
-    prompts, instructions = _instructions(config, stores)
-    layers = {model: _layers(config, store, instructions[model]) for model, store in stores.items()}
-    n_layers = {model: _n_stored_layers(store, instructions[model]) for model, store in stores.items()}
-
-    # Under a launcher every process runs every fit (the ridge fits split their targets across processes
-    # and gather them, so all must take part), but only rank 0 writes the output folder and draws the
-    # figures; the others write their tables into a temporary folder that is deleted.
     try:
-        folder = atomic_folder(out, overwrite) if rank == 0 else tempfile.TemporaryDirectory(prefix=f"rank{rank}-")
-        with folder as partial:
-            best = _write_outputs(config, Path(partial), stores, prompts, instructions, layers, n_layers)
+        prompts, instructions = _instructions(config, stores)
+        layers = {model: _layers(config, store, instructions[model]) for model, store in stores.items()}
+        n_layers = {model: _n_stored_layers(store, instructions[model]) for model, store in stores.items()}
+        feature_rows = _feature_rows(stores, instructions)
+        if dry_run:
+            return None, _dry_run(config, out, stores, prompts, instructions, layers, feature_rows)
+        with main_process_first(on_cuda):   # rank 0 caches the responses, the others read them
+            work = WorkFolder(work_folder(config, out))
+            subjects = {s: prepare_subject(config, s, feature_rows, work) for s in _subjects(config)}
+            specs = plan_fits(config, subjects, stores, prompts, instructions, layers, work)
+        barrier(on_cuda)                    # every process has planned before any fit file appears
+        if rank == 0:
+            report_changes(specs, work)
+        run_pending(specs, work, config["workers"], config["scheduler"], rank, world)
+        barrier(on_cuda)
+        if rank > 0:                        # the fits were collective; rank 0 alone assembles and writes
+            return out, None
+        with atomic_folder(out, overwrite) as partial:
+            best = _write_outputs(config, Path(partial), out, stores, prompts, instructions, layers, n_layers,
+                                  subjects, specs, work)
     finally:
         for store in stores.values():
             store.close()
-    log.info("finished: %s", out)
+    log.info("finished: %s (finished fits kept in %s)", out, work.path)
     return out, best
 
 
-def _write_outputs(config, partial, stores, prompts, instructions, layers, n_layers):
-    """Every fit, table, figure and the report, into the (temporary) folder ``partial``; returns best_layers."""
+def _dry_run(config, out, stores, prompts, instructions, layers, feature_rows):
+    """The plan's text: nothing is written (the cost model's calibration is cached once per machine)."""
+    from .sweep import Subject, array_shapes, attach_hidden_sizes, describe_plan, fit_memory_gb, header_shapes
+    from .sweep import load_cost_model, subject_shapes
+    from .sweep._plan import subject_key
+    from .sweep._work import read_subject_cache
+
+    work = WorkFolder(work_folder(config, out), create=False)
+    subjects, shapes = {}, {}
+    for name in _subjects(config):
+        cache = work.subjects / f"{name}-{subject_key(config, name, feature_rows)}.h5"
+        if cache.is_file():
+            data, rois, dropped, content = read_subject_cache(cache, with_space=False)
+            subjects[name] = Subject(data, rois, dropped, cache, content)
+            shapes[name] = subject_shapes(subjects[name])
+        else:   # never prepared: no fit of it can be done; sizes from the files' headers
+            shapes[name] = header_shapes(config, name, feature_rows)
+            subjects[name] = Subject(None, {}, [], cache, "not prepared", shapes[name]["stimulus_runs"])
+    specs = attach_hidden_sizes(plan_fits(config, subjects, stores, prompts, instructions, layers, work), stores)
+    model = load_cost_model(config["cache_dir"])
+
+    def estimate(spec):
+        shape = array_shapes(spec, shapes)
+        return model.seconds(shape), fit_memory_gb(shape, config["memory_gb"])
+    return describe_plan(specs, work, estimate)
+
+
+def _write_outputs(config, partial, out, stores, prompts, instructions, layers, n_layers, subjects, specs, work):
+    """Every table, figure and the report from the finished fits, into the temporary folder ``partial``
+    (``out`` is the final folder, named in the log); returns best_layers."""
     _write_inputs(partial, config)
     rows, partitions, test_sets = [], [], {}
     with ScoresFile(partial / "scores.h5", "w") as scores:
         scores.write_root(_jsonable(config), library_versions(), prompts)
-        for subject in _subjects(config):
-            subject_rows, subject_partitions, test_sets[subject] = _fit_subject(
-                config, subject, stores, instructions, layers, n_layers, scores, partial)
+        for name, subject in subjects.items():
+            subject_rows, subject_partitions, test_sets[name] = _assemble_subject(
+                config, name, subject, [spec for spec in specs if spec["subject"] == name], work, scores, stores,
+                instructions, layers, n_layers, partial)
             rows += subject_rows
             partitions += subject_partitions
         ceiling_of = _noise_ceilings(config, scores, test_sets)
         table = _alignment_table(config, rows, scores, ceiling_of)
         map_significance = best_layer_map_significance(scores, config["fdr_q"])
     best = _write_tables(partial, table, partitions, map_significance)
-    if launcher_world()[0] > 0:   # another process's folder, deleted: it needs the fits, not the figures
-        return best
     figures = _heatmaps(table, partial)
     _analyses(config, partial)
     write_report(partial)
-    log.info("wrote %d figures", len(figures))
+    log.info("wrote %d figures, the tables and %s", len(figures), out / "report.html")
     return best
 
 
@@ -240,8 +291,9 @@ def _subjects(config):
     return list(config["subjects"])
 
 
-def _fit_subject(config, subject, stores, instructions, layers, n_layers, scores, out):
-    """Every layer fit, best-layer/instruction maps, repeat ceilings and joint fits of one subject.
+def _assemble_subject(config, name, subject, specs, work, scores, stores, instructions, layers, n_layers, partial):
+    """One subject's part of scores.h5 from its finished fits: layer fits, best-layer/instruction maps,
+    repeat ceilings, joint fits and their variance partitions.
 
     Returns
     -------
@@ -249,67 +301,45 @@ def _fit_subject(config, subject, stores, instructions, layers, n_layers, scores
     partitions : list of variance-partition rows
     test_set : dict test run -> responses (n_TR, n_targets), for the cross-subject ceiling
     """
-    data = load_subject(config, subject, _feature_rows(stores, instructions))
-    train, test = data.train, data.test
+    data, rois = subject.data, subject.rois
     if (~data.valid).any():
         log.warning("%s: %d of %d targets are NaN or constant in some training run; excluded and scored NaN",
-                    subject, int((~data.valid).sum()), data.n_targets)
+                    name, int((~data.valid).sum()), data.n_targets)
     if data.untestable.any():
         log.warning("%s: %d targets are NaN or constant in a test run only (%s); fitted, their test scores are NaN",
-                    subject, int(data.untestable.sum()), ", ".join(data.run_names[i] for i in test))
-    rois, dropped = rois_for_subject(config, data)
-    if dropped:
-        log.warning("%s: ROI(s) with no valid targets, skipped: %s", subject, ", ".join(dropped))
-    if not rois:
-        raise InputError(f"{config['config_file']}: field 'rois' leaves no ROI with a fitted target of {subject} "
-                         f"({data.files[0]} and its runs); skipped: {', '.join(dropped)}.")
-    _write_subject(scores, subject, data, train, test, rois, config)
-    # a target NaN or constant only in a test run is fitted; its test rows enter as zeros and are scored NaN
-    Y = [np.nan_to_num(b[:, data.valid]) if i in test else b[:, data.valid] for i, b in enumerate(data.bold)]
-    untestable = data.untestable[data.valid]
-    Y_train, run_of_row = stack(Y, train)
-    groups = data.cv_groups(run_of_row)
-    Y_test, _ = stack(Y, test)
-    fit_args = dict(alphas=config["alphas"], n_folds=config["cv_folds"],
-                    n_targets_batch=config["n_targets_batch"], Y_in_cpu=config["backend"] == "torch_cuda")
-    significance = _Significance(config, [Y[i].shape[0] for i in test], rois, data.valid)
-    scores.attrs(subject).update(n_permutations=significance.n_permutations, permutations_exact=significance.exact)
+                    name, int(data.untestable.sum()), ", ".join(data.run_names[i] for i in data.test))
+    if subject.dropped:
+        log.warning("%s: ROI(s) with no valid targets, skipped: %s", name, ", ".join(subject.dropped))
+    _write_subject(scores, name, data, data.train, data.test, rois, config)
+    n_permutations, exact = 0, False
+    if config["n_permutations"]:
+        # the permutations every fit used (drawn again in each fit from the same seed); the cap is logged here
+        permutations = block_permutations([data.bold[i].shape[0] for i in data.test], config["permutation_block"],
+                                          config["n_permutations"], config["seed"])
+        n_permutations, exact = permutations.n_permutations, permutations.exact
+    scores.attrs(name).update(n_permutations=n_permutations, permutations_exact=exact)
     rows = []
-    jobs = [(m, i, k) for m in stores for i in instructions[m] for k in layers[m]]
-    for model, instruction, layer in tqdm(jobs, desc=f"{subject} ridge per layer", unit="layer"):
-        X = layer_design(stores[model], instruction, layer, data, config["delays"], config["trim"])
-        X_train, _ = stack(X, train)
-        X_test, _ = stack(X, test)
-        result = _untested(fit_ridge(X_train, Y_train, groups, X_test, Y_test, **fit_args,
-                                     memory_gb=config["memory_gb"], pca_components=config["pca_components"],
-                                     return_prediction=significance.permutations is not None), untestable)
-        key = f"{subject}/{model}/{instruction}/layer_{layer}"
-        scores.write_fit(key, result, data.valid, n_features=X_train.shape[1])
-        roi_p = significance.test(scores, key, Y_test, result)
-        full = {name: scores.read(key, name) for name in ("test_r", "test_r2", "cv_score")}
+    for spec in specs:
+        if spec["kind"] != "layer" or spec["band_only"]:
+            continue
+        band = spec["bands"][0]
+        key = scores.copy_fit(work.fit_path(spec["fingerprint"]), spec["key"])
+        full = {field: scores.read(key, field) for field in ("test_r", "test_r2", "cv_score")}
+        roi_p = None
         if f"{key}/q_perm" in scores:
             full["q_perm"] = scores.read(key, "q_perm")
-        rows += roi_rows(subject, model, instruction, layer, n_layers[model], full, rois, roi_p,
-                         significance.n_permutations, config["fdr_q"])
-    _best_maps(config, scores, subject, data, stores, instructions, layers, n_layers, rois, out)
-    _repeat_ceiling(config, scores, subject, data, test)
+            roi_p = json.loads(scores.attrs(key)["roi_p"])
+        rows += roi_rows(name, band["model"], band["instruction"], band["layer"], n_layers[band["model"]], full,
+                         rois, roi_p, n_permutations, config["fdr_q"])
+    _best_maps(config, scores, name, data, stores, instructions, layers, n_layers, rois, partial)
+    _repeat_ceiling(config, scores, name, data, data.test)
     partitions = []
-    for joint in config["joint"]:
-        partitions += _fit_joint(config, joint, subject, data, stores, (train, test, Y_train, groups, Y_test),
-                                 scores, fit_args, rois, untestable)
-    log.info("%s: wrote %d layer fits to %s", subject, len(jobs), out / "scores.h5")
-    return rows, partitions, _test_responses(data, test)
-
-
-def _untested(result, untestable):
-    """Test scores of the targets a test run cannot score (NaN or constant there) set to NaN."""
-    for name in ("test_r", "test_r2", "test_r2_split"):
-        values = getattr(result, name)
-        if values is not None:
-            values = np.array(values, dtype=np.float32)
-            values[..., untestable] = np.nan
-            setattr(result, name, values)
-    return result
+    band_only = {spec["key"]: work.fit_path(spec["fingerprint"]) for spec in specs if spec.get("band_only")}
+    for spec in specs:
+        if spec["kind"] == "joint":
+            partitions += _assemble_joint(spec, work, scores, rois, band_only)
+    log.info("%s: %d fits assembled", name, len(specs))
+    return rows, partitions, _test_responses(data, data.test)
 
 
 def _test_responses(data, test):
@@ -341,38 +371,6 @@ def _write_subject(scores, subject, data, train, test, rois, config):
     if data.space.masker is not None:
         mask_img = data.space.masker.mask_img_
         scores.write_mask(subject, np.asarray(mask_img.dataobj) != 0, mask_img.affine)
-
-
-class _Significance:
-    """The block-permutation test of every fit of one subject, on permutations drawn once."""
-
-    def __init__(self, config, test_lengths, rois, valid):
-        self.n_permutations = config["n_permutations"]
-        self.tail = config["permutation_tail"]
-        self.permutations = None
-        self.exact = False
-        if self.n_permutations:
-            self.permutations = block_permutations(test_lengths, config["permutation_block"], self.n_permutations,
-                                                   config["seed"])
-            # short test runs: capped at their distinct block orderings, all enumerated
-            self.n_permutations, self.exact = self.permutations.n_permutations, self.permutations.exact
-        # ROI indices count all targets; the tested arrays hold the valid ones only
-        column = np.cumsum(valid) - 1
-        self.rois = {roi: column[index] for roi, index in rois.items()}
-        self.valid = valid
-
-    def test(self, scores, key, Y_test, result):
-        """Write p_perm and q_perm of one fit under ``key``; return the ROI p-values (None if off).
-
-        ``result`` comes from ``fit_ridge(return_prediction=True)``: its own test prediction is permuted.
-        """
-        if self.permutations is None:
-            return None
-        tested = permutation_test(Y_test, result.extra["test_prediction"], self.permutations, self.rois,
-                                  self.tail)
-        scores.write_array(key, "p_perm", tested.p, self.valid)
-        scores.write_array(key, "q_perm", fdr_bh(tested.p), self.valid)
-        return tested.roi_p
 
 
 def _best_maps(config, scores, subject, data, stores, instructions, layers, n_layers, rois, out):
@@ -530,49 +528,32 @@ def _analyses(config, out):
         log.warning("no flatmaps for this space (%s); python -m encoding.flatmap draws them later", err)
 
 
-def _fit_joint(config, joint, subject, data, stores, split, scores, fit_args, rois, untestable):
-    """A banded fit over the joint's bands and, for two bands, the variance partition."""
-    train, test, Y_train, groups, Y_test = split
-    bands = joint.get("bands", []) if isinstance(joint, dict) else []
-    if len(bands) < 2 or any(not {"model", "instruction", "layer"} <= set(b) for b in bands):
-        raise InputError(f"{config['config_file']}: field 'joint' entries need a name and two or more bands, each "
-                         f"with model, instruction and layer.")
-    Xs = []
-    for band in bands:
-        if band["model"] not in stores:
-            raise InputError(f"{config['config_file']}: field 'joint.bands.model' names '{band['model']}', which is "
-                             f"not among the models of this run ({', '.join(stores)}).")
-        Xs.append(layer_design(stores[band["model"]], band["instruction"], int(band["layer"]), data,
-                               config["delays"], config["trim"]))
-    Xs_train = [stack(X, train)[0] for X in Xs]
-    Xs_test = [stack(X, test)[0] for X in Xs]
-    result = _untested(fit_banded_ridge(Xs_train, Y_train, groups, Xs_test, Y_test,
-                                        n_iter=config["banded_iterations"], **fit_args), untestable)
-    name = joint.get("name") or "+".join(f"{b['model']}:{b['layer']}" for b in bands)
-    scores.write_fit(f"{subject}/joint/{name}", result, data.valid, bands=json.dumps(bands))
-    log.info("%s: banded fit '%s' over %d bands written", subject, name, len(bands))
+def _assemble_joint(spec, work, scores, rois, band_only):
+    """A banded fit into scores.h5 and, for two bands, its variance partition against the single-band fits
+    (the layer sweep's, or a band-only fit of the work folder)."""
+    import h5py
+
+    key = scores.copy_fit(work.fit_path(spec["fingerprint"]), spec["key"])
+    subject, joint_name = spec["subject"], spec["key"].rsplit("/", 1)[1]
+    bands = spec["bands"]
+    log.info("%s: banded fit '%s' over %d bands", subject, joint_name, len(bands))
     if len(bands) != 2:
         return []
-    single = [_single_r2(scores, subject, band, X_train, Y_train, groups, X_test, Y_test, data.valid, fit_args,
-                         untestable) for band, X_train, X_test in zip(bands, Xs_train, Xs_test)]
-    partition = VariancePartition(scores.read(f"{subject}/joint/{name}", "test_r2"), *single)
+    single = []
+    for band in bands:
+        band_key = f"{subject}/{band['model']}/{band['instruction']}/layer_{band['layer']}"
+        if band_key in scores:
+            single.append(scores.read(band_key, "test_r2"))
+        else:
+            with h5py.File(band_only[band_key], "r") as handle:
+                single.append(handle[f"{band_key}/test_r2"][()])
+    partition = VariancePartition(scores.read(key, "test_r2"), *single)
     labels = [f"{b['model']}:{b['instruction']}:layer_{b['layer']}" for b in bands]
-    key = f"{subject}/joint/{name}/partition"
     for part, values in {"r2_a": partition.r2_a, "r2_b": partition.r2_b, **partition.parts()}.items():
-        scores.write_array(key, part, values.astype(np.float32))
-    scores.attrs(key).update(band_a=labels[0], band_b=labels[1])
-    return roi_partition_rows(partition, rois, subject=subject, joint=name, band_a=labels[0], band_b=labels[1])
-
-
-def _single_r2(scores, subject, band, X_train, Y_train, groups, X_test, Y_test, valid, fit_args, untestable):
-    """Test R^2 of one band alone: the layer fit when the sweep has it, else a fit of its own."""
-    key = f"{subject}/{band['model']}/{band['instruction']}/layer_{int(band['layer'])}"
-    if key in scores:
-        return scores.read(key, "test_r2")
-    result = _untested(fit_ridge(X_train, Y_train, groups, X_test, Y_test, **fit_args), untestable)
-    full = np.full(valid.shape, np.nan, dtype=np.float32)
-    full[valid] = result.test_r2
-    return full
+        scores.write_array(f"{key}/partition", part, values.astype(np.float32))
+    scores.attrs(f"{key}/partition").update(band_a=labels[0], band_b=labels[1])
+    return roi_partition_rows(partition, rois, subject=subject, joint=joint_name, band_a=labels[0],
+                              band_b=labels[1])
 
 
 def _flatmap(config, data, values, output_file, title, rois):

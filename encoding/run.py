@@ -28,13 +28,33 @@ def build_parser():
     parser.add_argument("--out", help="output folder (default results/<config name>)")
     parser.add_argument("--backend", choices=["numpy", "torch", "torch_cuda", "cupy"], help="himalaya backend")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan (fits per subject and model, how many are done, memory and estimated "
+                             "time) and write nothing")
+    parser.add_argument("--workers", type=_positive_int, metavar="N",
+                        help="fit on a local Dask cluster of N single-threaded worker processes (config 'workers')")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="fit on an existing Dask cluster, e.g. tcp://head:8786 (config 'scheduler')")
+    parser.add_argument("--work-dir", help="where finished fits are kept for resuming (default <out>.work; config "
+                                           "'work_dir')")
     parser.add_argument("--quiet", action="store_true", help="only warnings and errors")
     return parser
 
 
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of workers >= 1, found {text!r}")
+    return value
+
+
 def config_from_args(args):
     overrides = {"instructions": args.instruction, "models": parse_list(args.model) or None,
-                 "layers": args.layers, "out": args.out, "backend": args.backend, "stimuli": args.stimuli}
+                 "layers": args.layers, "out": args.out, "backend": args.backend, "stimuli": args.stimuli,
+                 "workers": args.workers, "scheduler": args.scheduler, "work_dir": args.work_dir}
     config = load_config(args.config, overrides)
     if args.subjects:
         wanted = parse_list(args.subjects)
@@ -69,10 +89,13 @@ def main(argv=None):
 
     try:
         config = config_from_args(args)
-        out, best = run_analysis(config, overwrite=args.overwrite)
+        out, best = run_analysis(config, overwrite=args.overwrite, dry_run=args.dry_run)
     except (InputError, UnknownInstructionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.dry_run:
+        print(best)
+        return 0
     if rank > 0:
         return 0
     print("\nBest layer per ROI (chosen by cross-validation in the training runs; test r on held-out runs):\n")

@@ -120,6 +120,10 @@ class FeatureStore:
             )
         return np.asarray(group[name][()], dtype=np.float32)
 
+    def layer_shape(self, instruction, run, layer):
+        """Shape (n_TR, hidden) of one layer, from the file's metadata (nothing is read)."""
+        return tuple(self._group(instruction, run)[f"layer_{layer}"].shape)
+
     def read_text(self, instruction, run):
         """Generated answer per clip, list of str."""
         return [t.decode() if isinstance(t, bytes) else t for t in self._group(instruction, run)["text"][()]]

@@ -217,7 +217,8 @@ def test_under_a_launcher_only_rank_0_writes_and_the_numbers_are_one_process_num
                           env=env, cwd=folder, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("Best layer per ROI") == 1
-    assert sorted(path.name for path in folder.iterdir()) == sorted(before + ["launched"])
+    # the output folder and the work folder of its fits, nothing else (no temporary folder is left)
+    assert sorted(path.name for path in folder.iterdir()) == sorted(before + ["launched", "launched.work"])
     assert sorted(path.name for path in launched.iterdir()) == sorted(path.name for path in out.iterdir())
     one, two = pd.read_csv(out / "alignment.csv"), pd.read_csv(launched / "alignment.csv")
     assert list(two.columns) == list(one.columns) and len(two) == len(one)

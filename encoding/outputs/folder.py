@@ -33,7 +33,8 @@ def _host():
     return re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname()) or "host"
 
 
-def _alive(pid):
+def pid_alive(pid):
+    """Whether a process of this machine with this id is running."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -54,7 +55,7 @@ def remove_stale(out):
     pattern = re.compile(rf"^\.{re.escape(out.name)}\.(partial|old)-{re.escape(_host())}-(\d+)$")
     for sibling in sorted(out.parent.iterdir()):
         match = pattern.match(sibling.name)
-        if not match or _alive(int(match.group(2))):
+        if not match or pid_alive(int(match.group(2))):
             continue
         if match.group(1) == "old" and not out.exists():
             os.replace(sibling, out)

@@ -72,8 +72,8 @@ class ScoresFile:
         group = self._h5.require_group(subject)
         group.create_dataset("valid", data=valid)
         group.attrs.update(train_runs=json.dumps(train_runs), test_runs=json.dumps(test_runs),
-                           files=json.dumps(files), space=space, cv="leave-one-run-out" if n_folds is None
-                           else f"{n_folds} folds grouped by run", n_targets=int(valid.size),
+                           files=json.dumps(files), space=space, cv="leave-one-stimulus-out" if n_folds is None
+                           else f"{n_folds} folds grouped by stimulus", n_targets=int(valid.size),
                            space_kind=space_kind or space.split(":")[0],
                            test_run_lengths=json.dumps([int(n) for n in test_run_lengths or []]))
 
@@ -124,6 +124,14 @@ class ScoresFile:
             if getattr(scores, name) is not None:
                 group.create_dataset(name, data=_full(getattr(scores, name), valid))
         group.attrs.update(solver=scores.solver, **attrs)
+
+    def copy_fit(self, fit_file, key):
+        """Copy the group ``key`` of a fit file (written with ``write_fit`` by a sweep's unit) to ``key``;
+        returns ``key``."""
+        parent, name = key.rsplit("/", 1)
+        with h5py.File(fit_file, "r") as source:
+            source.copy(source[key], self._h5.require_group(parent), name=name)
+        return key
 
     def write_best_layer(self, key, layers, valid):
         """Per target, the layer with the highest CV score, and the scores at that layer.

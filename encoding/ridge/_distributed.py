@@ -57,6 +57,12 @@ def main_process_first(on_cuda=False):
         _process_group(on_cuda).barrier()
 
 
+def barrier(on_cuda=False):
+    """Under a launcher, wait until every process gets here; alone, return at once."""
+    if launcher_world()[1] > 1:
+        _process_group(on_cuda).barrier()
+
+
 def _close_process_group():
     import torch.distributed as dist
     if dist.is_initialized():

@@ -98,7 +98,7 @@ class PermutationResult:
     roi_p: dict = field(default_factory=dict)
 
 
-def block_permutations(run_lengths, block_length=10, n_permutations=1000, seed=0):
+def block_permutations(run_lengths, block_length=10, n_permutations=1000, seed=0, warn=True):
     """Draw block permutations of the concatenated test runs.
 
     Parameters
@@ -111,6 +111,8 @@ def block_permutations(run_lengths, block_length=10, n_permutations=1000, seed=0
         Orderings asked for; capped at the distinct orderings of the blocks, which are then all
         enumerated (module docstring).
     seed : int
+    warn : bool
+        Log the cap at the distinct orderings (once per analysis, not once per fit).
 
     Returns
     -------
@@ -132,7 +134,7 @@ def block_permutations(run_lengths, block_length=10, n_permutations=1000, seed=0
     exact = _n_orderings_at_most(n_blocks, n_permutations)
     if exact:
         order = np.array(list(itertools.permutations(range(n_blocks))), dtype=np.int64)
-        log.warning("permutation test: the test runs hold %d blocks of %d TRs, which have only %d distinct "
+        (log.warning if warn else log.debug)("permutation test: the test runs hold %d blocks of %d TRs, which have only %d distinct "
                     "orderings; all of them are used (an exact test, p >= 1/%d) instead of the %d asked for",
                     n_blocks, block_length, len(order), len(order), n_permutations)
     else:

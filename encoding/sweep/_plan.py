@@ -1,0 +1,253 @@
+"""The plan of a sweep: each subject's responses prepared once, and one spec per fit.
+
+A subject's responses are loaded, aligned and preprocessed once and cached in the work folder, keyed
+by the identity of its fMRI files (path, size, modification time), the preprocessing settings, the
+feature rows per stimulus and the ROI definition; a rerun with the same key reads the cache and never
+reloads a NIfTI file. Fits are planned in the order scores.h5 lists them: every (model, instruction,
+layer), then the joint fits, then the single-band fits that only a variance partition needs.
+"""
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+
+from features.errors import InputError
+
+from ..config import expand_path
+from ..design import load_subject
+from ..roi_sets import rois_for_subject
+from ._units import changed_inputs, code_versions, make_spec
+from ._work import digest, file_identity, read_subject_cache, write_subject_cache
+
+log = logging.getLogger(__name__)
+
+_FILE_FIELDS = ("path", "mask", "left", "right")
+
+
+@dataclass
+class Subject:
+    """One subject's prepared data: SubjectData, ROIs, the cache file and its content hash (``stimuli``:
+    the stimulus run of each fMRI run, also known when a dry run has not loaded the data)."""
+    data: object
+    rois: dict
+    dropped: list
+    cache: Path
+    content: str
+    stimuli: list = None
+
+    def __post_init__(self):
+        if self.stimuli is None:
+            self.stimuli = list(self.data.stimulus_runs)
+
+
+def subject_key(config, subject, feature_rows):
+    """What the cached responses of a subject depend on (module docstring)."""
+    spec = config["subjects"][subject]
+    base = Path(config["config_file"]).parent
+    runs = []
+    for run in (spec or {}).get("runs") or []:
+        entry = dict(run) if isinstance(run, dict) else {"entry": run}
+        for field in _FILE_FIELDS:
+            if field in entry:
+                path = expand_path(entry[field], config, base, subject=subject)
+                entry[field] = file_identity(path) if path.is_file() else str(path)
+        runs.append(entry)
+    rois = config["rois"]
+    atlas = rois.get("atlas") if isinstance(rois, dict) else rois
+    identities = {}
+    for name, value in ((rois or {}).items() if isinstance(rois, dict) else [("atlas", atlas)]):
+        if isinstance(value, str):
+            path = expand_path(value, config, base)
+            if path.is_file():
+                identities[name] = file_identity(path)
+    rows = {stimulus: [[int(n), tr] for _, n, tr in entries] for stimulus, entries in feature_rows.items()}
+    from ._work import FIT_FORMAT
+    return digest({"runs": runs, "rows": rows, "rois": rois, "atlas_files": identities,
+                   "settings": {k: config[k] for k in ("trim", "detrend", "zscore", "tr_tolerance", "test_runs")},
+                   "fit_format": FIT_FORMAT})
+
+
+def prepare_subject(config, subject, feature_rows, work):
+    """The subject's responses and ROIs, from the work folder's cache or loaded (and cached) now."""
+    cache = work.subjects / f"{subject}-{subject_key(config, subject, feature_rows)}.h5"
+    if cache.is_file():
+        data, rois, dropped, content = read_subject_cache(cache)
+        log.info("%s: preprocessed responses read from %s", subject, cache)
+        return Subject(data, rois, dropped, cache, content)
+    data = load_subject(config, subject, feature_rows)
+    rois, dropped = rois_for_subject(config, data)
+    if not rois:
+        raise InputError(f"{config['config_file']}: field 'rois' leaves no ROI with a fitted target of {subject} "
+                         f"({data.files[0]} and its runs); skipped: {', '.join(dropped)}.")
+    content = write_subject_cache(cache, data, rois, dropped)
+    log.info("%s: preprocessed responses cached in %s", subject, cache)
+    return Subject(data, rois, dropped, cache, content)
+
+
+def _band(stores, prompts, model, instruction, layer, stimuli, work):
+    store = stores[model]
+    return {"model": model, "store": str(store.path), "store_parameters": store.parameters,
+            "instruction": instruction, "prompt": prompts[instruction], "layer": int(layer),
+            "layer_hash": work.layer_hash(store, instruction, layer, sorted(set(stimuli)))}
+
+
+def plan_fits(config, subjects, stores, prompts, instructions, layers, work):
+    """Every fit of the sweep as a spec, in scores.h5 order.
+
+    Returns
+    -------
+    list of dict (see ``_units.make_spec``)
+    """
+    code = code_versions()
+    specs = []
+    for name, subject in subjects.items():
+        stimuli = subject.stimuli
+        layer_keys = set()
+        for model in stores:
+            for instruction in instructions[model]:
+                for layer in layers[model]:
+                    key = f"{name}/{model}/{instruction}/layer_{layer}"
+                    layer_keys.add(key)
+                    specs.append(make_spec("layer", key, name, subject.cache, subject.content,
+                                           [_band(stores, prompts, model, instruction, layer, stimuli, work)], config,
+                                           code))
+        band_only = {}
+        for joint in config["joint"]:
+            bands = _joint_bands(config, joint, stores)
+            joint_name = joint.get("name") or "+".join(f"{b['model']}:{b['layer']}" for b in bands)
+            specs.append(make_spec("joint", f"{name}/joint/{joint_name}", name, subject.cache, subject.content,
+                                   [_band(stores, prompts, b["model"], b["instruction"], b["layer"], stimuli, work)
+                                    for b in bands], config, code))
+            for b in bands if len(bands) == 2 else []:
+                key = f"{name}/{b['model']}/{b['instruction']}/layer_{int(b['layer'])}"
+                if key not in layer_keys and key not in band_only:
+                    band_only[key] = make_spec("layer", key, name, subject.cache, subject.content,
+                                               [_band(stores, prompts, b["model"], b["instruction"], b["layer"],
+                                                      stimuli, work)], config, code, band_only=True)
+        specs += list(band_only.values())
+    return specs
+
+
+def _joint_bands(config, joint, stores):
+    bands = joint.get("bands", []) if isinstance(joint, dict) else []
+    if len(bands) < 2 or any(not {"model", "instruction", "layer"} <= set(b) for b in bands):
+        raise InputError(f"{config['config_file']}: field 'joint' entries need a name and two or more bands, each "
+                         f"with model, instruction and layer.")
+    for band in bands:
+        if band["model"] not in stores:
+            raise InputError(f"{config['config_file']}: field 'joint.bands.model' names '{band['model']}', which is "
+                             f"not among the models of this run ({', '.join(stores)}).")
+    return bands
+
+
+def report_changes(specs, work):
+    """Log, once per changed input, why fits of the work folder are not reused for the same keys."""
+    pending = [spec for spec in specs if not work.done(spec["fingerprint"])]
+    if not pending:
+        return
+    previous = work.specs_by_key()
+    counts = {}
+    for spec in pending:
+        if spec["key"] in previous:
+            for name in changed_inputs(previous[spec["key"]], spec):
+                counts[name] = counts.get(name, 0) + 1
+    for name, count in sorted(counts.items()):
+        log.warning("%s: %d fits were computed with another '%s'; they are not reused, those fits are computed "
+                    "again", work.path, count, name)
+
+
+def describe_plan(specs, work, estimate=None):
+    """The dry run's table: fits per subject and model, how many are done, memory and time (``estimate``).
+
+    Returns
+    -------
+    str
+    """
+    import pandas as pd
+
+    rows = []
+    for spec in specs:
+        model = spec["bands"][0]["model"] if spec["kind"] == "layer" else "joint"
+        row = {"subject": spec["subject"], "model": model, "fits": 1, "done": int(work.done(spec["fingerprint"]))}
+        if estimate is not None:
+            seconds, gigabytes = estimate(spec)
+            row.update(cpu_seconds=0.0 if row["done"] else seconds, memory_gb=gigabytes)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    aggregations = {"fits": "sum", "done": "sum"}
+    if estimate is not None:
+        aggregations.update(cpu_seconds="sum", memory_gb="max")
+    summary = table.groupby(["subject", "model"], sort=False).agg(aggregations).reset_index()
+    summary["pending"] = summary["fits"] - summary["done"]
+    lines = [summary.to_string(index=False, float_format=lambda v: f"{v:,.1f}")]
+    total, done = len(table), int(table["done"].sum())
+    lines.append(f"\n{total} fits, {done} already done in {work.path}, {total - done} to compute.")
+    if estimate is not None:
+        hours = table["cpu_seconds"].sum() / 3600
+        lines.append(f"Estimated compute for the {total - done} fits left: {hours:,.2f} CPU core-hours on this "
+                     f"machine (one fit per core; divide by the workers); the largest fit needs about "
+                     f"{table['memory_gb'].max():.2f} GB.")
+    return "\n".join(lines)
+
+
+def array_shapes(spec, shapes):
+    """Sizes of one fit: training and test TRs, delayed features, targets, folds (for the cost model)."""
+    data = shapes[spec["subject"]]
+    n_features = sum(band["hidden"] for band in spec["shape_bands"]) * len(spec["settings"]["delays"])
+    n_folds = spec["settings"]["cv_folds"] or len({data["stimulus_runs"][i] for i in data["train"]})
+    return {"n_train": data["n_train"], "n_test": data["n_test"], "n_features": n_features,
+            "n_targets": data["n_targets"], "n_folds": n_folds, "n_alphas": len(spec["settings"]["alphas"]),
+            "n_permutations": spec["settings"]["n_permutations"] if spec["kind"] == "layer" else 0,
+            "banded_iterations": spec["settings"].get("banded_iterations", 0) if spec["kind"] == "joint" else 0}
+
+
+def subject_shapes(subject):
+    """TRs and targets of a prepared subject, as :func:`array_shapes` reads them."""
+    data = subject.data
+    return {"n_train": int(sum(data.bold[i].shape[0] for i in data.train)),
+            "n_test": int(sum(data.bold[i].shape[0] for i in data.test)),
+            "n_targets": int(data.valid.sum()), "stimulus_runs": data.stimulus_runs, "train": data.train}
+
+
+def header_shapes(config, subject, feature_rows):
+    """TRs and targets of a subject read from file headers only (the dry run loads no data)."""
+    from ..design import split_runs
+    from ..fmri._shapes import run_shape
+
+    spec = config["subjects"][subject]
+    base = Path(config["config_file"]).resolve().parent
+    lengths, n_targets, stimuli = [], None, []
+    trim = config["trim"]
+    for i, run in enumerate((spec or {}).get("runs") or []):
+        run = {k: (str(expand_path(v, config, base, subject=subject)) if k in _FILE_FIELDS else v)
+               for k, v in run.items()}
+        n_trs, n_targets = run_shape(run, base)
+        stimulus = str(run.get("stimulus_run"))
+        rows = [n for _, n, _ in feature_rows.get(stimulus, [])]
+        lengths.append(min([n_trs] + rows) - trim.get("start", 0) - trim.get("end", 0))
+        stimuli.append(stimulus)
+    train, test = split_runs(config, subject, stimuli)
+    return {"n_train": int(sum(lengths[i] for i in train)), "n_test": int(sum(lengths[i] for i in test)),
+            "n_targets": int(n_targets), "stimulus_runs": stimuli, "train": train}
+
+
+def attach_hidden_sizes(specs, stores):
+    """Each band's hidden size, read from the store's metadata, for the cost model."""
+    for spec in specs:
+        spec["shape_bands"] = []
+        for band in spec["bands"]:
+            store = stores[band["model"]]
+            first = store.runs(band["instruction"])[0]
+            spec["shape_bands"].append({"hidden": int(store.layer_shape(band["instruction"], first,
+                                                                         band["layer"])[1])})
+    return specs
+
+
+def fit_memory_gb(shape, memory_gb):
+    """Memory one fit holds: its float32 design and responses, the folds' decompositions (float64) and
+    the solver's working budget ``memory_gb``."""
+    n, p, t = shape["n_train"] + shape["n_test"], shape["n_features"], shape["n_targets"]
+    rank = min(p, shape["n_train"])
+    data = 4 * n * (p + t)
+    decompositions = 8 * (shape["n_folds"] + 1) * rank * (rank + shape["n_train"] // max(shape["n_folds"], 1))
+    return (data + decompositions) / 2 ** 30 + float(memory_gb or 2.0)

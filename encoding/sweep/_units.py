@@ -1,0 +1,159 @@
+"""One fit as a unit of work: its spec, its fingerprint, and the function that computes it anywhere.
+
+A spec is a small JSON-able mapping (no arrays): what to fit (a layer of one model and instruction,
+or a banded fit over several), from which files (the subject's cached responses, the features
+stores), with which settings. Its ``inputs`` are everything that changes the numbers: the
+responses' and ROIs' content hash, each band's store parameters and layer content hash, the prompt,
+delays, trim, alphas, folds, solver settings, permutations, seed, the fit format and the versions of
+the libraries that compute; the fingerprint is their digest. Paths are not inputs, so a work folder
+or a features folder that moves keeps its fits.
+
+:func:`compute_fit` reads only files (the driver ships no arrays), fits, runs the block-permutation
+test and writes the fit file atomically; it is what a Dask worker, the in-process loop and every
+process under torchrun run.
+"""
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from features.store import FeatureStore
+
+from ._work import FIT_FORMAT, atomic_path, digest, package_version, publish, read_subject_cache
+
+log = logging.getLogger(__name__)
+
+#: Settings of the config that change the numbers of a fit.
+FIT_SETTINGS = ("delays", "trim", "alphas", "cv_folds", "backend", "n_targets_batch", "memory_gb", "pca_components",
+                "n_permutations", "permutation_block", "permutation_tail", "seed")
+#: Libraries whose versions change the numbers.
+FIT_LIBRARIES = ("numpy", "scipy", "himalaya", "torch", "scikit-learn")
+
+
+def code_versions():
+    from importlib import metadata
+    versions = {"fit_format": FIT_FORMAT, "mllm-encoding": package_version()}
+    for name in FIT_LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def fit_settings(config, joint=False):
+    settings = {key: config[key] for key in FIT_SETTINGS}
+    settings["alphas"] = [float(a) for a in np.asarray(config["alphas"])]
+    if joint:
+        settings["banded_iterations"] = config["banded_iterations"]
+    return json.loads(json.dumps(settings, default=str))
+
+
+def make_spec(kind, key, subject, subject_cache, subject_hash, bands, config, code, band_only=False):
+    """A fit spec (module docstring) and its fingerprint.
+
+    Parameters
+    ----------
+    kind : {"layer", "joint"}
+    key : str
+        Where the fit goes in scores.h5 (``sub/model/instruction/layer_k`` or ``sub/joint/name``).
+    bands : list of dict
+        Per feature space: model, store (path), store_parameters, instruction, prompt, layer, layer_hash.
+    band_only : bool
+        A single-band fit that only a variance partition reads (not a row of the layer sweep).
+    """
+    inputs = {"kind": kind, "key": key, "subject_hash": subject_hash, "band_only": band_only,
+              "bands": [{k: v for k, v in band.items() if k != "store"} for band in bands],
+              "settings": fit_settings(config, joint=kind == "joint"), "code": code}
+    return {**inputs, "subject": subject, "subject_cache": str(subject_cache),
+            "stores": [str(band["store"]) for band in bands], "fingerprint": digest(inputs)}
+
+
+def changed_inputs(old, new):
+    """Dotted names of the inputs that differ between two specs of one key (for the log)."""
+    changed = []
+
+    def walk(a, b, prefix):
+        if isinstance(a, dict) and isinstance(b, dict):
+            for name in sorted(set(a) | set(b)):
+                walk(a.get(name), b.get(name), f"{prefix}{name}.")
+        elif a != b:
+            changed.append(prefix.rstrip("."))
+    walk({k: old.get(k) for k in ("subject_hash", "bands", "settings", "code")},
+         {k: new.get(k) for k in ("subject_hash", "bands", "settings", "code")}, "")
+    return changed
+
+
+def compute_fit(spec, fit_file, write=True):
+    """Fit one spec and write its fit file (``fit_file``, atomically); returns the fingerprint.
+
+    Under a launcher every process calls this (the ridge fits split their targets across processes and
+    gather them); only the one with ``write`` writes.
+    """
+    from himalaya.backend import set_backend
+
+    from ..design import layer_design, stack
+    from ..outputs.scores_file import ScoresFile
+    from ..ridge import fit_banded_ridge, fit_ridge
+    from ..stats import block_permutations, fdr_bh, permutation_test
+
+    settings = spec["settings"]
+    set_backend(settings["backend"], on_error="raise")
+    data, rois, _, _ = read_subject_cache(spec["subject_cache"], with_space=False)
+    # a target NaN or constant only in a test run is fitted; its test rows enter as zeros and are scored NaN
+    Y = [np.nan_to_num(b[:, data.valid]) if i in data.test else b[:, data.valid] for i, b in enumerate(data.bold)]
+    untestable = data.untestable[data.valid]
+    Y_train, run_of_row = stack(Y, data.train)
+    groups = data.cv_groups(run_of_row)
+    Y_test, _ = stack(Y, data.test)
+    Xs_train, Xs_test = [], []
+    for band, store_path in zip(spec["bands"], spec["stores"]):
+        with FeatureStore(store_path) as store:
+            X = layer_design(store, band["instruction"], band["layer"], data, settings["delays"], settings["trim"])
+        Xs_train.append(stack(X, data.train)[0])
+        Xs_test.append(stack(X, data.test)[0])
+    alphas = np.asarray(settings["alphas"])
+    fit_args = dict(alphas=alphas, n_folds=settings["cv_folds"], n_targets_batch=settings["n_targets_batch"],
+                    Y_in_cpu=settings["backend"] == "torch_cuda")
+    permutations = None
+    if spec["kind"] == "layer" and settings["n_permutations"] and not spec["band_only"]:
+        permutations = block_permutations([Y[i].shape[0] for i in data.test], settings["permutation_block"],
+                                          settings["n_permutations"], settings["seed"], warn=False)
+    if spec["kind"] == "layer":
+        result = untested(fit_ridge(Xs_train[0], Y_train, groups, Xs_test[0], Y_test, **fit_args,
+                                    memory_gb=settings["memory_gb"], pca_components=settings["pca_components"],
+                                    return_prediction=permutations is not None), untestable)
+    else:
+        result = untested(fit_banded_ridge(Xs_train, Y_train, groups, Xs_test, Y_test,
+                                           n_iter=settings["banded_iterations"], **fit_args), untestable)
+    if not write:
+        return spec["fingerprint"]
+    fit_file = Path(fit_file)
+    tmp = atomic_path(fit_file)
+    with ScoresFile(tmp, "w") as scores:
+        key = spec["key"]
+        attrs = {"n_features": int(Xs_train[0].shape[1])} if spec["kind"] == "layer" else {
+            "bands": json.dumps([{k: band[k] for k in ("model", "instruction", "layer")} for band in spec["bands"]])}
+        scores.write_fit(key, result, data.valid, **attrs)
+        if permutations is not None:
+            column = np.cumsum(data.valid) - 1   # ROI indices count all targets; the tested arrays the valid ones
+            tested = permutation_test(Y_test, result.extra["test_prediction"], permutations,
+                                      {roi: column[index] for roi, index in rois.items()}, settings["permutation_tail"])
+            scores.write_array(key, "p_perm", tested.p, data.valid)
+            scores.write_array(key, "q_perm", fdr_bh(tested.p), data.valid)
+            scores.attrs(key)["roi_p"] = json.dumps({roi: float(p) for roi, p in tested.roi_p.items()})
+        scores.attrs("/").update(spec=json.dumps(spec), fingerprint=spec["fingerprint"])
+    publish(tmp, fit_file)
+    return spec["fingerprint"]
+
+
+def untested(result, untestable):
+    """Test scores of the targets a test run cannot score (NaN or constant there) set to NaN."""
+    for name in ("test_r", "test_r2", "test_r2_split"):
+        values = getattr(result, name)
+        if values is not None:
+            values = np.array(values, dtype=np.float32)
+            values[..., untestable] = np.nan
+            setattr(result, name, values)
+    return result
