@@ -134,9 +134,10 @@ def block_permutations(run_lengths, block_length=10, n_permutations=1000, seed=0
     exact = _n_orderings_at_most(n_blocks, n_permutations)
     if exact:
         order = np.array(list(itertools.permutations(range(n_blocks))), dtype=np.int64)
-        (log.warning if warn else log.debug)("permutation test: the test runs hold %d blocks of %d TRs, which have only %d distinct "
-                    "orderings; all of them are used (an exact test, p >= 1/%d) instead of the %d asked for",
-                    n_blocks, block_length, len(order), len(order), n_permutations)
+        (log.warning if warn else log.debug)(
+            "permutation test: the test runs hold %d blocks of %d TRs, which have only %d distinct orderings; all of "
+            "them are used (an exact test, p >= 1/%d) instead of the %d asked for", n_blocks, block_length,
+            len(order), len(order), n_permutations)
     else:
         order = _distinct_orderings(n_blocks, n_permutations, np.random.default_rng(seed))
     return BlockPermutations(np.array(blocks), np.concatenate(fixed).astype(np.int64), order, start, exact)

@@ -84,11 +84,13 @@ def prepare_subject(config, subject, feature_rows, work):
     return Subject(data, rois, dropped, cache, content)
 
 
-def _band(stores, prompts, model, instruction, layer, stimuli, work):
+def _band(stores, prompts, model, instruction, layer, stimuli, work, hashed=True):
+    """One feature space of a fit; ``hashed=False`` (a dry run's subject never prepared, none of whose fits
+    can be done) skips reading the layer for its content hash."""
     store = stores[model]
     return {"model": model, "store": str(store.path), "store_parameters": store.parameters,
             "instruction": instruction, "prompt": prompts[instruction], "layer": int(layer),
-            "layer_hash": work.layer_hash(store, instruction, layer, sorted(set(stimuli)))}
+            "layer_hash": work.layer_hash(store, instruction, layer, sorted(set(stimuli))) if hashed else None}
 
 
 def plan_fits(config, subjects, stores, prompts, instructions, layers, work):
@@ -101,7 +103,10 @@ def plan_fits(config, subjects, stores, prompts, instructions, layers, work):
     code = code_versions()
     specs = []
     for name, subject in subjects.items():
-        stimuli = subject.stimuli
+        hashed = subject.data is not None
+
+        def band(model, instruction, layer):
+            return _band(stores, prompts, model, instruction, layer, subject.stimuli, work, hashed)
         layer_keys = set()
         for model in stores:
             for instruction in instructions[model]:
@@ -109,21 +114,19 @@ def plan_fits(config, subjects, stores, prompts, instructions, layers, work):
                     key = f"{name}/{model}/{instruction}/layer_{layer}"
                     layer_keys.add(key)
                     specs.append(make_spec("layer", key, name, subject.cache, subject.content,
-                                           [_band(stores, prompts, model, instruction, layer, stimuli, work)], config,
-                                           code))
+                                           [band(model, instruction, layer)], config, code))
         band_only = {}
         for joint in config["joint"]:
             bands = _joint_bands(config, joint, stores)
             joint_name = joint.get("name") or "+".join(f"{b['model']}:{b['layer']}" for b in bands)
             specs.append(make_spec("joint", f"{name}/joint/{joint_name}", name, subject.cache, subject.content,
-                                   [_band(stores, prompts, b["model"], b["instruction"], b["layer"], stimuli, work)
-                                    for b in bands], config, code))
+                                   [band(b["model"], b["instruction"], b["layer"]) for b in bands], config, code))
             for b in bands if len(bands) == 2 else []:
                 key = f"{name}/{b['model']}/{b['instruction']}/layer_{int(b['layer'])}"
                 if key not in layer_keys and key not in band_only:
                     band_only[key] = make_spec("layer", key, name, subject.cache, subject.content,
-                                               [_band(stores, prompts, b["model"], b["instruction"], b["layer"],
-                                                      stimuli, work)], config, code, band_only=True)
+                                               [band(b["model"], b["instruction"], b["layer"])], config, code,
+                                               band_only=True)
         specs += list(band_only.values())
     return specs
 
