@@ -225,6 +225,8 @@ def _instructions(config, stores):
 
     A baseline's store (VideoMAE, AST, X-CLIP+CLAP: features computed without an instruction) holds
     only the no-instruction control ``none``; it is fitted under ``none`` whatever ``instructions`` asks.
+    ``all`` fits each model under every instruction its store holds (the 13 video tasks for a video
+    MLLM and the 5 audio tasks for an audio MLLM in one sweep), the no-instruction control excepted.
 
     Returns
     -------
@@ -235,11 +237,13 @@ def _instructions(config, stores):
     extra = parse_list(config["instruction_files"])
     baselines = {m for m, s in stores.items() if s.instructions() == [NO_INSTRUCTION]}
     instructed = {m: s for m, s in stores.items() if m not in baselines}
-    if names == "all" or names == ["all"]:
-        names = sorted(set.intersection(*(set(s.instructions()) - {NO_INSTRUCTION} for s in instructed.values()))
-                       if instructed else [NO_INSTRUCTION])
+    every = names == "all" or names == ["all"]
+    if every:
+        held = {m: [i for i in s.instructions() if i != NO_INSTRUCTION] for m, s in instructed.items()}
+        names = sorted(set().union(*held.values())) if instructed else [NO_INSTRUCTION]
     prompts = resolve(names, extra_files=extra)
-    per_model = {m: ([NO_INSTRUCTION] if m in baselines else list(prompts)) for m in stores}
+    per_model = {m: ([NO_INSTRUCTION] if m in baselines else [i for i in prompts if not every or i in held[m]])
+                 for m in stores}
     if baselines:
         log.info("baseline store(s) without instructions, fitted under '%s': %s", NO_INSTRUCTION,
                  ", ".join(sorted(baselines)))
