@@ -64,3 +64,15 @@ def test_an_old_folder_set_aside_by_a_killed_overwrite_is_restored_not_lost(tmp_
         with atomic_folder(tmp_path / "out"):
             pass
     assert (tmp_path / "out" / "alignment.csv").read_text() == "old" and not aside.exists()
+
+
+def test_log_lines_written_inside_name_the_final_folder(tmp_path, capsys):
+    import logging
+    handler = logging.StreamHandler()
+    logging.getLogger().addHandler(handler)
+    try:
+        with atomic_folder(tmp_path / "out") as partial:
+            logging.getLogger("encoding.test").warning("wrote %s", partial / "scores.h5")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert capsys.readouterr().err.strip() == f"wrote {tmp_path / 'out' / 'scores.h5'}"

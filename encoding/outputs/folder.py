@@ -83,6 +83,10 @@ def atomic_folder(out, overwrite=False):
     old = out.with_name(f".{out.name}.old-{tag}")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
+    names = _FinalNames(partial, out)
+    root = logging.getLogger()
+    for handler in root.handlers:
+        handler.addFilter(names)
     try:
         yield partial
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -91,4 +95,20 @@ def atomic_folder(out, overwrite=False):
         os.replace(partial, out)
         shutil.rmtree(old, ignore_errors=True)
     finally:
+        for handler in root.handlers:
+            handler.removeFilter(names)
         shutil.rmtree(partial, ignore_errors=True)
+
+
+class _FinalNames(logging.Filter):
+    """Log lines name the files where they will be, not the temporary folder they are written into."""
+
+    def __init__(self, partial, out):
+        super().__init__()
+        self.partial, self.out = str(partial), str(out)
+
+    def filter(self, record):
+        message = record.getMessage()
+        if self.partial in message:
+            record.msg, record.args = message.replace(self.partial, self.out), ()
+        return True
