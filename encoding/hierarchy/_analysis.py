@@ -181,9 +181,13 @@ def hierarchy_analysis(folder, score="cv_score", n_bootstrap=None, levels=None, 
 def _plot(output_dir, depth, profiles, rows, tests, score):
     subject, model, instruction = (rows[0][k] for k in SLICE)
     weighted = next(t for t in tests if t["measure"] == "weighted")
-    title = (f"{subject} · {model} · {instruction}\nSpearman rho(level, weighted preferred depth) = "
-             f"{weighted['spearman_rho']:.2f}, one-sided p = {weighted['p_permutation']:.3g}, "
-             f"{weighted['n_rois']} ROIs, {weighted['n_subjects']} subject{'s' if weighted['n_subjects'] > 1 else ''}")
+    subjects = f"{weighted['n_subjects']} subject{'s' if weighted['n_subjects'] > 1 else ''}"
+    if np.isfinite(weighted["spearman_rho"]):
+        test = (f"Spearman rho(level, weighted preferred depth) = {weighted['spearman_rho']:.2f}, one-sided p = "
+                f"{weighted['p_permutation']:.3g}, {weighted['n_rois']} ROIs, {subjects}")
+    else:   # a rank correlation needs three ROIs with distinct levels
+        test = f"no rank test: {weighted['n_rois']} ROI(s) with a level and a significant fit, {subjects}"
+    title = f"{subject} · {model} · {instruction}\n{test}"
     name = f"hierarchy_{subject}_{model}_{instruction}.png"
     output_dir.mkdir(parents=True, exist_ok=True)
     plot_hierarchy(depth, profiles, rows, title, score, output_dir / name)
