@@ -141,19 +141,16 @@ def bench_study(args):
     n_runs, trs, targets = args.runs, args.trs // args.runs, args.targets
     video = {f"video-mllm-{i}": 29 for i in range(6)}
     audio = {f"audio-mllm-{i}": 33 for i in range(2)}
-    instructions_video = ["caption", "action", "object", "scene", "count", "color", "emotion", "sound_source",
-                          "spatial", "temporal", "text", "face", "intent"]
     from instructions import resolve
-    prompts = resolve("all")
-    video_names = [n for n in prompts if n in instructions_video] or list(prompts)[:13]
+    video_prompts, audio_prompts = resolve("all", modality="video"), resolve("all", modality="audio")
     runs = [f"run-{k + 1}" for k in range(n_runs)]
     (folder / "features").mkdir()
     for model, n_layers in {**video, **audio}.items():
         with FeatureStore(folder / "features" / f"{model}.h5", "a", {"model_id": model, "tr": 1.49}) as store:
-            names = video_names if model in video else list(prompts)[:5]
-            for name in names:
+            prompts = video_prompts if model in video else audio_prompts
+            for name, prompt in prompts.items():
                 for run in runs:
-                    store.create_run(name, run, trs, [args.hidden] * n_layers, prompts[name])
+                    store.create_run(name, run, trs, [args.hidden] * n_layers, prompt)
     for k in range(n_runs):   # sparse files: the header and a hole, nothing written
         array = np.lib.format.open_memmap(folder / f"sub-01_run-{k + 1}.npy", mode="w+", dtype=np.float32,
                                           shape=(trs, targets))
@@ -168,7 +165,8 @@ def bench_study(args):
                            "--quiet"], env=_env(), capture_output=True, text=True)
     print(done.stdout or done.stderr[-3000:])
     print(f"dry run took {time.perf_counter() - start:.1f} s; assumptions: {len(video)} video MLLMs x 29 layers x "
-          f"{len(video_names)} instructions, {len(audio)} audio MLLMs x 33 layers x 5 instructions, hidden "
+          f"{len(video_prompts)} instructions, {len(audio)} audio MLLMs x 33 layers x {len(audio_prompts)} "
+          f"instructions, hidden "
           f"{args.hidden} x 5 delays = {5 * args.hidden} features, 4 subjects, {n_runs} runs of {trs} TRs "
           f"({n_runs * trs} TRs, one test run), {targets} targets, 17 alphas, 1,000 permutations; the cost model "
           f"calibrated on small fits here and extrapolated (BENCHMARKS.md says how far to trust it)")

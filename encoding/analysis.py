@@ -17,16 +17,18 @@ from features.errors import InputError
 from features.store import FeatureStore
 from instructions import NO_INSTRUCTION, resolve
 
-from .config import DEFAULTS, expand_path, flatmap_kinds, parse_list
+from .config import DEFAULTS, expand_path, flatmap_kinds, load_config, parse_list
 from .outputs.alignment import (add_fdr, add_normalized, best_instruction_table, best_layer_map_significance,
                                 best_layer_table, mark_best_layers, roi_rows, to_frame)
 from .outputs.figures import plot_layer_roi_heatmap
 from .outputs.folder import atomic_folder, refuse_existing
+from .outputs.native_maps import write_native_maps
 from .outputs.group_tests import group_tests
 from .outputs.report import write_report
 from .outputs.scores_file import ScoresFile
 from .partition import VariancePartition, roi_partition_rows
 from .ridge._distributed import barrier, launcher_world, main_process_first
+from .roi_sets import check_rois, roi_networks
 from .stats import block_permutations, cross_subject_ceiling, explainable_variance, fdr_bh, split_half_reliability
 from .sweep import WorkFolder, plan_fits, prepare_subject, report_changes, run_pending
 from .versions import library_versions
@@ -68,6 +70,8 @@ def run_analysis(config, overwrite=False, dry_run=False):
     out : Path of the finished folder (None for a dry run)
     best : DataFrame of best_layers.csv (the plan's text for a dry run)
     """
+    if "config_file" not in config:      # a mapping from a notebook: checked as a YAML file is
+        config = load_config(config)
     out = output_folder(config)
     if not dry_run:
         refuse_existing(out, overwrite)
@@ -78,6 +82,7 @@ def run_analysis(config, overwrite=False, dry_run=False):
         from .demo.build import ensure_demo
         with main_process_first(on_cuda):
             ensure_demo(config["cache_dir"], config["demo"] or {})
+    check_rois(config)                      # from headers only: an atlas the space lacks stops here
     if config["stimuli"] and not dry_run:
         extract_missing(config)
     stores = open_stores(config)
@@ -152,8 +157,10 @@ def _write_outputs(config, partial, out, stores, prompts, instructions, layers, 
         ceiling_of = _noise_ceilings(config, scores, test_sets)
         table = _alignment_table(config, rows, scores, ceiling_of)
         map_significance = best_layer_map_significance(scores, config["fdr_q"])
+        for name, subject in subjects.items():   # after the ceilings, which the normalized-r maps need
+            write_native_maps(partial, scores, name, subject.data.space)
     best = _write_tables(partial, table, partitions, map_significance)
-    figures = _heatmaps(table, partial)
+    figures = _heatmaps(table, partial, roi_networks(config, table["roi"].unique()))
     _analyses(config, partial)
     write_report(partial)
     log.info("wrote %d figures, the tables and %s", len(figures), out / "report.html")
@@ -573,12 +580,12 @@ def _flatmap(config, data, values, output_file, title, rois):
     log.info("wrote %s", output_file)
 
 
-def _heatmaps(table, out):
+def _heatmaps(table, out, networks=None):
     import matplotlib.pyplot as plt
     files = []
     for (subject, model, instruction), part in table.groupby(["subject", "model", "instruction"], sort=False):
         path = out / f"layer_roi_{subject}_{model}_{instruction}.png"
-        fig = plot_layer_roi_heatmap(part, f"{subject} · {model} · {instruction}", path)
+        fig = plot_layer_roi_heatmap(part, f"{subject} · {model} · {instruction}", path, networks=networks)
         plt.close(fig)
         files.append(path.name)
     log.info("wrote %d layer x ROI heatmaps", len(files))

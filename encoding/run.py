@@ -101,7 +101,10 @@ def main(argv=None):
     print("\nBest layer per ROI (chosen by cross-validation in the training runs; test r on held-out runs):\n")
     if config["demo"] is not None:
         best = _with_planted_layers(best, config)
-    print(best.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    from .outputs.alignment import summarize_best_layers
+    from .roi_sets import roi_networks
+    print(summarize_best_layers(best, roi_networks(config, best["roi"].unique()), csv_path=out / "best_layers.csv",
+                                fdr_q=config["fdr_q"]))
     print(f"\nResults in {out}/ (report.html, alignment.csv, scores.h5, figures)")
     return 0
 

@@ -27,7 +27,7 @@ class TargetMap:
         return self.style.get("categorical", False)
 
 
-def _fits(scores, subject):
+def fitted_pairs(scores, subject):
     """(model, instruction) pairs of one subject's layer fits."""
     pairs = []
     for model in scores.keys(subject):
@@ -71,7 +71,7 @@ def layer_maps(scores, subject, kind, models=None, instructions=None, layer="bes
     """
     maps = []
     suffix = "" if layer in (None, "best") else f"_layer-{layer}"
-    for model, instruction in _fits(scores, subject):
+    for model, instruction in fitted_pairs(scores, subject):
         if model not in _selected([model], models) or instruction not in _selected([instruction], instructions):
             continue
         key = f"{subject}/{model}/{instruction}"
@@ -115,7 +115,7 @@ def _best_layer_map(scores, key, name, where, q, threshold):
 def best_instruction_maps(scores, subject, models=None, threshold=0.05, only_significant=True):
     """Per model, the instruction whose CV-best layer scores best in CV, per target."""
     maps = []
-    for model in _selected(sorted({m for m, _ in _fits(scores, subject)}), models):
+    for model in _selected(sorted({m for m, _ in fitted_pairs(scores, subject)}), models):
         key = f"{subject}/{model}"
         if f"{key}/best_instruction" not in scores:
             continue

@@ -162,8 +162,11 @@ def paint_parcels(values, parcellation):
     for value, index in zip(values, areas.values()):
         painted[index] = value
     if volume is not None:
-        volume.mask = np.isfinite(painted).reshape(volume.mask.shape)
-        painted = painted[volume.mask.ravel()]
+        # the voxels of some parcel, NaN where that parcel has no value: 0 is a value, not "no parcel"
+        inside = np.zeros(n_targets, bool)
+        inside[np.concatenate([np.asarray(i) for i in areas.values()])] = True
+        volume.mask = inside.reshape(volume.mask.shape)
+        painted = painted[inside]
     return painted, kind, volume
 
 

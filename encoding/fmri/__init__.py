@@ -5,7 +5,9 @@ engine downstream only sees float32 arrays and a :class:`TargetSpace` saying wha
 are. Every mistake in a run entry or a file raises :class:`features.errors.InputError`.
 """
 
+from ._gifti import save_gifti_pair
 from ._load import load_run, save_map
+from ._peek import peek_space
 from ._preprocess import find_bad_targets, preprocess_run
 from ._space import MESH_BY_VERTICES, TargetSpace, check_same_space, mesh_name
 
@@ -16,6 +18,8 @@ __all__ = [
     "find_bad_targets",
     "load_run",
     "mesh_name",
+    "peek_space",
     "preprocess_run",
+    "save_gifti_pair",
     "save_map",
 ]

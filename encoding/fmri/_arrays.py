@@ -53,7 +53,7 @@ def load_npy(run: Mapping, base_dir: Path) -> tuple[np.ndarray, TargetSpace]:
         return _as_run_array(loaded[key], path, key, "npy")
 
 
-def save_array_map(values, space: TargetSpace, output_file) -> Path:
+def save_array_map(values, space: TargetSpace, output_file, names=None) -> Path:
     """Write ``(n_targets,)`` or ``(n_maps, n_targets)`` as float32 ``.npy``."""
     rows = map_rows(values, space.n_targets, output_file)
     path = strip_suffixes(output_file, (".npy",))

@@ -70,12 +70,16 @@ def load_cifti(run: Mapping, base_dir: Path) -> tuple[np.ndarray, TargetSpace]:
     return data, space
 
 
-def save_cifti_map(values, space: TargetSpace, output_file) -> Path:
+def save_cifti_map(values, space: TargetSpace, output_file, names=None) -> Path:
     """Write ``(n_targets,)`` or ``(n_maps, n_targets)`` as a ``.dscalar.nii`` on the run's
-    grayordinates; the maps are named after the file (``r2``, or ``r2_0``, ``r2_1``...)."""
+    grayordinates; the maps are named ``names`` (one per map, what wb_view lists), by default
+    after the file (``r2``, or ``r2_0``, ``r2_1``...)."""
     rows = map_rows(values, space.n_targets, output_file)
     path = strip_suffixes(output_file, (".dscalar.nii", ".dtseries.nii", ".nii"))
-    names = [path.name] if len(rows) == 1 else [f"{path.name}_{i}" for i in range(len(rows))]
+    if names is None:
+        names = [path.name] if len(rows) == 1 else [f"{path.name}_{i}" for i in range(len(rows))]
+    if len(names) != len(rows):
+        raise InputError(f"{output_file}: expected one name per map ({len(rows)}), found {len(names)}.")
     image = nib.Cifti2Image(rows, header=(ScalarAxis(names), space.brain_models))
     # Workbench reads the file type from the intent code, not from the file name.
     image.nifti_header.set_intent("ConnDenseScalar")

@@ -38,7 +38,7 @@ def load_gifti_pair(run: Mapping, base_dir: Path) -> tuple[np.ndarray, TargetSpa
     return np.concatenate([left, right], axis=1), space
 
 
-def save_gifti_map(values, space: TargetSpace, output_file) -> Path:
+def save_gifti_map(values, space: TargetSpace, output_file, names=None) -> Path:
     """Write ``<stem>.L.func.gii`` and ``<stem>.R.func.gii``, one darray per map.
 
     Returns
@@ -46,22 +46,46 @@ def save_gifti_map(values, space: TargetSpace, output_file) -> Path:
     Path
         The left file; the right one lies beside it with ``.R`` for ``.L``.
     """
-    rows = map_rows(values, space.n_targets, output_file)
     stem = strip_suffixes(output_file, (".func.gii", ".shape.gii", ".gii"))
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    return save_gifti_pair(values, space, [stem.with_name(f"{stem.name}.{letter}.func.gii")
+                                           for _, letter, _ in _HEMISPHERES], names)[0]
+
+
+def save_gifti_pair(values, space: TargetSpace, paths, names=None) -> list[Path]:
+    """Write the left and right vertices of ``(n_targets,)`` or ``(n_maps, n_targets)`` to two files.
+
+    Parameters
+    ----------
+    values : array of shape (n_targets,) or (n_maps, n_targets)
+    space : TargetSpace
+        A GIFTI pair's space (``n_vertices`` is set).
+    paths : sequence of two str or Path
+        The left and the right file, as named (BIDS names put the hemisphere in ``hemi-L``).
+    names : sequence of str, optional
+        One per map: each data array's ``Name`` metadata, which Workbench lists as the map name.
+
+    Returns
+    -------
+    list of the two Paths written
+    """
+    rows = map_rows(values, space.n_targets, paths[0])
+    if names is not None and len(names) != len(rows):
+        raise InputError(f"{paths[0]}: expected one name per map ({len(rows)}), found {len(names)}.")
     n_left = space.n_vertices[0]
     written = []
-    for (_, letter, structure), block in zip(_HEMISPHERES, (rows[:, :n_left], rows[:, n_left:])):
+    for (_, _, structure), block, path in zip(_HEMISPHERES, (rows[:, :n_left], rows[:, n_left:]), paths):
         # Workbench and nilearn read the hemisphere from this key.
         image = nib.gifti.GiftiImage(
             meta=nib.gifti.GiftiMetaData({"AnatomicalStructurePrimary": structure}))
-        for row in block:
+        for i, row in enumerate(block):
+            meta = nib.gifti.GiftiMetaData({"Name": str(names[i])}) if names is not None else None
             image.add_gifti_data_array(nib.gifti.GiftiDataArray(
-                row, intent="NIFTI_INTENT_NONE", datatype="NIFTI_TYPE_FLOAT32"))
-        path = stem.with_name(f"{stem.name}.{letter}.func.gii")
+                row, intent="NIFTI_INTENT_NONE", datatype="NIFTI_TYPE_FLOAT32", meta=meta))
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         nib.save(image, path)
         written.append(path)
-    return written[0]
+    return written
 
 
 def _read_hemisphere(path: Path, field: str, structure: str) -> np.ndarray:

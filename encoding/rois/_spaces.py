@@ -50,14 +50,32 @@ def rois_for_space(space_kind, n_targets, groups=True):
     """
     if space_kind != "fsLR32k":
         return {}
-    rois = glasser_rois(groups=groups)
+    return fslr_targets(glasser_rois(groups=groups), n_targets)
+
+
+def fslr_targets(rois, n_targets):
+    """ROIs given as indices into the 91282 fsLR32k grayordinates, as indices into the data's targets.
+
+    Parameters
+    ----------
+    rois : dict of str to array of int
+        Grayordinate indices in hcp-utils order (left cortex, right cortex, subcortical voxels).
+    n_targets : int
+        91282 (CIFTI grayordinates), 59412 (cortex grayordinates only: subcortical indices are left out)
+        or 64984 (a GIFTI pair of 32492-vertex meshes, left first: cortex indices become vertices).
+
+    Returns
+    -------
+    rois : dict of str to array of int, without ROIs left empty
+    """
     if n_targets == N_GRAYORDINATES:
         return rois
     if n_targets == N_CORTEX:
-        # the Glasser areas are all cortical, so grayordinate indices already fit
-        return rois
+        cortex = {name: idx[idx < N_CORTEX] for name, idx in rois.items()}
+        return {name: idx for name, idx in cortex.items() if idx.size}
     if n_targets == 2 * N_MESH_VERTICES:
-        return {name: grayordinates_to_mesh_vertices(idx) for name, idx in rois.items()}
+        on_mesh = {name: grayordinates_to_mesh_vertices(idx) for name, idx in rois.items()}
+        return {name: idx for name, idx in on_mesh.items() if idx.size}
     raise InputError(
         f"fsLR32k data: field 'n_targets' expected {N_GRAYORDINATES}, {N_CORTEX} or "
         f"{2 * N_MESH_VERTICES}, found {n_targets}."
