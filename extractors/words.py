@@ -33,8 +33,19 @@ def minilm_folder():
     return folder
 
 
-def load_text_model(folder, device="cpu"):
-    """Tokenizer and encoder from a local folder (a model saved with ``save_pretrained``).
+def load_text_model(folder, device="cpu", dtype=None):
+    """Tokenizer and encoder from a local folder (a model saved with ``save_pretrained``) or a Hugging Face id.
+
+    Parameters
+    ----------
+    folder : str or Path
+        A local model folder (read with ``local_files_only=True``), or a Hub id such as ``gpt2-xl``, read
+        from the local Hugging Face cache when ``HF_HUB_OFFLINE=1``. A causal LM checkpoint (e.g. one
+        written by ``python -m extractors.finetune``) loads as its base model, whose hidden states are
+        those of the LM.
+    device : str
+    dtype : str or None
+        "float32", "bfloat16" or "float16"; None keeps the checkpoint's.
 
     Returns
     -------
@@ -43,14 +54,31 @@ def load_text_model(folder, device="cpu"):
     """
     from transformers import AutoModel, AutoTokenizer
 
-    folder = Path(folder)
-    if not (folder / "config.json").is_file():
+    local = is_local_source(folder)   # before Path(), which drops a leading "./"
+    folder = Path(folder).expanduser()
+    if local and not (folder / "config.json").is_file():
         raise InputError(f"{folder}: field 'config.json' not found; expected a local model folder.")
-    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    kwargs = {"local_files_only": local}
+    if dtype is not None:
+        from .models._base import torch_dtype
+
+        kwargs["dtype"] = torch_dtype(dtype)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=local)
+        model = AutoModel.from_pretrained(str(folder), **kwargs).to(device).eval()
+    except OSError as err:
+        where = "folder" if local else "Hugging Face id (offline: is it in the local cache?)"
+        raise InputError(f"{folder}: cannot load it as a model {where} ({str(err).splitlines()[0]}).") from None
     if not tokenizer.is_fast:
         raise InputError(f"{folder}: field 'tokenizer.json' is missing; a fast tokenizer is needed for word offsets.")
-    model = AutoModel.from_pretrained(folder, local_files_only=True).to(device).eval()
     return tokenizer, model
+
+
+def is_local_source(source):
+    """True for a folder (or a path-like name: ``./x``, ``/x``, ``~/x``, ``a/b/c``), False for a Hub id
+    (``gpt2-xl``, ``openai-community/gpt2-xl``)."""
+    text = str(source)
+    return Path(text).expanduser().is_dir() or text.startswith((".", "/", "~")) or text.count("/") > 1
 
 
 def place_word(template, word):

@@ -1,0 +1,115 @@
+"""Command line: word-by-word MEG encoding, model comparison and divergence mining.
+
+::
+
+    python -m encoding.words run --config meg_study.yaml
+    python -m encoding.words compare --config meg_study.yaml --models gpt2-xl,./gpt2-xl-socialiqa
+    python -m encoding.words diverge --config meg_study.yaml --proposer http://localhost:8000/v1 --verifier minilm
+
+A minimal config (paths relative to its folder; every key: ``encoding/words/_config.py``)::
+
+    story: story.txt                      # the text read; the word tables must follow it word by word
+    models: [gpt2-xl]                     # Hugging Face ids or local folders (or {name: id or folder})
+    context: {unit: sentences, size: 1}   # or {unit: words, size: 20}
+    pooling: last_token                   # or token_mean
+    epochs: {tmin: -0.2, tmax: 0.8, baseline: [-0.2, 0.0], decim: 4}
+    windows: {start: 0.0, stop: 0.5, width: 0.025}
+    subjects:
+      sub-01: {raw: sub-01_meg.fif, words: sub-01_words.tsv}   # onset (s), word; or runs: [...]
+"""
+import argparse
+import logging
+import sys
+
+from features.errors import InputError
+
+from ..config import parse_list
+from ._config import load_words_config, model_sources
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m encoding.words",
+        description="Word-by-word MEG encoding with language-model word states: fits per sensor x window, model "
+                    "comparisons, and hypotheses about the words a model predicts worst.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("run", "fit every model and layer; r per sensor x window with permutation p and FDR"),
+                       ("compare", "compare two models word by word and over time (MNE cluster permutation)"),
+                       ("diverge", "describe the words a model predicts worst with proposed, verified hypotheses")):
+        command = commands.add_parser(name, help=text, description=text)
+        command.add_argument("--config", required=True, help="YAML study config (keys: encoding/words/_config.py)")
+        command.add_argument("--out", help="output folder")
+        command.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+        command.add_argument("--layers", help="'all' or comma list of layer indices (0 = embedding output)")
+        command.add_argument("--quiet", action="store_true", help="only warnings and errors")
+        if name in ("run", "compare"):
+            command.add_argument("--models", help="comma list of model names, Hugging Face ids or folders")
+        if name == "diverge":
+            command.add_argument("--model", help="the model whose errors are mined (default: the first)")
+            command.add_argument("--proposer", help="Hugging Face id or folder of a causal LM, or an OpenAI-compatible "
+                                                    "endpoint http://host:port/v1 (used only when given)")
+            command.add_argument("--proposer-model", help="the 'model' field sent to an HTTP endpoint")
+            command.add_argument("--verifier", help="minilm (default), a sentence-embedding model, or "
+                                                    "zero-shot:<NLI model id or folder>")
+            command.add_argument("--hypotheses", help="text file of hypotheses to test besides the proposed ones")
+    return parser
+
+
+def _models(config, value):
+    """Names of --models entries, adding sources that are not configured names to the config (a folder
+    given on the command line is relative to the working directory, not the config's)."""
+    from pathlib import Path
+
+    from extractors.words import is_local_source
+
+    names = []
+    for entry in parse_list(value):
+        if entry in config["models"]:
+            names.append(entry)
+            continue
+        added = model_sources([str(Path(entry).expanduser().resolve()) if is_local_source(entry) else entry])
+        config["models"].update(added)
+        names += list(added)
+    return names or list(config["models"])
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    overrides = {"layers": args.layers}
+    if args.command == "diverge":
+        overrides.update({"diverge.proposer_model": args.proposer_model, "diverge.hypotheses": args.hypotheses})
+    try:
+        config = load_words_config(args.config, overrides)
+        if args.command == "run":
+            from ._run import run_words
+
+            out, table = run_words(config, args.overwrite, _models(config, args.models), out=args.out)
+            summary = table.groupby(["subject", "model", "layer"])[["r", "significant"]].agg(
+                {"r": "max", "significant": "sum"}).rename(columns={"r": "max_r", "significant": "n_significant"})
+            print(summary.to_string(float_format=lambda v: f"{v:.3f}"))
+            print(f"\nResults in {out}/ (words_scores.csv, layers.csv, scores.h5, figures/)")
+        elif args.command == "compare":
+            from ._compare import run_compare
+
+            wanted = args.models or config["compare"]["models"]    # the command line, else compare.models
+            out, table = run_compare(config, _models(config, wanted), args.overwrite, args.out)
+            print(table[table["window"] == "all"].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+            print(f"\nResults in {out}/ (compare.csv, clusters.csv, figures/)")
+        else:
+            from ._diverge import run_diverge
+
+            out, table = run_diverge(config, args.overwrite, args.out, args.proposer, args.verifier,
+                                     _models(config, args.model)[0] if args.model else None)
+            print(table.head(10)[["rank", "hypothesis", "validity", "p", "q"]].to_string(
+                index=False, float_format=lambda v: f"{v:.3g}"))
+            print(f"\nResults in {out}/ (hypotheses.csv, groups.csv, proposer.jsonl, verifier.h5)")
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""A word-by-word study as units of work: the story, each subject's targets, each model's word features,
+and one fit per (subject, model, layer), kept in a work folder so the same command resumes.
+
+Work folder (``<out>.work`` unless ``work_dir`` says otherwise)::
+
+    fits/<fingerprint>.npz      one finished fit (the arrays of ``WordFit``), named by the digest of
+                                everything that changes its numbers: the targets' and the features'
+                                contents, the segments, the sensor groups and every fit setting
+
+A fit file is written under a temporary name and renamed when complete, so a killed run leaves only
+whole fits, which the next run reuses; a fit of other settings has another name and is never reused.
+"""
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from extractors.words_in_context import (ContextRule, ensure_word_features, read_word_features, story_words,
+                                         stored_layers)
+from features.errors import InputError
+
+from ..config import expand_path, parse_list
+from ._config import base_dir, output_folder, windows_of
+from ._fit import WordFit, fit_words
+from ._meg import read_run, sensor_groups, word_targets
+from ._story import match_story, read_word_table, segment_labels
+
+log = logging.getLogger(__name__)
+
+#: Bumped when the meaning of a fit file's numbers changes.
+FIT_VERSION = 1
+
+
+@dataclass
+class Story:
+    text: str
+    file: str
+    words: list          # the words as the story spells them
+    sentence_of: np.ndarray
+    spans: list
+
+    def sentence(self, i):
+        """The sentence that holds word i."""
+        index = np.flatnonzero(self.sentence_of == self.sentence_of[i])
+        return self.text[self.spans[index[0]][0]:self.spans[index[-1]][1]]
+
+
+@dataclass
+class SubjectTargets:
+    """One subject: sensor x window targets of every story word, with their CV segments."""
+    Y: np.ndarray        # (n_words, n_sensors, n_windows)
+    segments: np.ndarray
+    info: object         # mne.Info of the target channels (positions for topographies)
+    groups: dict         # sensor group name -> channel indices
+    windows: list
+
+
+def load_story(config):
+    """The story from its text file, or from the first subject's word tables when none is given."""
+    if config["story"]:
+        path = expand_path(config["story"], config, base_dir(config))
+        if not path.is_file():
+            raise InputError(f"{path}: story text not found (field 'story').")
+        text, name = path.read_text(encoding="utf-8"), str(path)
+    else:
+        subject, entry = next(iter(config["subjects"].items()))
+        tables = [read_word_table(expand_path(run["words"], config, base_dir(config), subject=subject), False)
+                  for run in entry["runs"]]
+        text, name = " ".join(w for t in tables for w in t["word"]), "the word tables of " + subject
+    spans, sentence_of = story_words(text)
+    if not spans:
+        raise InputError(f"{name}: field 'story' holds no words.")
+    return Story(text, name, [text[a:b] for a, b in spans], sentence_of, spans)
+
+
+def load_subject(config, subject, story):
+    """Epochs of a subject's runs (checked against the story) as targets."""
+    runs = [read_run(run, config, subject, base_dir(config)) for run in config["subjects"][subject]["runs"]]
+    match_story(story.words, story.file, [(r.table_path, r.table) for r in runs])
+    names = [r.epochs.ch_names for r in runs]
+    if any(n != names[0] for n in names):
+        raise InputError(f"{runs[-1].source}: field 'ch_names' differs from {runs[0].source}; every run of "
+                         f"{subject} needs the same channels.")
+    windows = windows_of(config)
+    Y = np.concatenate([word_targets(r.epochs, windows) for r in runs])
+    table_segments = runs[0].table["segment"].to_numpy() if len(runs) == 1 and "segment" in runs[0].table else None
+    segments = segment_labels([len(r.table) for r in runs], story.sentence_of, config["segments"], table_segments)
+    info = runs[0].epochs.info
+    return SubjectTargets(Y, segments, info, sensor_groups(config["sensor_groups"], info), windows)
+
+
+def context_rule(config):
+    c = config["context"]
+    return ContextRule(str(c["unit"]), int(c["size"]), int(c["max_tokens"]), bool(c["bos"]))
+
+
+def feature_store(config, model):
+    folder = expand_path(config["features_dir"] or "features", config, base_dir(config))
+    return folder / f"{model}.{config['pooling']}.h5"
+
+
+def ensure_features(config, model, story):
+    """The model's word features of the story, computing the missing words (resume-safe)."""
+    if model not in config["models"]:
+        raise InputError(f"--models: unknown model '{model}'; known: {', '.join(config['models'])}.")
+    source = config["models"][model]
+    folder = expand_path(source, config, base_dir(config))
+    # a folder beside the config wins over a Hub id of the same spelling
+    source = str(folder) if folder.is_dir() or _looks_local(source) else source
+    extraction = config["extraction"]
+    return ensure_word_features(feature_store(config, model), source, story.text, context_rule(config),
+                                config["pooling"], extraction["device"], extraction["dtype"],
+                                int(extraction["batch_size"]), story_file=story.file)
+
+
+def _looks_local(source):
+    from extractors.words import is_local_source
+
+    return is_local_source(source)
+
+
+def model_layers(config, store):
+    stored = stored_layers(store, context_rule(config))
+    if config["layers"] in ("all", ["all"], None):
+        return stored
+    wanted = [int(k) for k in parse_list(config["layers"])]
+    missing = [k for k in wanted if k not in stored]
+    if missing:
+        raise InputError(f"{store}: field 'layers' asks for layer {missing[0]}, stored layers are "
+                         f"{stored[0]}..{stored[-1]}.")
+    return wanted
+
+
+def work_folder(config):
+    folder = Path(config["work_dir"]) if config["work_dir"] else Path(str(output_folder(config)) + ".work")
+    (folder / "fits").mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _digest(*parts):
+    hasher = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            part = np.ascontiguousarray(part)
+            hasher.update(f"{part.shape}{part.dtype}".encode())
+            hasher.update(part.tobytes())
+        else:
+            hasher.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return hasher.hexdigest()
+
+
+def fit_study(config, story, subjects, models, progress=True):
+    """Every (subject, model, layer) fit, reusing finished ones from the work folder.
+
+    Parameters
+    ----------
+    subjects : dict of subject -> SubjectTargets
+    models : list of model names (keys of ``config["models"]``)
+
+    Returns
+    -------
+    fits : dict of (subject, model, layer) -> WordFit
+    layers : dict of model -> list of layers
+    """
+    fits_dir = work_folder(config) / "fits"
+    settings = {"alphas": np.asarray(config["alphas"]).tolist(), "cv_folds": config["cv_folds"],
+                "n_permutations": config["n_permutations"], "permutation_block": config["permutation_block"],
+                "seed": config["seed"], "version": FIT_VERSION}
+    stores = {model: ensure_features(config, model, story) for model in models}
+    layers = {model: model_layers(config, stores[model]) for model in models}
+    jobs = [(s, m, k) for s in subjects for m in models for k in layers[m]]
+    fits = {}
+    for subject, model, layer in tqdm(jobs, desc="word fits", unit="fit", disable=not progress or len(jobs) < 4):
+        target = subjects[subject]
+        X = read_word_features(stores[model], context_rule(config), layer)
+        key = _digest(settings, target.Y, target.segments, {g: i.tolist() for g, i in target.groups.items()}, X)
+        path = fits_dir / f"{key}.npz"
+        if path.is_file():
+            fits[subject, model, layer] = _read_fit(path)
+            continue
+        fit = fit_words(X, target.Y, target.segments, target.groups, config["alphas"], config["cv_folds"],
+                        config["n_permutations"], config["permutation_block"], config["seed"])
+        _write_fit(path, fit)
+        log.info("fitted %s / %s / layer %d: max r %.3f", subject, model, layer, np.nanmax(fit.r))
+        fits[subject, model, layer] = fit
+    return fits, layers
+
+
+def _write_fit(path, fit):
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npz")
+    np.savez(tmp, groups=np.array(fit.extra["groups"]), **{name: getattr(fit, name) for name in WordFit.FIELDS})
+    with open(tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _read_fit(path):
+    with np.load(path, allow_pickle=False) as data:
+        return WordFit(**{name: data[name] for name in WordFit.FIELDS}, extra={"groups": data["groups"].tolist()})
+
+
+def best_layer(fits, subjects, model, layers):
+    """The layer with the highest inner-CV score (mean over sensors, windows and subjects): chosen on
+    training data only."""
+    scores = [np.mean([np.nanmean(fits[s, model, k].cv_score) for s in subjects]) for k in layers]
+    return layers[int(np.nanargmax(scores))]

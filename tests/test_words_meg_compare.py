@@ -1,0 +1,85 @@
+"""Two models on the same planted MEG data: the model whose features generated the responses wins, with
+the expected sign and p, word by word and over time (MNE's cluster permutation test)."""
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from encoding.words import cluster_test_over_time, compare_fits
+from encoding.words.__main__ import main
+from encoding.words._config import load_words_config
+from encoding.words._run import prepare
+from encoding.words._study import fit_study
+from words_meg_study import CHANNELS, EFFECT_1, PLANTED_LAYER, build_tiny_gpt2, one_torch_thread  # noqa: F401
+from words_meg_study import write_study
+
+pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("compare")
+    tiny = build_tiny_gpt2(folder / "tiny", seed=0)
+    # a narrower random network: the same words, 8 features that cannot carry the planted read-out
+    build_tiny_gpt2(folder / "other", seed=1, width=8)
+    config, facts = write_study(folder, tiny, n_sentences=80, other_models={"other": "other"}, n_subjects=2,
+                                config_extra={"layers": [PLANTED_LAYER],
+                                              "compare": {"sensor_group": "effect_1", "n_permutations": 500,
+                                                          "windows": [0.1, 0.4]}})
+    return folder, config, facts
+
+
+def test_the_model_that_generated_the_responses_wins_with_the_expected_sign_and_p(study):
+    folder, config, _ = study
+    assert main(["compare", "--config", str(config), "--models", "tiny,other"]) == 0
+    out = folder / "results-compare"
+    both = pd.read_csv(out / "compare.csv")
+    table = both[both["subject"] == "sub-01"].set_index("window")
+    planted = table.loc["2"]                          # 200-300 ms, where effect 1 lives
+    assert planted["sensor_group"] == "effect_1" and planted["r_a"] > planted["r_b"] > 0
+    assert planted["r_difference"] > 0.05 and planted["p_wilcoxon"] < 1e-3 and planted["p_ttest"] < 1e-3
+    assert table.loc["all", "window_start"] == 0.1 and table.loc["all", "window_stop"] == 0.4
+    assert table.loc["all", "r_difference"] > 0 and table.loc["all", "p_ttest"] < 0.05
+    for empty in ("0", "1", "3"):                       # nothing planted there: no reliable difference
+        assert table.loc[empty, "p_wilcoxon"] > 0.001
+    # across subjects: each subject's r_A - r_B, its mean in the group row
+    group = both[both["subject"] == "group"].set_index("window")
+    subject_differences = both[both["window"] == "2"].set_index("subject")["r_difference"]
+    assert group.loc["2", "n_subjects"] == 2 and (subject_differences[["sub-01", "sub-02"]] > 0.05).all()
+    assert group.loc["2", "r_difference"] == pytest.approx(subject_differences[["sub-01", "sub-02"]].mean())
+    clusters = pd.read_csv(out / "clusters.csv")
+    clusters = clusters[clusters["subject"] == "sub-01"]
+    winning = clusters[clusters["p"] < 0.05]
+    assert len(winning) == 1 and winning["sign"].iloc[0] == 1
+    assert winning["start"].iloc[0] <= 0.2 and winning["stop"].iloc[0] >= 0.3
+    for subject in ("sub-01", "sub-02"):
+        assert (out / "figures" / f"difference_{subject}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_swapping_the_models_flips_the_sign_and_keeps_the_p_values(study):
+    _, config_path, _ = study
+    config = load_words_config(config_path)
+    story, subjects = prepare(config)
+    fits, _ = fit_study(config, story, subjects, ["tiny", "other"], progress=False)
+    layers = {"tiny": PLANTED_LAYER, "other": PLANTED_LAYER}
+    forward, clusters_ab, _ = compare_fits(fits, subjects, ("tiny", "other"), layers, "effect_1", seed=0)
+    backward, clusters_ba, _ = compare_fits(fits, subjects, ("other", "tiny"), layers, "effect_1", seed=0)
+    np.testing.assert_allclose(forward["r_difference"], -backward["r_difference"], atol=1e-12)
+    np.testing.assert_allclose(forward["p_wilcoxon"], backward["p_wilcoxon"])
+    assert (clusters_ab["sign"] == -clusters_ba["sign"]).all()
+    # the per-word terms add up to each model's r, averaged over the group's sensors
+    fit = fits["sub-01", "tiny", PLANTED_LAYER]
+    group = [CHANNELS.index(name) for name in EFFECT_1["sensors"]]
+    np.testing.assert_allclose(fit.word_r_terms[:, 1].sum(0), fit.r[group].mean(0), atol=1e-5)
+    row = (forward["window"] == 2) & (forward["subject"] == "sub-01")
+    np.testing.assert_allclose(forward.loc[row, "r_a"], fit.r[group, 2].mean(), atol=1e-5)
+
+
+def test_cluster_statistic_is_the_paired_t_of_scipy():
+    rng = np.random.default_rng(0)
+    differences = rng.standard_normal((300, 8))
+    differences[:, 3:5] += 0.4
+    t, clusters = cluster_test_over_time(differences, n_permutations=200, seed=0)
+    np.testing.assert_allclose(t, stats.ttest_1samp(differences, 0).statistic, rtol=1e-10)
+    significant = [mask for mask, p, sign in clusters if p < 0.05]
+    assert len(significant) == 1 and np.flatnonzero(significant[0]).tolist() == [3, 4]
