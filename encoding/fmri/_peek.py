@@ -1,9 +1,10 @@
-"""The space of a run entry from its files' headers, without reading its data.
+"""The space and the size of a run entry from its files' headers, without reading its data.
 
 Checks that depend on the space (is there a built-in atlas for it?) can then fail before any run is
 loaded: a NIfTI run is a volume, a CIFTI run's space comes from its brain models (nibabel reads the
 header only), a GIFTI pair's mesh from the vertex count in the first data array's XML attributes (the
-first kilobytes of the left file), HDF5/NPY arrays are parcels.
+first kilobytes of the left file), HDF5/NPY arrays are parcels. A sweep's dry run plans with
+:func:`run_shape`, whose counts equal what :func:`load_run` returns for the same entry.
 """
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+import h5py
 import nibabel as nib
+import numpy as np
 
 from features.errors import InputError
 
@@ -74,3 +77,40 @@ def _gifti_vertices(path: Path) -> int:
     except Exception as error:  # nibabel raises many types for files it cannot parse
         raise InputError(f"{path}: expected a GIFTI file, found a file nibabel cannot read "
                          f"({reason(error)}).") from error
+
+
+def run_shape(run: Mapping, base_dir=".") -> tuple[int, int]:
+    """(n_TR, n_targets) of one run entry, from headers (NIfTI, CIFTI, HDF5, NPY) or the GIFTI files."""
+    base_dir = Path(base_dir)
+    file_format = _run_format(run)
+    try:
+        if file_format == "nifti":
+            image = nib.load(resolve_file(run, "path", base_dir, "a 4D NIfTI image"))
+            mask = nib.load(resolve_file(run, "mask", base_dir, "the binary brain mask every 4D NIfTI run needs"))
+            return int(image.shape[-1]), int((np.asanyarray(mask.dataobj) != 0).sum())
+        if file_format == "cifti":
+            shape = nib.load(resolve_file(run, "path", base_dir, "a CIFTI-2 .dtseries.nii file")).shape
+            return int(shape[0]), int(shape[1])
+        if file_format == "gifti":
+            left, right = (resolve_file(run, side, base_dir, f"the {side}-hemisphere .func.gii file")
+                           for side in ("left", "right"))
+            return len(nib.load(left).darrays), _gifti_vertices(left) + _gifti_vertices(right)
+        path = resolve_file(run, "path", base_dir, "an array file")
+        if file_format == "hdf5":
+            with h5py.File(path, "r") as handle:
+                names = []
+                handle.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+                key = run.get("dataset") or (names[0] if len(names) == 1 else None)
+                if key not in handle:
+                    raise InputError(f"{path}: field 'dataset' must name one of {', '.join(names)}.")
+                return tuple(int(n) for n in handle[key].shape)
+        if str(path).endswith(".npz"):
+            with np.load(path) as archive:
+                key = run.get("dataset") or archive.files[0]
+                return tuple(int(n) for n in archive[key].shape)
+        return tuple(int(n) for n in np.load(path, mmap_mode="r").shape)
+    except InputError:
+        raise
+    except Exception as error:  # nibabel, h5py and numpy raise many types for unreadable files
+        where = run.get("path") or run.get("left")
+        raise InputError(f"{where}: field 'path' names a file whose header cannot be read ({reason(error)}).") from None

@@ -215,7 +215,7 @@ def subject_shapes(subject):
 def header_shapes(config, subject, feature_rows):
     """TRs and targets of a subject read from file headers only (the dry run loads no data)."""
     from ..design import split_runs
-    from ..fmri._shapes import run_shape
+    from ..fmri._peek import run_shape
 
     spec = config["subjects"][subject]
     base = Path(config["config_file"]).resolve().parent
