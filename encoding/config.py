@@ -73,6 +73,16 @@ def _read(source, base_dir):
         folder = Path(base_dir or os.getcwd()).expanduser().resolve()
         return dict(source), MAPPING_LABEL, str(folder / MAPPING_LABEL)
     path = Path(source) if source else DEFAULT_CONFIG
+    # absolute, so paths relative to the config's folder resolve the same from any working directory
+    return read_config_file(path), str(path), str(path.resolve())
+
+
+def read_config_file(path):
+    """The mapping of a YAML config file; one sentence for a missing file, bad YAML or a non-mapping.
+
+    Shared by every command's config (encoding.run, encoding.rsa, encoding.words).
+    """
+    path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: config file not found.")
     try:
@@ -82,14 +92,18 @@ def _read(source, base_dir):
         raise InputError(f"{path}: not valid YAML ({str(err).splitlines()[0]}).") from None
     if not isinstance(raw, dict):
         raise InputError(f"{path}: expected a mapping of config keys, found {type(raw).__name__}.")
-    # absolute, so paths relative to the config's folder resolve the same from any working directory
-    return raw, str(path), str(path.resolve())
+    return raw
+
+
+def check_known_keys(raw, known, path):
+    """InputError naming the first key of ``raw`` that ``known`` does not list."""
+    unknown = sorted(str(k) for k in set(raw) - set(known))
+    if unknown:
+        raise InputError(f"{path}: unknown config key '{unknown[0]}'; known keys: {', '.join(known)}.")
 
 
 def _check_keys(raw, path):
-    unknown = sorted(str(k) for k in set(raw) - set(DEFAULTS))
-    if unknown:
-        raise InputError(f"{path}: unknown config key '{unknown[0]}'; known keys: {', '.join(DEFAULTS)}.")
+    check_known_keys(raw, DEFAULTS, path)
     for key, allowed in NESTED_KEYS.items():
         given = raw.get(key) or {}
         if not isinstance(given, Mapping):

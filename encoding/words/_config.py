@@ -9,11 +9,10 @@ import os
 import re
 from pathlib import Path
 
-import yaml
 
 from features.errors import InputError
 
-from ..config import parse_alphas, parse_list
+from ..config import check_known_keys, parse_alphas, parse_list, read_config_file
 
 DEFAULTS = {
     "name": None,              # names the output folders when --out is not given
@@ -72,17 +71,8 @@ def load_words_config(path, overrides=None):
     config : dict with every key of DEFAULTS (nested mappings filled in), plus ``config_file``.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: config file not found.")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise InputError(f"{path}: not valid YAML ({str(err).splitlines()[0]}).") from None
-    if not isinstance(raw, dict):
-        raise InputError(f"{path}: expected a mapping of config keys, found {type(raw).__name__}.")
-    unknown = sorted(set(raw) - set(DEFAULTS))
-    if unknown:
-        raise InputError(f"{path}: unknown config key '{unknown[0]}'; known keys: {', '.join(DEFAULTS)}.")
+    raw = read_config_file(path)
+    check_known_keys(raw, DEFAULTS, path)
     config = copy.deepcopy(DEFAULTS)
     for key, value in raw.items():
         if key in NESTED:
