@@ -28,6 +28,7 @@ import logging
 import os
 import shutil
 import struct
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -89,9 +90,13 @@ class PartWriter:
         Root attributes of the store that follow from the parameters (the prompt format, ...).
     runs : dict of {run: dict}, optional
         Per run, the attributes of its groups in the store: ``order``, ``stimulus_file``, ``n_clips``.
+    check : callable, optional
+        ``check(recorded, parameters, path)`` raises InputError when a part file left by an earlier
+        process was started with other parameters; default: the features store's comparison. Other
+        stores built on part files (the triplet judgments of ``encoding.triplets``) pass their own.
     """
 
-    def __init__(self, path, parameters, provenance=None, runs=None):
+    def __init__(self, path, parameters, provenance=None, runs=None, check=check_parameters):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._handle = open(self.path, "ab")
@@ -105,7 +110,7 @@ class PartWriter:
             self._write(_encode({"parameters": parameters, "provenance": provenance or {}, "runs": runs or {}}))
         else:
             recorded, end = read_parameters(self.path), 0
-            check_parameters(recorded, parameters, self.path)
+            check(recorded, parameters, self.path)
             for end, _, _ in _records(self.path):
                 pass
             self._handle.truncate(end)  # cut a record torn by a kill
@@ -120,7 +125,11 @@ class PartWriter:
         layers = [np.ascontiguousarray(layer, dtype=np.float32) for layer in layers]
         header = {"instruction": instruction, "prompt": prompt, "run": run, "n_clips": int(n_clips),
                   "clip": int(clip), "text": text, "sizes": [int(layer.size) for layer in layers]}
-        self._write(_encode(header, b"".join(layer.tobytes() for layer in layers)))
+        self.append_record(header, b"".join(layer.tobytes() for layer in layers))
+
+    def append_record(self, header: dict, payload: bytes = b""):
+        """Record any unit of finished work (a JSON header and raw bytes); on return it is on disk."""
+        self._write(_encode(header, payload))
 
     def close(self):
         self._handle.close()
@@ -140,11 +149,17 @@ def read_parameters(path, key="parameters") -> dict:
     return {}
 
 
+def read_records(path):
+    """Yield (header, payload bytes) for each intact work record of a part file (the first, the
+    parameters, left out)."""
+    for _, header, payload in _records(Path(path)):
+        if "parameters" not in header:
+            yield header, payload
+
+
 def read_clips(path):
     """Yield (header, list of float32 layer vectors) for each intact clip record of a part file."""
-    for _, header, payload in _records(Path(path)):
-        if "parameters" in header:
-            continue
+    for header, payload in read_records(path):
         flat = np.frombuffer(payload, dtype=np.float32)
         yield header, np.split(flat, np.cumsum(header["sizes"])[:-1])
 
@@ -179,14 +194,9 @@ def consolidate(store_path, parameters) -> bool:
         check_parameters(read_parameters(part), parameters, part)
     if not parts:
         return False
-    tmp = store_path.with_name(f"{store_path.name}.tmp")
-    if store_path.exists():
-        shutil.copyfile(store_path, tmp)
-    else:
-        tmp.unlink(missing_ok=True)
     n_rows = 0
     provenance = {k: v for part in parts for k, v in read_parameters(part, "provenance").items()}
-    with FeatureStore(tmp, "a", {**provenance, **parameters}) as store:
+    with replaced_whole(store_path) as tmp, FeatureStore(tmp, "a", {**provenance, **parameters}) as store:
         buffers, run_attrs, n_hidden = {}, {}, set()
         for part in parts:
             runs = read_parameters(part, "runs")
@@ -213,10 +223,6 @@ def consolidate(store_path, parameters) -> bool:
                              f"one model gives one number.")
         if n_hidden:
             store.record_provenance({"n_hidden_states": n_hidden.pop()})
-    with open(tmp, "rb+") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, store_path)
-    _fsync_dir(store_path.parent)
     for part in parts:
         part.unlink()
     log.info("wrote %s: merged %d clip rows from %d part file(s)", store_path, n_rows, len(parts))
@@ -230,6 +236,24 @@ def _write_rows(store, key, rows):
     index = np.array([r[0] for r in rows])
     layer_rows = [np.stack([r[1][k] for r in rows]) for k in range(len(rows[0][1]))]
     store.write_clips(*key, index, layer_rows, [r[2] for r in rows])
+
+
+@contextmanager
+def replaced_whole(store_path):
+    """Yield the path of a temporary copy of ``store_path`` (absent when the store is) to write into; on
+    success the copy is synced and renamed over the store, so a kill at any moment leaves the old store
+    or the new one, never a torn one. On error the store is left as it was."""
+    store_path = Path(store_path)
+    tmp = store_path.with_name(f"{store_path.name}.tmp")
+    if store_path.exists():
+        shutil.copyfile(store_path, tmp)
+    else:
+        tmp.unlink(missing_ok=True)
+    yield tmp
+    with open(tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, store_path)
+    _fsync_dir(store_path.parent)
 
 
 def _fsync_dir(folder):

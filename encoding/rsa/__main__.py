@@ -10,6 +10,7 @@ A minimal config (paths relative to the config's folder; every key: ``encoding/r
 
     features_dir: features          # <features_dir>/<model>.h5, e.g. written by extractors.words
     models: [minilm]
+    embeddings: {spose: spose/similarity.h5}   # optional: an embedding (TSV/HDF5) or similarity matrix as given
     metric: correlation             # model RDMs: correlation | cosine | euclidean
     brain_metric: correlation       # ... | crossnobis (needs patterns per run)
     comparison: spearman            # spearman | kendall_tau_a | pearson

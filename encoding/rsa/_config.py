@@ -8,11 +8,10 @@ import copy
 import os
 from pathlib import Path
 
-import yaml
 
 from features.errors import InputError
 
-from ..config import parse_list
+from ..config import check_known_keys, parse_list, read_config_file
 from ._compare import COMPARISONS
 from ._inference import PARTIAL_KINDS
 from ._rdm import METRICS
@@ -23,6 +22,7 @@ DEFAULTS = {
     "cache_dir": None,         # "{cache}" in paths
     "features_dir": None,      # holds one store per model: <features_dir>/<model>.h5
     "models": [],              # stores to read
+    "embeddings": {},          # name -> embedding TSV/HDF5 or similarity HDF5 ({path, dataset}); model RDMs as given
     "instructions": "all",     # instruction groups of the stores: a name, a comma list, a list or "all"
     "layers": "all",           # "all", a list of indices or "0,4,8"
     "events": None,            # TSV of item events (onset, duration, item, run); None: items are the store's rows
@@ -62,17 +62,8 @@ def load_rsa_config(path, overrides=None):
     config : dict with every key of DEFAULTS, plus ``config_file``.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: config file not found.")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise InputError(f"{path}: not valid YAML ({str(err).splitlines()[0]}).") from None
-    if not isinstance(raw, dict):
-        raise InputError(f"{path}: expected a mapping of config keys, found {type(raw).__name__}.")
-    unknown = sorted(set(raw) - set(DEFAULTS))
-    if unknown:
-        raise InputError(f"{path}: unknown config key '{unknown[0]}'; known keys: {', '.join(DEFAULTS)}.")
+    raw = read_config_file(path)
+    check_known_keys(raw, DEFAULTS, path)
     config = copy.deepcopy(DEFAULTS)
     config.update(raw)
     config.update({k: v for k, v in (overrides or {}).items() if v is not None})
@@ -98,7 +89,9 @@ def _check_values(config, path):
                          f"or pearson with 'controls'.")
     if not isinstance(config["controls"] or {}, dict):
         raise InputError(f"{path}: field 'controls' must map names to RDM files.")
-    if not parse_list(config["models"]):
-        raise InputError(f"{path}: field 'models' is empty.")
+    if not isinstance(config["embeddings"] or {}, dict):
+        raise InputError(f"{path}: field 'embeddings' must map names to embedding or similarity files.")
+    if not parse_list(config["models"]) and not config["embeddings"]:
+        raise InputError(f"{path}: field 'models' is empty (and no 'embeddings' are given).")
     if not isinstance(config["subjects"], dict) or not config["subjects"]:
         raise InputError(f"{path}: field 'subjects' must map subject names to their patterns or runs.")

@@ -23,6 +23,7 @@ from ..outputs.alignment import add_fdr, to_frame
 from ..outputs.folder import atomic_folder, refuse_existing
 from ..versions import library_versions
 from ._brain import brain_rdms
+from ._embeddings import item_matrix_rdm, read_item_matrix
 from ._maps import group_row, subject_row
 from ._patterns import feature_item_patterns, item_order
 from ._rdm import pattern_rdm
@@ -46,7 +47,7 @@ def run_rsa(config, overwrite=False):
         events = _events(config)
         items = _items(config, stores, events)
         controls = _control_rdms(config, items)
-        models = _model_rdms(config, stores, items, events)
+        models = {**_model_rdms(config, stores, items, events), **_embedding_rdms(config, items)}
         brains = {subject: brain_rdms(config, subject, items, events) for subject in config["subjects"]}
     finally:
         for store in stores.values():
@@ -94,6 +95,10 @@ def _items(config, stores, events):
     """Item names: from the events table, or the rows of the first store (named by their text)."""
     if events is not None:
         return item_order(events, config["items"])
+    if not stores:   # embeddings only: the items of the first one
+        name, entry = next(iter(config["embeddings"].items()))
+        names = read_item_matrix(*_embedding_source(config, name, entry))[0]
+        return names if config["items"] is None else [str(i) for i in config["items"]]
     store = next(iter(stores.values()))
     names = _row_names(store, _instructions(config, store)[0])
     if config["items"] is None:
@@ -148,6 +153,24 @@ def _model_rdms(config, stores, items, events):
                 models[model, instruction, layer] = (pattern_rdm(patterns, config["metric"]), n_layers)
     log.info("computed %d model RDMs over %d items", len(models), len(items))
     return models
+
+
+def _embedding_source(config, name, entry):
+    """(path, dataset) of one ``embeddings`` entry: a path, or ``{path, dataset}``."""
+    entry = entry if isinstance(entry, dict) else {"path": entry}
+    if not entry.get("path"):
+        raise InputError(f"{config['config_file']}: field 'embeddings.{name}' needs a 'path'.")
+    return expand_path(entry["path"], config, _base(config)), entry.get("dataset")
+
+
+def _embedding_rdms(config, items):
+    """{(name, "none", 0): (rdm, 1)} for every embedding or similarity file the config gives."""
+    rdms = {}
+    for name, entry in (config["embeddings"] or {}).items():
+        path, dataset = _embedding_source(config, name, entry)
+        rdms[name, "none", 0] = (item_matrix_rdm(path, items, config["metric"], dataset), 1)
+        log.info("read %s: the model RDM of '%s'", path, name)
+    return rdms
 
 
 def _layer_patterns(config, store, instruction, layer, items, events):

@@ -1,0 +1,132 @@
+"""``fit``: a SPoSE embedding from a collection's training triplets, written as one output folder.
+
+The folder (complete or absent, never half-written; ``encoding/outputs/folder.py``)::
+
+    embedding.tsv      item + one column per kept dimension (sorted by total weight)
+    embedding.h5       /embedding (n_items, n_dims), /items, /reproducibility (n_dims,),
+                       /seeds/seed_<s> (every seed's pruned fit at the chosen lambda); attrs: the settings,
+                       lambda, seed and the collection's parameters (judge, model, prompt)
+    similarity.h5      /similarity (n_items, n_items): SPoSE's predicted similarity, /items
+    top_items.tsv      dimension, rank, item, weight (the 10 heaviest items of each dimension)
+    top_items.png      the same as a figure (names, or images when the items have them)
+    validation.csv     one row per (lambda, seed): kept dimensions, validation cross-entropy and accuracy
+    fit.json           what was fitted on what, the choice of lambda, the versions it ran with
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from features.errors import InputError
+from features.store import _to_attr
+
+from ..outputs.folder import atomic_folder, refuse_existing
+from ..versions import library_versions
+from ._estimator import DEFAULT_LAMBDAS, SPoSE
+from ._figures import plot_top_items, top_items
+from ._store import read_judgments
+
+log = logging.getLogger(__name__)
+
+_STR = h5py.string_dtype("utf-8")
+MIN_TRIPLETS = 20
+
+
+def fit_embedding(collection, out, n_dims=100, lambdas=DEFAULT_LAMBDAS, n_seeds=5, epochs=500, batch_size=100,
+                  lr=0.001, validation_fraction=0.1, device="cpu", random_state=0, top_k=10, overwrite=False):
+    """Fit SPoSE on the finished training triplets of a collection and write the output folder.
+
+    Parameters
+    ----------
+    collection : str or Path
+        A collection folder (or its ``triplets.h5``).
+    out : str or Path
+        The output folder; an existing one is replaced only with ``overwrite``.
+    n_dims, lambdas, n_seeds, epochs, batch_size, lr, validation_fraction, device, random_state :
+        See :class:`SPoSE`.
+    top_k : int
+        Items listed per dimension.
+
+    Returns
+    -------
+    out : Path
+    model : SPoSE (fitted)
+    """
+    out = Path(out)
+    refuse_existing(out, overwrite)
+    judgments = read_judgments(collection)
+    triplets, choices = judgments.select("train")
+    if len(triplets) < MIN_TRIPLETS:
+        raise InputError(f"{judgments.path}: field 'done' counts {len(triplets)} finished training triplets; "
+                         f"at least {MIN_TRIPLETS} are needed (is the collection finished?).")
+    log.info("read %s: %d training triplets over %d items", judgments.path, len(triplets), len(judgments.items))
+    model = SPoSE(n_dims, lambdas, n_seeds, epochs, batch_size, lr, validation_fraction, device=device,
+                  random_state=random_state, progress=True).fit(triplets, choices, len(judgments.items))
+    settings = {"n_dims_initial": int(n_dims), "lambdas": [float(v) for v in np.atleast_1d(lambdas)],
+                "n_seeds": int(n_seeds), "epochs": int(epochs), "batch_size": int(batch_size), "lr": float(lr),
+                "validation_fraction": float(validation_fraction), "device": str(device),
+                "random_state": int(random_state)}
+    with atomic_folder(out, overwrite) as partial:
+        write_fit(partial, model, judgments, settings, top_k)
+    log.info("wrote %s: %d dimensions at lambda %g", out, model.embedding_.shape[1], model.lambda_)
+    return out, model
+
+
+def write_fit(folder, model, judgments, settings, top_k=10):
+    """Every file of a fit's output folder (see the module docstring)."""
+    folder = Path(folder)
+    names = list(judgments.items.names)
+    embedding = model.embedding_
+    columns = [f"dim_{d + 1}" for d in range(embedding.shape[1])]
+    pd.DataFrame(embedding, columns=columns).assign(item=names)[["item", *columns]].to_csv(
+        folder / "embedding.tsv", sep="\t", index=False, float_format="%.6g")
+    summary = {**settings, "lambda": model.lambda_, "seed": model.seed_, "n_dims": int(embedding.shape[1]),
+               "n_items": len(names), "n_train": model.n_train_, "n_validation": model.n_validation_,
+               "validation_accuracy": float(model.validation_.loc[model.validation_["chosen"],
+                                                                  "validation_accuracy"].iloc[0]),
+               "reproducibility_mean": _mean(model.reproducibility_), "collection": str(judgments.path.resolve())}
+    with h5py.File(folder / "embedding.h5", "w") as h5:
+        h5["embedding"] = embedding
+        h5.create_dataset("items", data=names, dtype=_STR)
+        h5["reproducibility"] = model.reproducibility_
+        for s, fit in enumerate(model.embeddings_):
+            h5[f"seeds/seed_{int(settings['random_state']) + s}"] = fit
+        for key, value in summary.items():
+            h5.attrs[key] = _to_attr(value)
+        h5.attrs["collection_parameters"] = json.dumps(judgments.parameters, sort_keys=True, default=str)
+    with h5py.File(folder / "similarity.h5", "w") as h5:
+        h5["similarity"] = model.similarity()
+        h5.create_dataset("items", data=names, dtype=_STR)
+        h5.attrs["what"] = "SPoSE predicted probability that two items are chosen together, averaged over third items"
+    top_items(embedding, names, top_k).to_csv(folder / "top_items.tsv", sep="\t", index=False, float_format="%.4g")
+    import matplotlib.pyplot as plt
+
+    plt.close(plot_top_items(embedding, names, judgments.items.images, k=min(top_k, 6),
+                             output_file=folder / "top_items.png"))
+    model.validation_.to_csv(folder / "validation.csv", index=False, float_format="%.6g")
+    (folder / "fit.json").write_text(json.dumps({**summary, "collection_parameters": judgments.parameters,
+                                                 "versions": library_versions()}, indent=2, default=str))
+
+
+def _mean(values):
+    values = np.asarray(values, dtype=float)
+    return float(np.nanmean(values)) if np.isfinite(values).any() else None
+
+
+def read_fit(folder):
+    """(names, embedding, attributes) of a fit's ``embedding.h5``."""
+    from features.store import _from_attr
+
+    path = Path(folder) / "embedding.h5"
+    if not path.is_file():
+        raise InputError(f"{path}: embedding not found (run `python -m encoding.triplets fit` first).")
+    with h5py.File(path, "r") as h5:
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in h5["items"][()]]
+        attrs = {k: _from_attr(v) for k, v in h5.attrs.items()}
+        attrs["reproducibility"] = h5["reproducibility"][()]
+        return names, h5["embedding"][()], attrs
