@@ -13,7 +13,7 @@ from himalaya.ridge import solve_ridge_svd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from ..ridge import DEFAULT_ALPHAS, DEFAULT_MEMORY_GB, choose_solver, pearson_r, r2, ridge_cv, run_splits
+from ..ridge import DEFAULT_ALPHAS, choose_solver, pearson_r, r2, ridge_cv, run_splits
 from ._runs import check_pairs, design_runs, response_runs, row_groups
 
 METRICS = ("r2", "r")
@@ -35,8 +35,9 @@ class RunwiseRidgeCV(BaseEstimator):
     preprocess_targets : bool
         Detrend and z-score each run of responses in time (``encoding.fmri.preprocess_run``), as the engine
         does; False takes them as given.
-    memory_gb : float
-        Working memory of the fast solver beyond its inputs.
+    memory_gb : float or None
+        Working memory of the fast solver beyond its inputs; None: half the memory available when the fit
+        starts (``encoding.ridge._fast.working_memory_gb``).
     n_targets_batch : int or None
         Upper bound on targets solved at once.
 
@@ -62,7 +63,7 @@ class RunwiseRidgeCV(BaseEstimator):
     """
 
     def __init__(self, alphas=DEFAULT_ALPHAS, delays=(1, 2, 3, 4, 5), cv=None, trim=(0, 0), preprocess_targets=True,
-                 memory_gb=DEFAULT_MEMORY_GB, n_targets_batch=None):
+                 memory_gb=None, n_targets_batch=None):
         self.alphas = alphas
         self.delays = delays
         self.cv = cv

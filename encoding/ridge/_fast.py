@@ -39,15 +39,21 @@ z = Q^T y_f, A = K_vf Q and one Schur complement per alpha, S = K_vv + alpha I -
 (at n = 3,000 that spares a 3,000 x 3,000 eigendecomposition, a quarter of the fixed cost). These
 per-target products run in float64: in float32, S^-1 (norm up to 1 / alpha) amplified the rounding of
 the residual to 10% of the prediction at alpha = 0.01, where in float64 they stay within 1e-6 of a
-direct solve. The primal form decomposes X^T X once more instead (p x p, the cheaper side there).
+direct solve. S^-1 is formed when an alpha is first chosen; when an alpha's targets in a batch
+outnumber the test rows, R = K_test,v - K_test,f Q diag(f) A^T is formed once and y_test_hat =
+K_test,f Q diag(f) z + R w_v, one product per target fewer. The primal form decomposes X^T X once more
+instead (p x p, the cheaper side there).
 
-Decompositions are computed in float64 (p x p or n x n, exact enough for tiny alphas; on the numpy
-backend through torch's LAPACK when torch is installed, see ``_eigh_numpy``); they are a fixed cost per
-layer, most of it at a few thousand targets. Products with the targets run in the data's dtype
-(float32 on GPU). Targets are processed in batches sized from a memory budget. Every function works
-on arrays of the current himalaya backend, so numpy, torch and torch_cuda run the same path.
+The primal form's decompositions are computed in float64 (on the numpy backend through torch's LAPACK
+when torch is installed, see ``_eigh_numpy``). The kernel form (``_kernel``) builds its folds one at a
+time from float64 kernels, with float32 eigendecompositions refined in float64 where float32 cannot
+resolve the spectrum. Products with the targets run in the data's dtype (float32 on GPU). Targets are
+processed in batches sized from a memory budget (by default half the memory available,
+``working_memory_gb``). Every function works on arrays of the current himalaya backend, so numpy,
+torch and torch_cuda run the same path.
 """
 import logging
+import os
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -76,6 +82,10 @@ _NEAR = 1e-6
 _AMPLIFICATION = 100
 #: The float64 band is applied in diagonal blocks of at least this many axes (fewer, larger products).
 _MIN_BLOCK = 32
+#: Axes per block of rows when scoring by partial fractions (blocks of (512, 2048) float64: 8 MB).
+_ROW_BLOCK = 512
+#: The working memory when the memory available cannot be read.
+DEFAULT_MEMORY_GB = 2.0
 
 
 class Fractions(NamedTuple):
@@ -101,10 +111,19 @@ class Fold(NamedTuple):
 
 class Refit(NamedTuple):
     """The kernel form's refit on all training rows, by block elimination from fold 0 (module docstring)."""
-    val_map: object               # (n_val, r) float64 A = K_vf Q of fold 0
-    schur_inverses: object        # (n_alphas, n_val, n_val) float64 (K_vv + alpha I - A diag(f) A^T)^-1
-    test_train: object            # (n_test, r) float64 K_test,f Q
+    stacked: object               # (n_val + n_test, r) float64: A = K_vf Q of fold 0 over K_test,f Q
+    schur_inverses: dict          # alpha index -> (n_val, n_val) float64 (K_vv + alpha I - A diag(f) A^T)^-1
     test_val: object              # (n_test, n_val) float64 K_test,v
+    corrections: dict = None      # alpha index -> (n_test, n_val) float64 K_test,v - K_test,f Q diag(f) A^T
+    kernel_val: object = None     # (n_val, n_val) float64 K_vv
+
+    @property
+    def val_map(self):
+        return self.stacked[:self.test_val.shape[1]]
+
+    @property
+    def test_train(self):
+        return self.stacked[self.test_val.shape[1]:]
 
 
 class Decomposition(NamedTuple):
@@ -230,31 +249,37 @@ def partial_fractions(eigenvalues, val_gram, clusters, block=None, dtype="float6
     blocks of ``block`` axes) in float64 and the rest of C in float32; None keeps all of C in float64.
     """
     backend = get_backend()
-    index = backend.arange(eigenvalues.shape[0])
-    gaps = eigenvalues[None, :] - eigenvalues[:, None]   # s_l - s_k
-    diagonal = backend.copy(val_gram[index, index])
-    gaps[index, index] = 1   # any nonzero value: these entries are zeroed below
+    rank = eigenvalues.shape[0]
+    diagonal = backend.copy(val_gram[backend.arange(rank), backend.arange(rank)])
     rows, cols = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     for start, stop in clusters:
-        gaps[start:stop, start:stop] = 1
         upper = np.triu_indices(stop - start, 1)
         rows.append(upper[0] + start)
         cols.append(upper[1] + start)
-    coupling = val_gram / gaps
-    coupling[index, index] = 0
-    for start, stop in clusters:
-        coupling[start:stop, start:stop] = 0
     rows, cols = backend.asarray(np.concatenate(rows)), backend.asarray(np.concatenate(cols))
-    band = None
-    if block is not None and dtype != "float64":
-        rank, band = eigenvalues.shape[0], []
-        for start in range(0, rank, block):
-            near_rows = slice(start, min(start + block, rank))
-            near_cols = slice(max(start - block, 0), start + 2 * block)
-            band.append((near_rows, near_cols, backend.copy(coupling[near_rows, near_cols])))
-        for near_rows, near_cols, _ in band:
-            coupling[near_rows, near_cols] = 0
-        coupling = backend.asarray(coupling, dtype=dtype)
+    banded = block is not None and dtype != "float64"
+    coupling = backend.zeros((rank, rank), dtype=dtype if banded else "float64")
+    band = [] if banded else None
+    step = block * max(1, _ROW_BLOCK // block) if banded else _ROW_BLOCK
+    for start in range(0, rank, step):   # in blocks of rows: no (r, r) float64 temporaries
+        stop = min(start + step, rank)
+        local = backend.arange(stop - start)
+        gaps = eigenvalues[None, :] - eigenvalues[start:stop, None]   # s_l - s_k
+        gaps[local, local + start] = 1   # any nonzero value: these entries are zeroed below
+        inside = [(max(a, start) - start, min(b, stop) - start, a, b) for a, b in clusters if a < stop and b > start]
+        for lo, hi, a, b in inside:
+            gaps[lo:hi, a:b] = 1
+        part = backend.asarray(val_gram[start:stop], dtype="float64") / gaps
+        del gaps
+        part[local, local + start] = 0
+        for lo, hi, a, b in inside:
+            part[lo:hi, a:b] = 0
+        for near in range(start, stop, block) if banded else ():
+            near_rows, near_cols = slice(near, min(near + block, rank)), slice(max(near - block, 0), near + 2 * block)
+            local_rows = slice(near_rows.start - start, near_rows.stop - start)
+            band.append((near_rows, near_cols, backend.copy(part[local_rows, near_cols])))
+            part[local_rows, near_cols] = 0
+        coupling[start:stop] = backend.asarray(part, dtype=str(coupling.dtype).replace("torch.", ""))
     return Fractions(coupling, diagonal, clusters, rows, cols, 2 * val_gram[rows, cols], band)
 
 
@@ -326,37 +351,6 @@ def _primal_fold(train, val, train_gram, block, block_gram, alphas, dtype, metho
                 fractions)
 
 
-def decompose_kernel(X_train, splits, X_test, alphas, dtype, method="auto"):
-    """Per-fold eigendecompositions of the linear kernel, all taken from one (n_train, n_train) kernel.
-
-    Parameters and returns as ``decompose_primal``; the basis is Q of K_train = Q diag(s) Q^T.
-    """
-    backend = get_backend()
-    X64 = backend.asarray(X_train, dtype="float64")
-    kernel = X64 @ X64.T
-    folds = []
-    for train, val in splits:
-        train, val = backend.asarray(train), backend.asarray(val)
-        eigenvalues, Q = _eigh_descending(kernel[train][:, train])
-        val_map = kernel[val][:, train] @ Q
-        fractions = _fractions_if_cheaper("kernel", eigenvalues, lambda: val_map.T @ val_map, len(val), alphas,
-                                          method, dtype)
-        if not folds:
-            first = Q, val_map   # fold 0's, in float64: the refit starts from them
-        folds.append(Fold(train, val, eigenvalues, backend.asarray(Q, dtype=dtype),
-                          backend.asarray(val_map, dtype=dtype), fractions))
-    Q, val_map = first
-    train, val, eigenvalues = folds[0].train, folds[0].val, folds[0].eigenvalues
-    kernel_val = kernel[val][:, val]
-    identity = backend.eye(kernel_val.shape[0], dtype=kernel_val.dtype)
-    schur_inverses = backend.stack([
-        _inverse(kernel_val + alpha * identity - (val_map / (eigenvalues + alpha)[None, :]) @ val_map.T)
-        for alpha in backend.asarray_like(alphas, eigenvalues)])
-    test_kernel = backend.asarray(X_test, dtype="float64") @ X64.T
-    refit = Refit(val_map, schur_inverses, test_kernel[:, train] @ Q, test_kernel[:, val])
-    return Decomposition("kernel", folds, refit=refit)
-
-
 def decompose(X_train, splits, X_test, alphas, form="auto", dtype="float32", method="auto"):
     """Target-independent part of the fit: ``decompose_primal`` or ``decompose_kernel`` by ``form``."""
     if form == "auto":
@@ -365,6 +359,7 @@ def decompose(X_train, splits, X_test, alphas, form="auto", dtype="float32", met
         check_splits(splits, X_train.shape[0])
         return decompose_primal(X_train, splits, X_test, alphas, dtype, method)
     if form == "kernel":
+        from ._kernel import decompose_kernel
         return decompose_kernel(X_train, splits, X_test, alphas, dtype, method)
     raise ValueError(f"fast ridge: unknown form '{form}'; known: auto, primal, kernel.")
 
@@ -398,35 +393,50 @@ def errors_by_fractions(fold, Z, B, Y_val, alphas):
     """|y_val - y_val_hat(alpha)|^2 by partial fractions in alpha: (n_alphas, n_targets) numpy float64.
 
     Z, B : arrays of shape (r, n_targets): z = training targets on the fold's axes, b = A^T y_val.
+
+    The axes go in blocks of rows (``_ROW_BLOCK``): each block's g = C z, its float64 band and the
+    elementwise products stay in cache, where whole (r, n_targets) float64 arrays made eight passes
+    through memory (at 1,600 axes and 15,000 targets those passes took a third of the fractions' time).
     """
     backend = get_backend()
     fractions = fold.fractions
-    if fractions.band is None:
-        Z = backend.asarray(Z, dtype="float64")
-        pairs = fractions.coupling @ Z   # g
-    else:   # g: float32 away from the diagonal, float64 near it
-        pairs = backend.asarray(fractions.coupling @ Z, dtype="float64")   # Z in the work dtype, as C
-        Z = backend.asarray(Z, dtype="float64")
-        for rows, cols, near in fractions.band:
-            pairs[rows] += near @ Z[cols]
+    rank = Z.shape[0]
     shrink = _shrinkage(fold.eigenvalues, alphas, "float64")
+    weighted = shrink * shrink * fractions.diagonal[None, :]
     Y_val = backend.asarray(Y_val, dtype="float64")
-    errors = (Y_val * Y_val).sum(0)[None, :]
+    errors = backend.zeros((len(alphas), Z.shape[1]), dtype="float64") + (Y_val * Y_val).sum(0)[None, :]
     del Y_val
-    pairs -= B   # in place, no float64 copy of b
-    pairs *= Z   # z (g - b)
-    errors = errors + 2 * (shrink @ pairs)
-    pairs = Z * Z
-    errors += (shrink * shrink * fractions.diagonal[None, :]) @ pairs
-    del pairs
+    Z64 = backend.asarray(Z, dtype="float64")
+    # C in float64 takes z in float64; a float32 C (with its float64 band) takes z in the work dtype
+    Z_coupling = Z64 if fractions.band is None else Z
+    step = _ROW_BLOCK
+    if fractions.band:   # whole band blocks per row block
+        width = fractions.band[0][0].stop - fractions.band[0][0].start
+        step = width * max(1, _ROW_BLOCK // width)
+    band = iter(fractions.band or ())
+    near = next(band, None)
+    for start in range(0, rank, step):
+        rows = slice(start, min(start + step, rank))
+        g = backend.asarray(fractions.coupling[rows] @ Z_coupling, dtype="float64")
+        while near is not None and near[0].start < rows.stop:
+            near_rows, near_cols, block = near
+            g[near_rows.start - start:near_rows.stop - start] += block @ Z64[near_cols]
+            near = next(band, None)
+        z = Z64[rows]
+        g -= B[rows]   # b in the work dtype: no float64 copy of it
+        g *= z   # z (g - b)
+        errors += 2 * (shrink[:, rows] @ g)
+        g = z * z
+        errors += weighted[:, rows] @ g
+    del g, Z_coupling
     # pairs of near-equal eigenvalues, summed exactly: 2 H_kl f_k f_l z_k z_l, as one product over pairs,
     # in chunks of r/2 pairs so that the gathered rows take no more memory than z
     rows, cols, weights = fractions.pair_rows, fractions.pair_cols, fractions.pair_weights
-    step = max(Z.shape[0] // 2, 1)
+    step = max(rank // 2, 1)
     for start in range(0, rows.shape[0], step):
         k, l = rows[start:start + step], cols[start:start + step]
-        products = Z[k]
-        products *= Z[l]
+        products = Z64[k]
+        products *= Z64[l]
         errors += (shrink[:, k] * shrink[:, l] * weights[None, start:start + step]) @ products
     return backend.to_numpy(errors)
 
@@ -537,15 +547,55 @@ def refit_kernel(decomposition, Y, Z, alphas, best, dtype):
     """
     backend = get_backend()
     refit, fold = decomposition.refit, decomposition.folds[0]
+    n_val = refit.test_val.shape[1]
     chosen = backend.asarray_like(alphas[best], fold.eigenvalues)
     shrink = 1 / (fold.eigenvalues[:, None] + chosen[None, :])
-    Z = backend.asarray(Z, dtype="float64")
-    val_weights = backend.asarray(Y[fold.val], dtype="float64") - refit.val_map @ (Z * shrink)
+    shrunk = backend.asarray(Z, dtype="float64") * shrink   # diag(f) z
+    both = refit.stacked @ shrunk   # A diag(f) z over K_test,f Q diag(f) z, one product
+    residual, prediction = backend.asarray(Y[fold.val], dtype="float64") - both[:n_val], both[n_val:]
     for a in np.unique(best):
         group = backend.asarray(np.flatnonzero(best == a))
-        val_weights[:, group] = refit.schur_inverses[int(a)] @ val_weights[:, group]
-    train_weights = shrink * (Z - refit.val_map.T @ val_weights)   # Q^T w_f
-    return backend.asarray(refit.test_train @ train_weights + refit.test_val @ val_weights, dtype=dtype)
+        val_weights = schur_inverse(refit, fold, alphas, int(a)) @ residual[:, group]   # w_v
+        correction = _refit_correction(refit, fold, alphas, int(a), len(group))
+        if correction is None:   # y_test_hat = K_test,f Q diag(f) (z - A^T w_v) + K_test,v w_v
+            prediction[:, group] += refit.test_val @ val_weights - refit.test_train @ (
+                shrink[:, group] * (refit.val_map.T @ val_weights))
+        else:
+            prediction[:, group] += correction @ val_weights
+    return backend.asarray(prediction, dtype=dtype)
+
+
+def schur_inverse(refit, fold, alphas, index):
+    """(K_vv + alpha I - A diag(f) A^T)^-1 of fold 0 for alpha ``index``, float64, formed once when first needed."""
+    if index not in refit.schur_inverses:
+        backend = get_backend()
+        alpha, eigenvalues, val_map = float(alphas[index]), fold.eigenvalues, refit.val_map
+        if float(backend.to_numpy(eigenvalues).min()) + alpha > 0:   # A diag(f) A^T as one symmetric product
+            scaled = val_map / backend.sqrt(eigenvalues + alpha)[None, :]
+            shrunk = scaled @ scaled.T
+        else:   # an alpha below a negative eigenvalue (never chosen, himalaya's rule, unless all are)
+            shrunk = (val_map / (eigenvalues + alpha)[None, :]) @ val_map.T
+        schur = refit.kernel_val - shrunk
+        diagonal = backend.arange(schur.shape[0])
+        schur[diagonal, diagonal] += alpha
+        refit.schur_inverses[index] = _inverse(schur)
+    return refit.schur_inverses[index]
+
+
+def _refit_correction(refit, fold, alphas, index, n_group):
+    """K_test,v - K_test,f Q diag(f) A^T for alpha ``index``, cached, once it saves more than it costs.
+
+    Applied to w_v it replaces the two products A^T w_v and K_test,f Q (.) per target (n_val * r and
+    n_test * r) by one of n_test * n_val, for n_test * r * n_val once: worth it from n_test targets on.
+    """
+    if refit.corrections is None:
+        return None
+    if index not in refit.corrections:
+        if n_group < refit.test_val.shape[0]:
+            return None
+        f = 1 / (fold.eigenvalues + float(alphas[index]))
+        refit.corrections[index] = refit.test_val - (refit.test_train * f[None, :]) @ refit.val_map.T
+    return refit.corrections[index]
 
 
 def _nbytes(array):
@@ -558,7 +608,9 @@ def _nbytes(array):
 
 def decomposition_bytes(decomposition):
     """Memory a decomposition holds for the whole fit (bases, maps, couplings, blocks)."""
-    held = _nbytes(decomposition.X_train) + sum(_nbytes(array) for array in decomposition.refit or ())
+    held = _nbytes(decomposition.X_train)
+    for part in decomposition.refit or ():   # arrays, and the refit's caches of per-alpha arrays
+        held += sum(_nbytes(array) for array in part.values()) if isinstance(part, dict) else _nbytes(part)
     for fold in decomposition.folds + ([decomposition.full] if decomposition.full else []):
         held += _nbytes(fold.basis) + _nbytes(fold.val_map)
         if fold.fractions is not None:
@@ -569,13 +621,21 @@ def decomposition_bytes(decomposition):
     return held
 
 
+def per_target_bytes(form, n_train, n_test, rank, n_val, side, n_folds, n_alphas, itemsize):
+    """Memory per target of a batch (see ``batch_bytes``), from the shapes of the folds."""
+    side += rank if form == "kernel" else 0
+    return itemsize * (n_train + 3 * n_test + side + 4 * rank + 3 * n_val) \
+        + 8 * (4 * rank + n_val + 2 * n_test) + 8 * (n_folds + 1) * n_alphas
+
+
 def batch_bytes(decomposition, n_train, n_test, n_alphas, itemsize):
     """Memory a fit holds throughout (the decomposition) and per target of a batch.
 
     Per target a batch holds: its training and test columns, X^T Y (primal) or the gathered training
     rows and fold 0's projection (kernel), the fold's projections and validation rows, the validation
     products (direct) or float64 copies (fractions, and the kernel form's float64 refit), the test
-    prediction, and float64 scores.
+    prediction, and float64 scores. The kernel form holds the kernels, one fold and the refit at a time
+    (``_kernel.held_bytes``).
 
     Returns
     -------
@@ -585,24 +645,64 @@ def batch_bytes(decomposition, n_train, n_test, n_alphas, itemsize):
     rank = max(fold.basis.shape[1] for fold in folds + ([decomposition.full] if decomposition.full else []))
     n_val = max(len(fold.val) for fold in folds)
     side = folds[0].basis.shape[0] if decomposition.form == "primal" else max(fold.basis.shape[0] for fold in folds)
-    side += rank if decomposition.form == "kernel" else 0
-    per_target = itemsize * (n_train + 3 * n_test + side + 4 * rank + 3 * n_val) \
-        + 8 * (4 * rank + n_val + 2 * n_test) + 8 * (len(folds) + 1) * n_alphas
+    per_target = per_target_bytes(decomposition.form, n_train, n_test, rank, n_val, side, len(folds), n_alphas,
+                                  itemsize)
+    if decomposition.form == "kernel":
+        from ._kernel import held_bytes
+        return held_bytes(n_train, n_test, [(fold.train, fold.val) for fold in folds], n_alphas, itemsize), per_target
     return decomposition_bytes(decomposition), per_target
 
 
-def targets_per_batch(decomposition, n_train, n_test, n_alphas, itemsize, memory_gb, n_targets):
-    """How many targets fit in ``memory_gb`` of working memory once the decomposition is held."""
-    held, per_target = batch_bytes(decomposition, n_train, n_test, n_alphas, itemsize)
+def batch_size(held, per_target, memory_gb, n_targets):
+    """How many targets fit in ``memory_gb`` of working memory once ``held`` bytes are held."""
     free = memory_gb * 2 ** 30 - held
     if free < _MIN_BATCH * per_target:
-        log.warning("memory_gb=%.2f leaves room for fewer than %d targets once the decomposition (%.2f GB) "
-                    "is held; using %d", memory_gb, _MIN_BATCH, held / 2 ** 30, _MIN_BATCH)
+        log.warning("memory_gb=%.2f leaves room for fewer than %d targets once the decomposition (%.2f GB) is "
+                    "held; using %d (memory_gb=%.1f would give batches of 1,024)", memory_gb, _MIN_BATCH,
+                    held / 2 ** 30, _MIN_BATCH, (held + 1024 * per_target) / 2 ** 30)
         return min(n_targets, _MIN_BATCH)
     return int(min(n_targets, free // per_target))
 
 
-def ridge_cv(X_train, Y_train, splits, X_test, Y_test, alphas, form="auto", memory_gb=2.0,
+def targets_per_batch(decomposition, n_train, n_test, n_alphas, itemsize, memory_gb, n_targets):
+    """How many targets fit in ``memory_gb`` of working memory once the decomposition is held."""
+    return batch_size(*batch_bytes(decomposition, n_train, n_test, n_alphas, itemsize), memory_gb, n_targets)
+
+
+def working_memory_gb(n_processes=1):
+    """The default working memory: half the memory available now (the GPU's on torch_cuda), shared by the
+    launcher's processes on this machine; ``DEFAULT_MEMORY_GB`` (2) when it cannot be read.
+
+    A fixed 2 GB does not hold the kernel form's working set at 10,000 TRs (the kernels, one fold and the
+    refit: about 2.5 GB at p = 17,920), which left batches of 64 targets.
+    """
+    backend = get_backend()
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", n_processes))
+    try:
+        if backend.name == "torch_cuda":
+            import torch
+            available = torch.cuda.mem_get_info()[0]
+        else:
+            available = _available_memory()
+    except (OSError, ValueError, RuntimeError, ImportError):
+        return DEFAULT_MEMORY_GB
+    return 0.5 * available / 2 ** 30 / max(local, 1)
+
+
+def _available_memory():
+    """Bytes of memory available to new allocations (psutil, else Linux's /proc/meminfo)."""
+    try:
+        import psutil
+        return psutil.virtual_memory().available
+    except ImportError:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    raise OSError("no MemAvailable in /proc/meminfo")
+
+
+def ridge_cv(X_train, Y_train, splits, X_test, Y_test, alphas, form="auto", memory_gb=None,
              n_targets_batch=None, method="auto", progress=False, return_prediction=False):
     """Ridge with per-target alphas chosen by cross-validation, refit on all training rows, scored on test.
 
@@ -620,8 +720,9 @@ def ridge_cv(X_train, Y_train, splits, X_test, Y_test, alphas, form="auto", memo
     alphas : array of shape (n_alphas,)
     form : {"auto", "primal", "kernel"}
         "auto" takes the primal form when features are no more than any fold's training rows.
-    memory_gb : float
-        Working memory for the fit beyond the arrays passed in; sets the targets per batch.
+    memory_gb : float or None
+        Working memory for the fit beyond the arrays passed in; sets the targets per batch. None: half
+        the memory available now (``working_memory_gb``).
     n_targets_batch : int or None
         Upper bound on targets per batch (None: the memory budget decides, and on CPU at most 2048).
     method : {"auto", "direct", "fractions"}
@@ -645,23 +746,43 @@ def ridge_cv(X_train, Y_train, splits, X_test, Y_test, alphas, form="auto", memo
     backend = get_backend()
     alphas = np.asarray(alphas, dtype=np.float64)
     dtype = _work_dtype(X_train)
-    decomposition = decompose(X_train, splits, X_test, alphas, form, dtype, method)
-    n_targets = Y_train.shape[1]
+    form = choose_form(X_train.shape[1], splits) if form == "auto" else form
+    if form not in ("primal", "kernel"):
+        raise ValueError(f"fast ridge: unknown form '{form}'; known: auto, primal, kernel.")
     rank, world = launcher_world()
-    share = target_share(n_targets, rank, world)
+    share = target_share(Y_train.shape[1], rank, world)
     n_share = share.stop - share.start
-    batch = targets_per_batch(decomposition, X_train.shape[0], X_test.shape[0], len(alphas),
-                              np.dtype(dtype).itemsize, memory_gb, max(n_share, 1))
-    batch = min(batch, n_targets_batch or batch, _CPU_BATCH if backend.name in ("numpy", "torch") else batch)
+    memory_gb = working_memory_gb(world) if memory_gb is None else memory_gb
+    cap = _CPU_BATCH if backend.name in ("numpy", "torch") else None
+
+    def batch_of(held, per_target):
+        batch = batch_size(held, per_target, memory_gb, max(n_share, 1))
+        return min(batch, n_targets_batch or batch, cap or batch)
+
+    if form == "kernel":
+        from ._kernel import fit_kernel
+        n_rank, n_val = max(len(train) for train, _ in splits), max(len(val) for _, val in splits)
+        per_target = per_target_bytes(form, X_train.shape[0], X_test.shape[0], n_rank, n_val, n_rank, len(splits),
+                                      len(alphas), np.dtype(dtype).itemsize)
+        batches = fit_kernel(X_train, Y_train, splits, X_test, Y_test, alphas, dtype, method,
+                             lambda held: batch_of(held, per_target), share, progress=progress and rank == 0)
+    else:
+        check_splits(splits, X_train.shape[0])
+        decomposition = decompose_primal(X_train, splits, X_test, alphas, dtype, method)
+        held, per_target = batch_bytes(decomposition, X_train.shape[0], X_test.shape[0], len(alphas),
+                                       np.dtype(dtype).itemsize)
+        batches = _fit_primal(decomposition, Y_train, alphas, dtype, batch_of(held, per_target), share,
+                              progress=progress and rank == 0)
     out = {name: np.empty(n_share) for name in ("cv_score", "test_r", "test_r2")}
     out["alpha_index"] = np.empty(n_share, dtype=np.int64)
     if return_prediction:
         out["test_prediction"] = np.empty((X_test.shape[0], n_share), dtype=np.float32)
-    for start in tqdm(range(0, n_share, batch), desc="ridge target batches", disable=not progress or rank > 0):
-        mine = slice(start, min(start + batch, n_share))
+    for item in batches:
+        if isinstance(item, dict):   # the last item: how the fit went
+            info = item
+            continue
+        mine, best, cv_score, prediction = item
         columns = slice(share.start + mine.start, share.start + mine.stop)
-        best, cv_score, prediction = fit_batch(decomposition, backend.asarray(Y_train[:, columns], dtype=dtype),
-                                               alphas, dtype)
         prediction = backend.to_numpy(prediction)
         Y_true = np.asarray(backend.to_numpy(Y_test[:, columns]), dtype=prediction.dtype)
         out["alpha_index"][mine], out["cv_score"][mine] = best, cv_score
@@ -669,11 +790,23 @@ def ridge_cv(X_train, Y_train, splits, X_test, Y_test, alphas, form="auto", memo
         if return_prediction:
             out["test_prediction"][:, mine] = prediction
     if world > 1:
-        out = gather_targets(out, n_targets, world, on_cuda=backend.name == "torch_cuda")
+        out = gather_targets(out, Y_train.shape[1], world, on_cuda=backend.name == "torch_cuda")
     # himalaya reports best_alphas_ as exp(-log(1 / alpha)) in the fit's dtype; so do we, so that
     # stored alphas compare equal to himalaya's bit for bit
     grid = alphas.astype(dtype)
     out["alpha"] = np.exp(-np.log(1 / grid))[out["alpha_index"]]
-    out.update(form=decomposition.form, n_targets_batch=batch, world_size=world,
-               methods=["fractions" if f.fractions is not None else "direct" for f in decomposition.folds])
+    out.update(form=form, n_targets_batch=info["n_targets_batch"], world_size=world, methods=info["methods"])
     return out
+
+
+def _fit_primal(decomposition, Y_train, alphas, dtype, batch, share, progress=False):
+    """The primal form's batches of a share of the targets: (columns, best, cv_score, prediction) per batch
+    (as ``_kernel.fit_kernel``), then a dict with ``methods`` and ``n_targets_batch``."""
+    backend = get_backend()
+    n_share = share.stop - share.start
+    for start in tqdm(range(0, n_share, batch), desc="ridge target batches", disable=not progress):
+        mine = slice(start, min(start + batch, n_share))
+        Y = backend.asarray(Y_train[:, share.start + mine.start:share.start + mine.stop], dtype=dtype)
+        yield (mine, *fit_batch(decomposition, Y, alphas, dtype))
+    yield dict(n_targets_batch=batch,
+               methods=["fractions" if f.fractions is not None else "direct" for f in decomposition.folds])

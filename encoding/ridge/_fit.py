@@ -13,13 +13,13 @@ from himalaya.kernel_ridge import KernelRidgeCV, MultipleKernelRidgeCV
 from himalaya.ridge import GroupRidgeCV, RidgeCV
 from himalaya.scoring import r2_score, r2_score_split
 
+from ._banded import band_weight_samples, banded_ridge_cv
 from ._cv import run_splits
-from ._fast import ridge_cv
+from ._fast import DEFAULT_MEMORY_GB, ridge_cv  # noqa: F401  (DEFAULT_MEMORY_GB re-exported)
 from ._pca import reduce_features
 from ._scoring import pearson_r, r2
 
 DEFAULT_ALPHAS = np.logspace(-2, 6, 17)
-DEFAULT_MEMORY_GB = 2.0
 
 
 @dataclass
@@ -67,7 +67,8 @@ def fit_ridge(X_train, Y_train, run_ids, X_test, Y_test, alphas=DEFAULT_ALPHAS, 
     Y_in_cpu : bool
         himalaya solvers only; the fast solver always reads Y one batch of targets at a time.
     memory_gb : float or None
-        Working memory of the fast solver beyond its inputs (None: 2 GB); sets the targets per batch.
+        Working memory of the fast solver beyond its inputs; sets the targets per batch. None: half the
+        memory available when the fit starts (``_fast.working_memory_gb``; 2 GB where it cannot be read).
     pca_components : int or None
         Reduce the design to its leading principal components, fitted on the training runs only.
     return_prediction : bool
@@ -98,7 +99,7 @@ def fit_ridge(X_train, Y_train, run_ids, X_test, Y_test, alphas=DEFAULT_ALPHAS, 
     if solver in ("auto", "fast-primal", "fast-kernel"):
         form = "auto" if solver == "auto" else solver[len("fast-"):]
         out = ridge_cv(X_train, Y_train, run_splits(run_ids, n_folds), X_test, Y_test, np.asarray(alphas),
-                       form=form, memory_gb=DEFAULT_MEMORY_GB if memory_gb is None else memory_gb,
+                       form=form, memory_gb=memory_gb,
                        n_targets_batch=n_targets_batch, return_prediction=return_prediction)
         extra.update(n_targets_batch=out["n_targets_batch"], world_size=out["world_size"])
         if return_prediction:
@@ -139,26 +140,48 @@ def _fit_ridge_himalaya(X_train, Y_train, run_ids, X_test, Y_test, alphas, n_fol
 
 
 def fit_banded_ridge(Xs_train, Y_train, run_ids, Xs_test, Y_test, alphas=DEFAULT_ALPHAS, n_folds=None,
-                     n_iter=50, n_targets_batch=None, random_state=0, Y_in_cpu=False):
-    """Banded ridge: one regularisation per feature space, searched by himalaya's random search.
+                     n_iter=50, n_targets_batch=None, random_state=0, Y_in_cpu=False, solver="auto",
+                     return_single=False):
+    """Banded ridge: one regularisation per feature space, searched over band weights.
 
     Parameters
     ----------
     Xs_train : list of arrays of shape (n_train, n_features_band)
     Xs_test : list of arrays of shape (n_test, n_features_band)
-    n_iter : int
-        Random-search iterations over the band weights (Dirichlet samples).
+    n_iter : int or array of shape (n_samples, n_bands)
+        Band-weight samples: an int draws that many as himalaya's random search does (Dirichlet, the
+        first one equal weights, ``random_state``); an array gives them (e.g. ``band_weight_grid()``).
+    solver : {"auto", "fast", "himalaya"}
+        "fast": the kernel form of ``_banded`` (per-band kernels once, each sample a fast kernel-form
+        fit); "himalaya": himalaya's GroupRidgeCV (fewer features than training TRs) or
+        MultipleKernelRidgeCV. "auto": "fast" when the bands together have more features than TRs.
+    return_single : bool
+        "fast" only: also fit each band alone on the same kernels, in ``extra["single"]`` (a list per
+        band of dicts with ``alpha``, ``cv_score``, ``test_r``, ``test_r2``).
 
     Returns
     -------
     RidgeScores with ``test_r2_split`` of shape (n_bands, n_targets): each band's share of the joint
-    test R^2 (product-measure split; the shares sum to the joint R^2).
+    test R^2 (product-measure split; the shares sum to the joint R^2), and ``band_weights`` (n_bands,
+    n_targets): g / alpha (himalaya's exp(deltas_)).
     """
+    n_train, n_features = Xs_train[0].shape[0], sum(X.shape[1] for X in Xs_train)
+    if solver not in ("auto", "fast", "himalaya"):
+        raise ValueError(f"fit_banded_ridge: unknown solver '{solver}'; known: auto, fast, himalaya.")
+    if solver == "fast" or (solver == "auto" and choose_solver(n_train, n_features) == "kernel"):
+        gammas = n_iter if np.ndim(n_iter) == 2 else band_weight_samples(len(Xs_train), int(n_iter), random_state)
+        out = banded_ridge_cv(Xs_train, Y_train, run_splits(run_ids, n_folds), Xs_test, Y_test, alphas, gammas,
+                              n_targets_batch=n_targets_batch, return_single=return_single)
+        extra = dict(band_weight_samples=np.asarray(gammas), sample=out["sample"])
+        if return_single:
+            extra["single"] = out["single"]
+        return RidgeScores(alpha=out["alpha"], cv_score=out["cv_score"], test_r=out["test_r"], test_r2=out["test_r2"],
+                           solver="banded-fast-kernel", test_r2_split=out["test_r2_split"],
+                           band_weights=out["band_weights"], extra=extra)
     backend = get_backend()
     params = dict(score_func=r2_score, n_iter=n_iter, alphas=alphas, n_targets_batch=n_targets_batch,
                   n_targets_batch_refit=n_targets_batch, progress_bar=False)
     cv = run_splits(run_ids, n_folds)
-    n_train, n_features = Xs_train[0].shape[0], sum(X.shape[1] for X in Xs_train)
     solver = "banded-" + choose_solver(n_train, n_features)
     if solver == "banded-primal":
         model = GroupRidgeCV(groups="input", solver_params=params, cv=cv, random_state=random_state,

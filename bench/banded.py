@@ -1,0 +1,126 @@
+"""Banded ridge, side by side: himalaya's random search vs the fast kernel-form search, same arrays and folds.
+
+    python bench/banded.py --threads 1 --n 1000 --targets 1000 --n-iter 50
+    python bench/banded.py --threads 1 --n 2000 --targets 1000 --n-iter 20 --grid 13
+
+Two bands of ``--p`` delayed features each (two layers of ``bench/ridge_sweep.py``'s simulation: hidden =
+p / 5 features on shared smooth latents, delayed 1..5 TRs within runs), 5 training runs (leave-one-run-out)
+and a test run of n / 5 TRs, 17 alphas over 1e-2..1e6, float32. Each target mixes the two bands' signals
+in its own proportion (from all band A to all band B) with noise levels spread over targets, so the best
+band weights differ across targets.
+
+Competitors, all through ``fit_banded_ridge``:
+
+- ``himalaya``: solver "himalaya" (MultipleKernelRidgeCV on precomputed kernels, random search of
+  ``--n-iter`` Dirichlet samples, r2_score);
+- ``fast-same``: solver "fast" on the same samples: its choices and scores against himalaya's;
+- ``fast-grid``: solver "fast" on ``band_weight_grid(--grid)`` (the two bands' weight ratio log-spaced),
+  plus the two single bands fitted on the same kernels (``return_single``): is the score equal for fewer
+  samples?
+
+Prints per competitor CPU and wall seconds and peak memory above the call's start, the mean CV score and
+mean test R^2 over targets, the fraction of targets whose CV score is at least himalaya's (within 1e-6),
+and the CPU-time ratio of himalaya to each fast search. With ``--threads 1`` CPU seconds are the compute
+each needs; other jobs on the machine do not inflate them.
+"""
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.linalg  # noqa: F401  (loads scipy's BLAS before --threads limits it)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout's code
+from encoding.ridge import band_weight_grid, fit_banded_ridge  # noqa: E402
+from _memory import PeakMemory  # noqa: E402
+from ridge_sweep import _design, _smooth, describe_machine  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=1000, help="training TRs")
+    parser.add_argument("--p", type=int, default=17920, help="delayed features per band (5 x hidden)")
+    parser.add_argument("--targets", type=int, default=1000)
+    parser.add_argument("--n-iter", type=int, default=50, help="himalaya's random-search samples")
+    parser.add_argument("--grid", type=int, default=25, help="band-weight ratios of the fast grid search")
+    parser.add_argument("--decades", type=float, default=3.0, help="the grid's ratios span 10^-decades..10^decades")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--competitors", default="himalaya,fast-same,fast-grid")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, help="BLAS and torch threads (default: as set)")
+    return parser.parse_args(argv)
+
+
+def simulate(n, p, n_targets, n_runs, seed):
+    """Two bands on shared latents and targets mixing their signals in spread proportions; float32."""
+    rng = np.random.default_rng(seed)
+    n_per_run, hidden = n // n_runs, p // 5
+    n_total = n_per_run * (n_runs + 1)
+    latents = _smooth(rng.standard_normal((n_total, 32)))
+    bands = [_design(latents, layer, hidden, n_per_run, seed) for layer in (0, 1)]
+    signals = []
+    for band in bands:
+        signal = band[:, :160] @ rng.standard_normal((160, n_targets)).astype(np.float32)
+        signals.append(signal / signal.std(0))
+    share = np.linspace(0, np.pi / 2, n_targets)
+    noise = np.geomspace(0.5, 4, n_targets)[rng.permutation(n_targets)]
+    Y = np.cos(share) * signals[0] + np.sin(share) * signals[1] + noise * rng.standard_normal(signals[0].shape)
+    Y = ((Y - Y.mean(0)) / Y.std(0)).astype(np.float32)
+    train, test = slice(0, n_per_run * n_runs), slice(n_per_run * n_runs, n_total)
+    runs = np.repeat(np.arange(n_runs), n_per_run)
+    return [b[train] for b in bands], Y[train], runs, [b[test] for b in bands], Y[test]
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.threads:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(args.threads)
+        try:
+            import torch
+            torch.set_num_threads(args.threads)
+        except ImportError:
+            pass
+    print(describe_machine(), flush=True)
+    Xs_train, Y_train, runs, Xs_test, Y_test = simulate(args.n, args.p, args.targets, args.runs, args.seed)
+    data_gb = sum(a.nbytes for a in [*Xs_train, *Xs_test, Y_train, Y_test]) / 2 ** 30
+    settings = dict(himalaya=dict(solver="himalaya", n_iter=args.n_iter),
+                    **{"fast-same": dict(solver="fast", n_iter=args.n_iter),
+                       "fast-grid": dict(solver="fast", n_iter=band_weight_grid(args.grid, args.decades),
+                                        return_single=True)})
+    results, cpu = {}, {}
+    for name in args.competitors.split(","):
+        with PeakMemory() as memory:
+            start, cpu_start = time.perf_counter(), time.process_time()
+            results[name] = fit_banded_ridge(Xs_train, Y_train, runs, Xs_test, Y_test, **settings[name])
+            seconds, cpu[name] = time.perf_counter() - start, time.process_time() - cpu_start
+        scores = results[name]
+        cv_score, test_r2 = scores.cv_score, scores.test_r2
+        if name == "fast-grid":   # the best of the grid and the single bands, per target
+            single = scores.extra["single"]
+            stacked = np.stack([cv_score] + [s["cv_score"] for s in single])
+            pick = stacked.argmax(0)
+            cv_score = stacked.max(0)
+            test_r2 = np.stack([test_r2] + [s["test_r2"] for s in single])[pick, np.arange(len(pick))]
+        n_samples = len(scores.extra.get("band_weight_samples", [])) or args.n_iter
+        line = (f"n={args.n} p={args.p} x 2 bands targets={args.targets} {name:>9}: {cpu[name]:8.1f} s CPU "
+                f"{seconds:8.1f} s wall  peak +{memory.extra_gb:.2f} GB (data {data_gb:.2f} GB)  "
+                f"load {os.getloadavg()[0]:.1f}  samples {n_samples}"
+                f"  mean cv R2 {np.mean(cv_score):.5f}  mean test R2 {np.nanmean(test_r2):.5f}")
+        if "himalaya" in results and name != "himalaya":
+            reference = results["himalaya"]
+            line += (f"  cv >= himalaya's (1e-6) {np.mean(cv_score >= reference.cv_score - 1e-6):.4f}"
+                     f"  x{cpu['himalaya'] / cpu[name]:.2f} faster")
+            if name == "fast-same":
+                gamma, gamma_ref = scores.band_weights * scores.alpha, reference.band_weights * reference.alpha
+                line += (f"  same alpha {np.mean(np.isclose(scores.alpha, reference.alpha, rtol=1e-5)):.4f}"
+                         f"  max|d gamma| {np.abs(gamma - gamma_ref).max():.1e}"
+                         f"  max|d cv| {np.abs(scores.cv_score - reference.cv_score).max():.1e}"
+                         f"  max|d r| {np.nanmax(np.abs(scores.test_r - reference.test_r)):.1e}")
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
