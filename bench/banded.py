@@ -35,7 +35,7 @@ import scipy.linalg  # noqa: F401  (loads scipy's BLAS before --threads limits i
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout's code
 from encoding.ridge import band_weight_grid, fit_banded_ridge  # noqa: E402
 from _memory import PeakMemory  # noqa: E402
-from ridge_sweep import _design, _smooth, describe_machine  # noqa: E402
+from ridge_sweep import _design, _smooth, describe_machine, limit_threads  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -75,14 +75,7 @@ def simulate(n, p, n_targets, n_runs, seed):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.threads:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(args.threads)
-        try:
-            import torch
-            torch.set_num_threads(args.threads)
-        except ImportError:
-            pass
+    limit_threads(args.threads)
     print(describe_machine(), flush=True)
     Xs_train, Y_train, runs, Xs_test, Y_test = simulate(args.n, args.p, args.targets, args.runs, args.seed)
     data_gb = sum(a.nbytes for a in [*Xs_train, *Xs_test, Y_train, Y_test]) / 2 ** 30

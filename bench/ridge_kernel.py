@@ -37,7 +37,7 @@ import scipy.linalg  # (also loads scipy's BLAS before --threads limits it)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout's code
 from encoding.ridge import fit_ridge, pearson_r, run_splits  # noqa: E402
 from _memory import PeakMemory  # noqa: E402
-from ridge_sweep import describe_machine, simulate  # noqa: E402
+from ridge_sweep import describe_machine, limit_threads, simulate  # noqa: E402
 
 COMPETITORS = ("fast", "himalaya-kernel", "himalaya-kernel64")
 
@@ -191,14 +191,7 @@ def _summary(record):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.threads:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(args.threads)
-        try:
-            import torch
-            torch.set_num_threads(args.threads)
-        except ImportError:
-            pass
+    limit_threads(args.threads)
     print(describe_machine(), flush=True)
     for n, p, n_targets in itertools.product(args.n, args.p, args.targets):
         records = bench_configuration(n, p, n_targets, args)

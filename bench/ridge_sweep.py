@@ -267,6 +267,19 @@ def _comparison(key, value):
     return f"{key}={value:.4f}" if key.startswith("same_alpha") else f"{key}={value:.1e}"
 
 
+def limit_threads(threads):
+    """BLAS (threadpoolctl) and torch threads for every competitor; None leaves them as set."""
+    if not threads:
+        return
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(threads)
+    try:
+        import torch
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass
+
+
 def describe_machine():
     import himalaya
     import sklearn
@@ -285,14 +298,7 @@ def describe_machine():
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.threads:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(args.threads)
-        try:
-            import torch
-            torch.set_num_threads(args.threads)
-        except ImportError:
-            pass
+    limit_threads(args.threads)
     print(describe_machine(), flush=True)
     for n, p, n_targets in itertools.product(args.n, args.p, args.targets):
         records = bench_configuration(n, p, n_targets, args)

@@ -26,8 +26,8 @@ from himalaya.kernel_ridge import generate_dirichlet_samples
 from himalaya.scoring import r2_score_split
 from tqdm import tqdm
 
-from ._fast import fold_scores, schur_inverse, select_alphas
-from ._kernel import decompose_fold, kernel_refit, linear_kernels
+from ._fast import schur_inverse, select_alphas
+from ._kernel import decompose_fold, kernel_refit, linear_kernels, score_batch
 from ._scoring import pearson_r, r2
 
 #: himalaya's rule: a later sample replaces a target's best only if it scores more than this higher.
@@ -123,7 +123,6 @@ def banded_kernel_cv(kernels, test_kernels, Y_train, splits, Y_test, alphas, gam
     -------
     _Best of the share
     """
-    backend = get_backend()
     n_share, n_folds = share.stop - share.start, len(splits)
     best = _Best(n_share, len(kernels))
     bar = tqdm(total=len(gammas) * n_folds, desc="banded ridge samples x folds", disable=not progress)
@@ -139,11 +138,8 @@ def banded_kernel_cv(kernels, test_kernels, Y_train, splits, Y_test, alphas, gam
             del Q, val_map
             for start in range(0, n_share, batch):
                 mine = slice(start, min(start + batch, n_share))
-                Y = backend.asarray(Y_train[:, share.start + mine.start:share.start + mine.stop], dtype=dtype)
-                Y_val = Y[fold.val]
-                B = fold.val_map.T @ Y_val if fold.fractions is not None else None
-                Z = fold.basis.T @ Y[fold.train]
-                scores[index][:, mine] = fold_scores(fold, Z, Y_val, alphas, dtype, B)
+                Y, Z, scores[index][:, mine] = score_batch(
+                    fold, Y_train, slice(share.start + mine.start, share.start + mine.stop), alphas, dtype)
                 if index == 0:
                     _update(best, mine, sample, gamma, scores[:, :, mine], refit, fold, band_maps, Y, Z,
                             Y_test[:, share.start + mine.start:share.start + mine.stop], alphas)

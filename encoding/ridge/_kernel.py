@@ -33,7 +33,7 @@ import numpy as np
 from himalaya.backend import get_backend
 from tqdm import tqdm
 
-from ._fast import (Decomposition, Fold, Refit, _fractions_if_cheaper, _nbytes, fold_scores, refit_kernel,
+from ._fast import (Decomposition, Fold, Refit, _fractions_if_cheaper, fold_scores, refit_kernel,
                     select_alphas)
 
 log = logging.getLogger(__name__)
@@ -293,15 +293,29 @@ def held_bytes(n_train, n_test, splits, n_alphas, itemsize):
     return largest + max(8 * n_train * (n_train + n_test), refit)
 
 
-def fold_bytes(fold):
-    """Memory one decomposed fold holds (basis, validation map, coupling and band)."""
-    held = _nbytes(fold.basis) + _nbytes(fold.val_map)
-    if fold.fractions is not None:
-        fractions = fold.fractions
-        held += sum(_nbytes(array) for array in (fractions.coupling, fractions.pair_rows, fractions.pair_cols,
-                                                 fractions.pair_weights))
-        held += sum(_nbytes(near) for _, _, near in fractions.band or ())
-    return held
+def score_batch(fold, Y_train, columns, alphas, dtype):
+    """One fold's validation scores of a batch of targets.
+
+    Parameters
+    ----------
+    fold : Fold
+    Y_train : array of shape (n_train, n_targets)
+    columns : slice of the targets of the batch
+    alphas : array of shape (n_alphas,)
+    dtype : str, dtype of the products with the targets
+
+    Returns
+    -------
+    Y : backend array (n_train, n_batch) in ``dtype``, the batch's training targets
+    Z : backend array (r, n_batch), the fold's training targets on its axes, Q^T y_f
+    scores : numpy array (n_alphas, n_batch), the fold's validation scores per alpha
+    """
+    backend = get_backend()
+    Y = backend.asarray(Y_train[:, columns], dtype=dtype)
+    Y_val = Y[fold.val]
+    B = fold.val_map.T @ Y_val if fold.fractions is not None else None
+    Z = fold.basis.T @ Y[fold.train]
+    return Y, Z, fold_scores(fold, Z, Y_val, alphas, dtype, B)
 
 
 def fit_kernel(X_train, Y_train, splits, X_test, Y_test, alphas, dtype, method, batch_of, share, progress=False):
@@ -323,7 +337,6 @@ def fit_kernel(X_train, Y_train, splits, X_test, Y_test, alphas, dtype, method, 
     ``prediction`` backend array (n_test, n_batch) in ``dtype``. Then a final dict with ``methods`` (per
     fold, in split order) and ``n_targets_batch`` (the smallest batch used).
     """
-    backend = get_backend()
     n_share, n_folds = share.stop - share.start, len(splits)
     kernel, test_kernel = linear_kernels(X_train, X_test)
     held = held_bytes(X_train.shape[0], X_test.shape[0], splits, len(alphas), np.dtype(dtype).itemsize)
@@ -342,12 +355,8 @@ def fit_kernel(X_train, Y_train, splits, X_test, Y_test, alphas, dtype, method, 
         del Q, val_map
         for start in range(0, n_share, batch):
             mine = slice(start, min(start + batch, n_share))
-            Y = backend.asarray(Y_train[:, share.start + mine.start:share.start + mine.stop], dtype=dtype)
-            Y_val = Y[fold.val]
-            B = fold.val_map.T @ Y_val if fold.fractions is not None else None
-            Z = fold.basis.T @ Y[fold.train]
-            scores[index][:, mine] = fold_scores(fold, Z, Y_val, alphas, dtype, B)
-            del Y_val, B
+            Y, Z, scores[index][:, mine] = score_batch(fold, Y_train, slice(share.start + mine.start,
+                                                                             share.start + mine.stop), alphas, dtype)
             if index == 0:
                 best, cv_score = select_alphas(scores[:, :, mine], alphas)
                 yield mine, best, cv_score, refit_kernel(decomposition, Y, Z, alphas, best, dtype)
