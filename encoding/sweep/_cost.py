@@ -11,9 +11,10 @@ fold, P permutations over B blocks of the test rows, one fit costs about
        + c5 T (P B + n_test B)               the permutation test
 
 seconds. The coefficients are fitted (non-negative least squares) to timed fits of random arrays of a
-few shapes on this machine, one thread each (as a Dask worker runs), and cached per machine in the
-cache folder. A banded fit is costed as ``banded_iterations`` single-band fits of all its features: a
-rough bound, since himalaya's random search decomposes one kernel per sample.
+few shapes on this machine, one thread each (as a Dask worker runs), and cached in the cache folder per
+machine and version of the solver's code. A banded fit is costed as ``banded_iterations`` single-band
+fits of all its features: each band-weight sample is one kernel-form fit on the summed kernels (its refit
+only for the targets it improves), so this is close to an upper bound.
 ``bench/sweep.py`` compares the estimate with measured sweeps.
 """
 import json
@@ -57,8 +58,15 @@ class CostModel:
 
 
 def _machine_key():
+    """This machine, numpy, and the solver's code: a calibration is not reused once the solver changes."""
+    import hashlib
+
     import numpy
-    return f"{platform.node()}-{platform.machine()}-{os.cpu_count()}-numpy{numpy.__version__}"
+    solver = hashlib.sha1()
+    for source in sorted((Path(__file__).resolve().parents[1] / "ridge").glob("*.py")):
+        solver.update(source.read_bytes())
+    return (f"{platform.node()}-{platform.machine()}-{os.cpu_count()}-numpy{numpy.__version__}"
+            f"-ridge{solver.hexdigest()[:12]}")
 
 
 def load_cost_model(cache_dir, calibrate_if_missing=True):
