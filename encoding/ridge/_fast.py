@@ -664,11 +664,6 @@ def batch_size(held, per_target, memory_gb, n_targets):
     return int(min(n_targets, free // per_target))
 
 
-def targets_per_batch(decomposition, n_train, n_test, n_alphas, itemsize, memory_gb, n_targets):
-    """How many targets fit in ``memory_gb`` of working memory once the decomposition is held."""
-    return batch_size(*batch_bytes(decomposition, n_train, n_test, n_alphas, itemsize), memory_gb, n_targets)
-
-
 def working_memory_gb(n_processes=1):
     """The default working memory: half the memory available now (the GPU's on torch_cuda), shared by the
     launcher's processes on this machine; ``DEFAULT_MEMORY_GB`` (2) when it cannot be read.
