@@ -14,9 +14,9 @@ Competitors, all through ``fit_banded_ridge``:
 - ``himalaya``: solver "himalaya" (MultipleKernelRidgeCV on precomputed kernels, random search of
   ``--n-iter`` Dirichlet samples, r2_score);
 - ``fast-same``: solver "fast" on the same samples: its choices and scores against himalaya's;
-- ``fast-grid``: solver "fast" on ``band_weight_grid(--grid)`` (the two bands' weight ratio log-spaced),
-  plus the two single bands fitted on the same kernels (``return_single``): is the score equal for fewer
-  samples?
+- ``fast-grid``: solver "fast", ``search="grid"``: ``band_weight_grid(--grid)`` (the two bands' weight ratio
+  log-spaced over 10^-decades..10^decades) and each band alone, one search (what ``banded_search: grid``
+  runs in the pipeline): is the score equal for fewer samples?
 
 Prints per competitor CPU and wall seconds and peak memory above the call's start, the mean CV score and
 mean test R^2 over targets, the fraction of targets whose CV score is at least himalaya's (within 1e-6),
@@ -45,7 +45,8 @@ def parse_args(argv=None):
     parser.add_argument("--targets", type=int, default=1000)
     parser.add_argument("--n-iter", type=int, default=50, help="himalaya's random-search samples")
     parser.add_argument("--grid", type=int, default=25, help="band-weight ratios of the fast grid search")
-    parser.add_argument("--decades", type=float, default=3.0, help="the grid's ratios span 10^-decades..10^decades")
+    parser.add_argument("--decades", type=float, default=3.0,
+                        help="the grid's ratios span 10^-decades..10^decades (3: search='grid' itself)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--competitors", default="himalaya,fast-same,fast-grid")
     parser.add_argument("--seed", type=int, default=0)
@@ -79,10 +80,10 @@ def main(argv=None):
     print(describe_machine(), flush=True)
     Xs_train, Y_train, runs, Xs_test, Y_test = simulate(args.n, args.p, args.targets, args.runs, args.seed)
     data_gb = sum(a.nbytes for a in [*Xs_train, *Xs_test, Y_train, Y_test]) / 2 ** 30
-    settings = dict(himalaya=dict(solver="himalaya", n_iter=args.n_iter),
-                    **{"fast-same": dict(solver="fast", n_iter=args.n_iter),
-                       "fast-grid": dict(solver="fast", n_iter=band_weight_grid(args.grid, args.decades),
-                                        return_single=True)})
+    grid = dict(n_iter=args.grid, search="grid") if args.decades == 3 else \
+        dict(n_iter=np.concatenate([band_weight_grid(args.grid, args.decades), np.eye(2)]))   # the same, wider
+    settings = {"himalaya": dict(solver="himalaya", n_iter=args.n_iter),
+                "fast-same": dict(solver="fast", n_iter=args.n_iter), "fast-grid": dict(solver="fast", **grid)}
     results, cpu = {}, {}
     for name in args.competitors.split(","):
         with PeakMemory() as memory:
@@ -91,12 +92,6 @@ def main(argv=None):
             seconds, cpu[name] = time.perf_counter() - start, time.process_time() - cpu_start
         scores = results[name]
         cv_score, test_r2 = scores.cv_score, scores.test_r2
-        if name == "fast-grid":   # the best of the grid and the single bands, per target
-            single = scores.extra["single"]
-            stacked = np.stack([cv_score] + [s["cv_score"] for s in single])
-            pick = stacked.argmax(0)
-            cv_score = stacked.max(0)
-            test_r2 = np.stack([test_r2] + [s["test_r2"] for s in single])[pick, np.arange(len(pick))]
         n_samples = len(scores.extra.get("band_weight_samples", [])) or args.n_iter
         line = (f"n={args.n} p={args.p} x 2 bands targets={args.targets} {name:>9}: {cpu[name]:8.1f} s CPU "
                 f"{seconds:8.1f} s wall  peak +{memory.extra_gb:.2f} GB (data {data_gb:.2f} GB)  "

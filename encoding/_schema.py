@@ -143,7 +143,11 @@ class EncodingConfig(_Section):
     rois: Rois = _field({"atlas": "auto"}, "the ROIs tables and heatmaps summarise")
     joint: list[dict[str, Any]] = _field([], "banded fits: [{name, bands: [{model, instruction, layer}, ...]}]",
                                          "a list of {name, bands}")
-    banded_iterations: Positive = _field(50, "random-search iterations of the banded fits", "a whole number >= 1")
+    banded_iterations: Positive = _field(50, "band-weight samples of the banded fits: random-search iterations, "
+                                             "or with banded_search grid the weight ratios", "a whole number >= 1")
+    banded_search: Literal["random", "grid"] = _field(
+        "random", "random: himalaya's random search (Dirichlet samples); grid: two bands' weight ratio "
+                  "log-spaced over 1e-3..1e3 plus each band alone", "random or grid")
     backend: Literal[BACKENDS] = _field("numpy", "himalaya backend: numpy, torch, torch_cuda or cupy",
                                         f"one of {', '.join(BACKENDS)}")
     n_targets_batch: Optional[Positive] = _field(20000, "targets solved at once (an upper bound)",

@@ -110,3 +110,55 @@ def test_torch_backend_gives_the_numpy_numbers():
     np.testing.assert_allclose(ours.alpha, reference.alpha, rtol=1e-6)
     np.testing.assert_allclose(ours.test_r, reference.test_r, atol=1e-5)
     np.testing.assert_allclose(ours.test_r2_split, reference.test_r2_split, atol=1e-5)
+
+
+def test_grid_search_is_the_grid_and_each_band_alone_and_equals_himalaya_on_those_samples():
+    """search="grid": band_weight_grid's ratios then (1, 0) and (0, 1), as samples of one search; himalaya's
+    random search given the same samples makes the same choices, and a target of band A alone takes A's
+    weight (nearly) whole."""
+    data = _two_bands(n_targets=40, seed=3, noise=0.5, dtype=np.float64)
+    fast = fit_banded_ridge(*data, n_iter=7, search="grid", solver="fast")
+    samples = fast.extra["band_weight_samples"]
+    np.testing.assert_allclose(samples, np.concatenate([band_weight_grid(7), np.eye(2)]))
+    reference = fit_banded_ridge(*data, n_iter=samples, solver="himalaya")
+    np.testing.assert_allclose(fast.alpha, reference.alpha, rtol=1e-6)
+    np.testing.assert_allclose(fast.band_weights * fast.alpha, reference.band_weights * reference.alpha, atol=1e-7)
+    for name in ("cv_score", "test_r", "test_r2"):
+        np.testing.assert_allclose(getattr(fast, name), getattr(reference, name), atol=1e-8)
+    g_a = fast.band_weights[0] * fast.alpha
+    assert g_a[:8].min() > 0.85 and g_a[32:].max() < 0.15   # targets 0-7 (almost) band A alone, 32-39 band B
+    sample = fast.extra["sample"]   # 7: (1, 0), band A alone; 8: (0, 1)
+    assert (sample[:8] == 7).any() and (sample[32:] == 8).any()   # some of them take a single band's sample
+    # the single-band samples are at least as good as the same bands fitted alone
+    alone = fit_banded_ridge(*data, n_iter=7, solver="fast", search="grid", return_single=True).extra["single"]
+    assert np.all(fast.cv_score >= np.maximum(alone[0]["cv_score"], alone[1]["cv_score"]) - 1e-6)
+
+
+def test_grid_search_refuses_three_bands_in_one_sentence():
+    Xs_train, Y_train, runs, Xs_test, Y_test = _two_bands(n_targets=4)
+    with pytest.raises(ValueError, match="search 'grid' takes two bands"):
+        fit_banded_ridge(Xs_train + Xs_train[:1], Y_train, runs, Xs_test + Xs_test[:1], Y_test, search="grid")
+    with pytest.raises(ValueError, match="unknown search 'lattice'"):
+        fit_banded_ridge(Xs_train, Y_train, runs, Xs_test, Y_test, search="lattice")
+
+
+def test_batches_follow_the_memory_budget_and_leave_the_numbers_unchanged():
+    """The per-band kernels, a sample's kernel and one fold are held; the targets go in batches sized from
+    memory_gb (at least 64), as fit_ridge's are, with the numbers of one batch."""
+    from encoding.ridge._banded import banded_bytes
+    from encoding.ridge import run_splits
+
+    data = _two_bands(n_targets=150)
+    whole = fit_banded_ridge(*data, n_iter=4, solver="fast")
+    assert whole.extra["n_targets_batch"] == 150
+    held, per_target = banded_bytes(2, len(data[1]), len(data[4]), run_splits(data[2]), 17, 4)
+    assert held > 3 * 8 * len(data[1]) ** 2   # the two bands' kernels and a sample's, in float64
+    budget = (held + 100 * per_target) / 2 ** 30
+    hundred = fit_banded_ridge(*data, n_iter=4, solver="fast", memory_gb=budget)
+    tiny = fit_banded_ridge(*data, n_iter=4, solver="fast", memory_gb=1e-6)
+    assert (hundred.extra["n_targets_batch"], tiny.extra["n_targets_batch"]) == (100, 64)
+    for scores in (hundred, tiny):
+        np.testing.assert_array_equal(scores.alpha, whole.alpha)
+        np.testing.assert_array_equal(scores.extra["sample"], whole.extra["sample"])
+        for name in ("cv_score", "test_r", "test_r2"):
+            np.testing.assert_allclose(getattr(scores, name), getattr(whole, name), atol=1e-6)

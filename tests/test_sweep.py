@@ -167,6 +167,36 @@ def test_changed_alphas_refit_everything_and_a_changed_flatmap_nothing(study, tm
     assert len(list((work / "fits").glob("*.h5"))) == 18
 
 
+def test_the_grid_search_refits_the_joint_fits_alone_and_refuses_three_bands(study, tmp_path, caplog, capsys):
+    config, reference = study
+    spec = yaml.safe_load(config.read_text())
+    work = reference.parent / "reference.work"
+    paths = {"features_dir": str(config.parent / "features"), "subjects": _absolute(spec, config)}
+    variant = tmp_path / "grid.yaml"
+    variant.write_text(yaml.safe_dump({**spec, **paths, "banded_search": "grid"}))
+    with caplog.at_level("INFO"):
+        assert main(["--config", str(variant), "--out", str(tmp_path / "g"), "--work-dir", str(work)]) == 0
+    assert "6 of 9 fits already done" in caplog.text   # the layer fits; the 3 joint fits are new
+    with h5py.File(tmp_path / "g" / "scores.h5") as grid, h5py.File(reference / "scores.h5") as random:
+        for subject in ("sub-01", "sub-02", "sub-03"):
+            ours, theirs = grid[f"{subject}/joint/both"], random[f"{subject}/joint/both"]
+            np.testing.assert_array_equal(grid[f"{subject}/offset/caption/layer_0/test_r"][()],
+                                          random[f"{subject}/offset/caption/layer_0/test_r"][()])
+            assert ours["test_r"].shape == theirs["test_r"].shape
+            # 5 ratios and the two bands alone against 5 random samples: the same fit quality
+            assert abs(np.nanmean(ours["cv_score"][()]) - np.nanmean(theirs["cv_score"][()])) < 0.02
+    three = {**spec, **paths, "banded_search": "grid",
+             "joint": [{"name": "three", "bands": [{"model": "offset", "instruction": "caption", "layer": k}
+                                                   for k in (0, 1, 0)]}]}
+    variant.write_text(yaml.safe_dump(three))
+    capsys.readouterr()
+    assert main(["--config", str(variant), "--out", str(tmp_path / "t"), "--work-dir", str(work)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: {variant}: field 'banded_search' is grid, which searches two bands' weight ratio; joint fit "
+        f"'three' has 3 bands (use random).")
+    assert not (tmp_path / "t").exists()
+
+
 def _absolute(spec, config):
     runs = [{**run, "path": str(config.parent / run["path"])} for run in spec["subjects"]["sub-01"]["runs"]]
     return {name: {"runs": runs} for name in spec["subjects"]}

@@ -15,10 +15,12 @@ and multiplies it with the training targets. Here:
   share of the test prediction, g_i K_test,i w, kept for its split R^2.
 
 With the same samples (``band_weight_samples``: himalaya's Dirichlet draws, the first one equal weights)
-the choices are himalaya's up to float32 rounding (3.5x faster at 1,000 TRs, two bands of 17,920
+the choices are himalaya's up to float32 rounding (3.3x faster at 1,000 TRs, two bands of 17,920
 features). ``band_weight_grid`` spaces two bands' weight ratio evenly in log instead: with the alpha
 grid it covers both bands' regularisations on a regular lattice, and its 25 ratios plus the two single
-bands reached the mean CV R^2 of 50 random samples to 1e-5 (``bench/banded.py``).
+bands, one search (``fit_banded_ridge(search="grid")``), reached the mean CV R^2 of 50 random samples to
+1e-5, 5.1x faster than himalaya's (``bench/banded.py``). Targets go in batches sized from a memory budget
+(``banded_bytes``), as ``_fast.ridge_cv``'s do.
 """
 import numpy as np
 from himalaya.backend import get_backend
@@ -26,8 +28,8 @@ from himalaya.kernel_ridge import generate_dirichlet_samples
 from himalaya.scoring import r2_score_split
 from tqdm import tqdm
 
-from ._fast import schur_inverse, select_alphas
-from ._kernel import decompose_fold, kernel_refit, linear_kernels, score_batch
+from ._fast import _CPU_BATCH, batch_size, per_target_bytes, schur_inverse, select_alphas, working_memory_gb
+from ._kernel import decompose_fold, held_bytes, kernel_refit, linear_kernels, score_batch
 from ._scoring import pearson_r, r2
 
 #: himalaya's rule: a later sample replaces a target's best only if it scores more than this higher.
@@ -170,8 +172,17 @@ def _update(best, mine, sample, gamma, scores, refit, fold, band_maps, Y, Z, Y_t
     best.test_r2_split[:, targets] = backend.to_numpy(r2_score_split(centered, split))
 
 
+def banded_bytes(n_bands, n_train, n_test, splits, n_alphas, itemsize):
+    """Memory the fast banded search holds (the per-band kernels, a sample's kernel, one fold and the refit)
+    and per target of a batch (a single-band kernel-form fit's, plus each band's test prediction)."""
+    rank, n_val = max(len(train) for train, _ in splits), max(len(val) for _, val in splits)
+    held = (n_bands + 1) * 8 * n_train * (n_train + n_test) + held_bytes(n_train, n_test, splits, n_alphas, itemsize)
+    per_target = per_target_bytes("kernel", n_train, n_test, rank, n_val, rank, len(splits), n_alphas, itemsize)
+    return held, per_target + 8 * (n_bands + 1) * n_test
+
+
 def banded_ridge_cv(Xs_train, Y_train, splits, Xs_test, Y_test, alphas, gammas, n_targets_batch=None,
-                    method="auto", progress=False, return_single=False):
+                    method="auto", progress=False, return_single=False, memory_gb=None):
     """Banded ridge in the kernel form with per-target band weights and alpha chosen by cross-validation.
 
     Parameters
@@ -185,7 +196,10 @@ def banded_ridge_cv(Xs_train, Y_train, splits, Xs_test, Y_test, alphas, gammas, 
     gammas : array of shape (n_samples, n_bands)
         Band-weight samples (``band_weight_samples`` or ``band_weight_grid``).
     n_targets_batch : int or None
-        Targets per batch (None: 2,048).
+        Upper bound on targets per batch (None: the memory budget decides, and on CPU at most 2,048).
+    memory_gb : float or None
+        Working memory beyond the arrays passed in (``banded_bytes``); sets the targets per batch. None:
+        half the memory available now (``working_memory_gb``).
     return_single : bool
         Also fit each band alone (g = one band) on the same kernels, outside the search.
 
@@ -193,7 +207,8 @@ def banded_ridge_cv(Xs_train, Y_train, splits, Xs_test, Y_test, alphas, gammas, 
     -------
     dict with numpy arrays: ``alpha_index``, ``alpha`` (n_targets,) as himalaya's best_alphas_,
     ``band_weights`` (n_bands, n_targets) g / alpha (himalaya's exp(deltas_)), ``sample`` (n_targets,),
-    ``cv_score``, ``test_r``, ``test_r2`` (n_targets,), ``test_r2_split`` (n_bands, n_targets); with
+    ``cv_score``, ``test_r``, ``test_r2`` (n_targets,), ``test_r2_split`` (n_bands, n_targets),
+    ``n_targets_batch`` (int); with
     ``return_single``, ``single`` = a list per band of dicts with ``alpha``, ``cv_score``, ``test_r``,
     ``test_r2``.
     """
@@ -204,14 +219,19 @@ def banded_ridge_cv(Xs_train, Y_train, splits, Xs_test, Y_test, alphas, gammas, 
     kernels, test_kernels = [K for K, _ in pairs], [K for _, K in pairs]
     del pairs
     share = slice(0, Y_train.shape[1])
-    batch = n_targets_batch or 2048
+    held, per_target = banded_bytes(len(kernels), Y_train.shape[0], Y_test.shape[0], splits, len(alphas),
+                                    np.dtype(dtype).itemsize)
+    memory_gb = working_memory_gb() if memory_gb is None else memory_gb
+    batch = batch_size(held, per_target, memory_gb, max(Y_train.shape[1], 1))
+    cap = _CPU_BATCH if get_backend().name in ("numpy", "torch") else None
+    batch = min(batch, n_targets_batch or batch, cap or batch)
     best = banded_kernel_cv(kernels, test_kernels, Y_train, splits, Y_test, alphas, gammas, dtype, method, batch,
                             share, progress)
     grid = alphas.astype(dtype)
     alpha = np.exp(-np.log(1 / grid))[best.alpha_index]
     out = dict(alpha_index=best.alpha_index, alpha=alpha, band_weights=gammas[best.sample].T / alpha[None, :],
                sample=best.sample, cv_score=best.cv_score, test_r=best.test_r, test_r2=best.test_r2,
-               test_r2_split=best.test_r2_split)
+               test_r2_split=best.test_r2_split, n_targets_batch=batch)
     if return_single:
         out["single"] = []
         for band in range(len(kernels)):

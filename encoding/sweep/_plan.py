@@ -136,6 +136,9 @@ def _joint_bands(config, joint, stores):
     if len(bands) < 2 or any(not {"model", "instruction", "layer"} <= set(b) for b in bands):
         raise InputError(f"{config['config_file']}: field 'joint' entries need a name and two or more bands, each "
                          f"with model, instruction and layer.")
+    if config.get("banded_search", "random") == "grid" and len(bands) != 2:
+        raise InputError(f"{config['config_file']}: field 'banded_search' is grid, which searches two bands' weight "
+                         f"ratio; joint fit '{joint.get('name', '')}' has {len(bands)} bands (use random).")
     for band in bands:
         if band["model"] not in stores:
             raise InputError(f"{config['config_file']}: field 'joint.bands.model' names '{band['model']}', which is "
@@ -201,7 +204,13 @@ def array_shapes(spec, shapes):
     return {"n_train": data["n_train"], "n_test": data["n_test"], "n_features": n_features,
             "n_targets": data["n_targets"], "n_folds": n_folds, "n_alphas": len(spec["settings"]["alphas"]),
             "n_permutations": spec["settings"]["n_permutations"] if spec["kind"] == "layer" else 0,
-            "banded_iterations": spec["settings"].get("banded_iterations", 0) if spec["kind"] == "joint" else 0}
+            "banded_iterations": _band_samples(spec["settings"]) if spec["kind"] == "joint" else 0}
+
+
+def _band_samples(settings):
+    """Band-weight samples of a joint fit: the grid adds the two single bands to its ratios."""
+    iterations = settings.get("banded_iterations", 0)
+    return iterations + 2 if settings.get("banded_search", "random") == "grid" else iterations
 
 
 def subject_shapes(subject):

@@ -47,6 +47,8 @@ def fit_settings(config, joint=False):
     settings["alphas"] = [float(a) for a in np.asarray(config["alphas"])]
     if joint:
         settings["banded_iterations"] = config["banded_iterations"]
+        if config.get("banded_search", "random") != "random":   # absent from fits made before the key existed
+            settings["banded_search"] = config["banded_search"]
     return json.loads(json.dumps(settings, default=str))
 
 
@@ -126,7 +128,9 @@ def compute_fit(spec, fit_file, write=True):
                                     return_prediction=permutations is not None), untestable)
     else:
         result = untested(fit_banded_ridge(Xs_train, Y_train, groups, Xs_test, Y_test,
-                                           n_iter=settings["banded_iterations"], **fit_args), untestable)
+                                           n_iter=settings["banded_iterations"],
+                                           search=settings.get("banded_search", "random"),
+                                           memory_gb=settings["memory_gb"], **fit_args), untestable)
     if not write:
         return spec["fingerprint"]
     fit_file = Path(fit_file)
