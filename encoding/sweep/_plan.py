@@ -204,7 +204,8 @@ def array_shapes(spec, shapes):
     return {"n_train": data["n_train"], "n_test": data["n_test"], "n_features": n_features,
             "n_targets": data["n_targets"], "n_folds": n_folds, "n_alphas": len(spec["settings"]["alphas"]),
             "n_permutations": spec["settings"]["n_permutations"] if spec["kind"] == "layer" else 0,
-            "banded_iterations": _band_samples(spec["settings"]) if spec["kind"] == "joint" else 0}
+            "banded_iterations": _band_samples(spec["settings"]) if spec["kind"] == "joint" else 0,
+            "n_bands": len(spec["shape_bands"]), "banded_search": spec["settings"].get("banded_search", "random")}
 
 
 def _band_samples(settings):
@@ -255,11 +256,44 @@ def attach_hidden_sizes(specs, stores):
     return specs
 
 
-def fit_memory_gb(shape, memory_gb):
-    """Memory one fit holds: its float32 design and responses, the folds' decompositions (float64) and
-    the solver's working budget ``memory_gb``."""
+def fit_working_set(shape, memory_gb, n_targets_batch=None):
+    """What one fit's solver holds and how it batches the targets, as the solver itself sizes them.
+
+    The kernel form holds the float64 kernels, one fold and the refit (``_kernel.held_bytes``); the primal
+    form every fold's decomposition and the full one; a fast banded fit also each band's kernels
+    (``_banded.banded_bytes``). Targets then go in batches as ``_fast.batch_size`` sizes them (at most 2,048
+    on CPU).
+
+    Returns
+    -------
+    held, per_target : bytes
+    batch : int, targets per batch
+    """
+    from ..ridge._banded import banded_bytes
+    from ..ridge._fast import _CPU_BATCH, _MIN_BATCH, per_target_bytes
+    from ..ridge._kernel import held_bytes
+
+    n_train, n_test, p, t = shape["n_train"], shape["n_test"], shape["n_features"], shape["n_targets"]
+    n_folds, n_alphas = max(shape["n_folds"], 1), shape["n_alphas"]
+    n_val = n_train // n_folds
+    n_fold = n_train - n_val
+    splits = [(range(n_fold), range(n_val))] * n_folds   # the sizes are what count
+    if shape.get("banded_iterations") and (p > n_train or shape.get("banded_search") == "grid"):
+        held, per_target = banded_bytes(shape.get("n_bands", 2), n_train, n_test, splits, n_alphas, 4)
+    elif p > n_fold:
+        held = held_bytes(n_train, n_test, splits, n_alphas, 4)
+        per_target = per_target_bytes("kernel", n_train, n_test, n_fold, n_val, n_fold, n_folds, n_alphas, 4)
+    else:   # per fold and the full fit: V (p, p), the coupling (p, p), A (n_val, p), and the test map
+        held = 8 * (n_folds + 1) * p * (2 * p + n_val + n_test)
+        per_target = per_target_bytes("primal", n_train, n_test, p, n_val, p, n_folds, n_alphas, 4)
+    free = float(memory_gb or 2.0) * 2 ** 30 - held   # as _fast.batch_size, without its warning per fit
+    batch = min(t, _MIN_BATCH) if free < _MIN_BATCH * per_target else int(min(t, free // per_target))
+    return held, per_target, max(1, min(batch, n_targets_batch or _CPU_BATCH, _CPU_BATCH))
+
+
+def fit_memory_gb(shape, memory_gb, n_targets_batch=None):
+    """Memory one fit needs: its float32 design and responses, and its solver's working set
+    (``fit_working_set``: what the solver holds and one batch of targets)."""
     n, p, t = shape["n_train"] + shape["n_test"], shape["n_features"], shape["n_targets"]
-    rank = min(p, shape["n_train"])
-    data = 4 * n * (p + t)
-    decompositions = 8 * (shape["n_folds"] + 1) * rank * (rank + shape["n_train"] // max(shape["n_folds"], 1))
-    return (data + decompositions) / 2 ** 30 + float(memory_gb or 2.0)
+    held, per_target, batch = fit_working_set(shape, memory_gb, n_targets_batch)
+    return (4 * n * (p + t) + held + batch * per_target) / 2 ** 30
