@@ -28,7 +28,7 @@ from himalaya.kernel_ridge import generate_dirichlet_samples
 from himalaya.scoring import r2_score_split
 from tqdm import tqdm
 
-from ._fast import _CPU_BATCH, batch_size, per_target_bytes, schur_inverse, select_alphas, working_memory_gb
+from ._fast import batch_for, per_target_bytes, schur_inverse, select_alphas, working_memory_gb
 from ._kernel import decompose_fold, held_bytes, kernel_refit, linear_kernels, score_batch
 from ._scoring import pearson_r, r2
 
@@ -222,9 +222,7 @@ def banded_ridge_cv(Xs_train, Y_train, splits, Xs_test, Y_test, alphas, gammas, 
     held, per_target = banded_bytes(len(kernels), Y_train.shape[0], Y_test.shape[0], splits, len(alphas),
                                     np.dtype(dtype).itemsize)
     memory_gb = working_memory_gb() if memory_gb is None else memory_gb
-    batch = batch_size(held, per_target, memory_gb, max(Y_train.shape[1], 1))
-    cap = _CPU_BATCH if get_backend().name in ("numpy", "torch") else None
-    batch = min(batch, n_targets_batch or batch, cap or batch)
+    batch = batch_for(held, per_target, memory_gb, Y_train.shape[1], n_targets_batch)
     best = banded_kernel_cv(kernels, test_kernels, Y_train, splits, Y_test, alphas, gammas, dtype, method, batch,
                             share, progress)
     grid = alphas.astype(dtype)

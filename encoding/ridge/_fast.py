@@ -653,15 +653,24 @@ def batch_bytes(decomposition, n_train, n_test, n_alphas, itemsize):
     return decomposition_bytes(decomposition), per_target
 
 
-def batch_size(held, per_target, memory_gb, n_targets):
+def batch_size(held, per_target, memory_gb, n_targets, warn=True):
     """How many targets fit in ``memory_gb`` of working memory once ``held`` bytes are held."""
     free = memory_gb * 2 ** 30 - held
     if free < _MIN_BATCH * per_target:
-        log.warning("memory_gb=%.2f leaves room for fewer than %d targets once the decomposition (%.2f GB) is "
-                    "held; using %d (memory_gb=%.1f would give batches of 1,024)", memory_gb, _MIN_BATCH,
-                    held / 2 ** 30, _MIN_BATCH, (held + 1024 * per_target) / 2 ** 30)
+        if warn:
+            log.warning("memory_gb=%.2f leaves room for fewer than %d targets once the decomposition (%.2f GB) is "
+                        "held; using %d (memory_gb=%.1f would give batches of 1,024)", memory_gb, _MIN_BATCH,
+                        held / 2 ** 30, _MIN_BATCH, (held + 1024 * per_target) / 2 ** 30)
         return min(n_targets, _MIN_BATCH)
     return int(min(n_targets, free // per_target))
+
+
+def batch_for(held, per_target, memory_gb, n_targets, n_targets_batch=None, warn=True):
+    """Targets per batch of a fit: ``batch_size``'s, at most ``n_targets_batch`` and, on CPU backends,
+    ``_CPU_BATCH``."""
+    batch = batch_size(held, per_target, memory_gb, max(n_targets, 1), warn)
+    cap = _CPU_BATCH if get_backend().name in ("numpy", "torch") else None
+    return min(batch, n_targets_batch or batch, cap or batch)
 
 
 def working_memory_gb(n_processes=1):
@@ -748,11 +757,9 @@ def ridge_cv(X_train, Y_train, splits, X_test, Y_test, alphas, form="auto", memo
     share = target_share(Y_train.shape[1], rank, world)
     n_share = share.stop - share.start
     memory_gb = working_memory_gb(world) if memory_gb is None else memory_gb
-    cap = _CPU_BATCH if backend.name in ("numpy", "torch") else None
 
     def batch_of(held, per_target):
-        batch = batch_size(held, per_target, memory_gb, max(n_share, 1))
-        return min(batch, n_targets_batch or batch, cap or batch)
+        return batch_for(held, per_target, memory_gb, n_share, n_targets_batch)
 
     if form == "kernel":
         from ._kernel import fit_kernel

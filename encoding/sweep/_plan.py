@@ -261,8 +261,7 @@ def fit_working_set(shape, memory_gb, n_targets_batch=None):
 
     The kernel form holds the float64 kernels, one fold and the refit (``_kernel.held_bytes``); the primal
     form every fold's decomposition and the full one; a fast banded fit also each band's kernels
-    (``_banded.banded_bytes``). Targets then go in batches as ``_fast.batch_size`` sizes them (at most 2,048
-    on CPU).
+    (``_banded.banded_bytes``). Targets then go in batches as the solver sizes them (``_fast.batch_for``).
 
     Returns
     -------
@@ -270,7 +269,7 @@ def fit_working_set(shape, memory_gb, n_targets_batch=None):
     batch : int, targets per batch
     """
     from ..ridge._banded import banded_bytes
-    from ..ridge._fast import _CPU_BATCH, _MIN_BATCH, per_target_bytes
+    from ..ridge._fast import batch_for, per_target_bytes
     from ..ridge._kernel import held_bytes
 
     n_train, n_test, p, t = shape["n_train"], shape["n_test"], shape["n_features"], shape["n_targets"]
@@ -286,9 +285,8 @@ def fit_working_set(shape, memory_gb, n_targets_batch=None):
     else:   # per fold and the full fit: V (p, p), the coupling (p, p), A (n_val, p), and the test map
         held = 8 * (n_folds + 1) * p * (2 * p + n_val + n_test)
         per_target = per_target_bytes("primal", n_train, n_test, p, n_val, p, n_folds, n_alphas, 4)
-    free = float(memory_gb or 2.0) * 2 ** 30 - held   # as _fast.batch_size, without its warning per fit
-    batch = min(t, _MIN_BATCH) if free < _MIN_BATCH * per_target else int(min(t, free // per_target))
-    return held, per_target, max(1, min(batch, n_targets_batch or _CPU_BATCH, _CPU_BATCH))
+    # the solver's own rule, without its warning once per fit of the plan
+    return held, per_target, batch_for(held, per_target, float(memory_gb or 2.0), t, n_targets_batch, warn=False)
 
 
 def fit_memory_gb(shape, memory_gb, n_targets_batch=None):
