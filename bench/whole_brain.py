@@ -2,6 +2,7 @@
 
     python bench/whole_brain.py --threads 1
     python bench/whole_brain.py --threads 1 --n 10000 --targets 2048,6144 --himalaya-targets 1024
+    python bench/whole_brain.py --threads 1 --whole     # the whole-brain fit itself (about 40 min)
 
 A full fit (n = 10,000 training TRs, p = 17,920 delayed features, 80,000 targets) takes about an hour of
 one core, and himalaya's several. So the fast engine (``fit_ridge``, solver "auto": the kernel form) is
@@ -14,7 +15,8 @@ whole-brain time is that line at ``--whole-brain`` targets. himalaya KernelRidge
 
 Prints each run (CPU and wall seconds, peak memory above entry and the data read), the fixed and
 per-target costs, the whole-brain CPU time, and ``--study-fits`` of them in core-hours (the issue's study:
-13,700 fits of this size).
+13,700 fits of this size). ``--whole`` instead fits all ``--whole-brain`` targets at once, as a study would,
+and prints that fit's CPU time and peak memory.
 """
 import argparse
 import os
@@ -39,6 +41,7 @@ def parse_args(argv=None):
     parser.add_argument("--himalaya-targets", type=int, default=1024, help="targets himalaya fits (0: none)")
     parser.add_argument("--whole-brain", type=int, default=80000, help="targets of one whole-brain fit")
     parser.add_argument("--study-fits", type=int, default=13700, help="whole-brain fits of the study")
+    parser.add_argument("--whole", action="store_true", help="fit all --whole-brain targets at once instead")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="BLAS and torch threads (default: as set)")
@@ -65,12 +68,17 @@ def main(argv=None):
     args = parse_args(argv)
     limit_threads(args.threads)
     print(describe_machine(), flush=True)
-    largest = max(args.targets[1], args.himalaya_targets)
+    largest = args.whole_brain if args.whole else max(args.targets[1], args.himalaya_targets)
     Y_train, Y_test, runs, train, test, layer_design = simulate(args.n, args.p, largest, args.runs, 1, args.seed)
     X = layer_design(0)
     X_train, X_test = X[train], X[test]
     del X
     alphas = np.logspace(-2, 6, 17)
+    if args.whole:
+        cpu, _ = timed("fast", "auto", X_train, Y_train, runs, X_test, Y_test, alphas)
+        print(f"one whole-brain fit ({args.whole_brain:,} targets): {cpu / 60:.1f} min CPU; {args.study_fits:,} "
+              f"such fits: {cpu * args.study_fits / 3600:,.0f} core-hours", flush=True)
+        return
     cpu, fast = {}, {}
     for t in args.targets:
         cpu[t], fast[t] = timed("fast", "auto", X_train, np.ascontiguousarray(Y_train[:, :t]), runs, X_test,

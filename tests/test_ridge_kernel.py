@@ -125,6 +125,30 @@ def test_refit_by_per_alpha_test_maps_equals_direct_solves():
     np.testing.assert_allclose(prediction, expected, atol=2e-5 * np.abs(expected).max())
 
 
+def test_refit_forms_a_per_alpha_test_map_once_its_batches_have_paid_for_it():
+    """Batches of 15 targets at one alpha, 80 validation and 80 test rows: the map pays for itself from
+    80 * 80 / 160 = 40 targets, so the first two batches are refit without it and the third forms it;
+    every batch's prediction equals the float64 direct solve."""
+    X_train, Y_train, labels, X_test, Y_test = _study(n_targets=45, n_clean=0)
+    splits = run_splits(labels)
+    alphas = np.array([30.0])
+    decomposition = _kernel.decompose_kernel(X_train, splits, X_test, alphas, "float32")
+    fold = decomposition.folds[0]
+    Y = Y_train.astype(np.float32)
+    X64 = X_train.astype(np.float64)
+    expected = X_test.astype(np.float64) @ (X64.T @ np.linalg.solve(X64 @ X64.T + 30 * np.eye(len(X64)),
+                                                                    Y_train.astype(np.float64)))
+    formed = []
+    for start in range(0, 45, 15):
+        batch = Y[:, start:start + 15]
+        prediction = _fast.refit_kernel(decomposition, batch, fold.basis.T @ batch[fold.train], alphas,
+                                        np.zeros(15, dtype=int), "float32")
+        formed.append(0 in decomposition.refit.corrections)
+        np.testing.assert_allclose(prediction, expected[:, start:start + 15], atol=2e-5 * np.abs(expected).max())
+    assert formed == [False, False, True]
+    assert int(decomposition.refit.uncorrected[0]) == 30
+
+
 def test_default_working_memory_is_half_the_available_memory(monkeypatch):
     monkeypatch.setattr(_fast, "_available_memory", lambda: 16 * 2 ** 30)
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)

@@ -260,7 +260,8 @@ def kernel_refit(kernel, test_kernel, fold, Q, val_map, alphas):
     """
     train, val = fold.train, fold.val
     stacked = get_backend().concatenate([val_map, test_kernel[:, train] @ Q], 0)
-    return Refit(stacked, {}, test_kernel[:, val], corrections={}, kernel_val=kernel[val][:, val])
+    return Refit(stacked, {}, test_kernel[:, val], corrections={}, kernel_val=kernel[val][:, val],
+                 uncorrected=np.zeros(len(alphas), dtype=np.int64))
 
 
 def decompose_kernel(X_train, splits, X_test, alphas, dtype, method="auto"):
