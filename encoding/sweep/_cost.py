@@ -5,25 +5,16 @@ training TRs, F folds, p delayed features, T targets, A alphas, r = min(p, n (F 
 fold, P permutations over B blocks of the test rows, one fit costs about
 
     c0 + c1 (F + 1) r^3                      eigendecompositions (folds and refit)
-       + c2 n p min(n, p)                    Gram or kernel products (formed once, sliced per fold)
+       + c2 F n p min(n, p)                  Gram or kernel products
        + c3 F T n r                          projections of the targets
        + c4 F T r A                          scoring every alpha
        + c5 T (P B + n_test B)               the permutation test
 
-seconds. The coefficients are fitted (non-negative least squares on relative errors: each shape's error
-as a fraction of its time) to timed fits of random arrays of a few shapes on this machine, one thread
-each (as a Dask worker runs), after one untimed fit that pays the imports and first calls, and cached in
-the cache folder per machine and version of the solver's code. Two of the shapes are in the kernel form
-at 800-1,200 TRs per fold, as a study's fits are. Checked against fits measured at p = 17,920
-(BENCHMARKS.md, dry-run section), four calibrations on this machine put a fit at 2,000-4,000 TRs at
-1.0-1.6x its time and a whole-brain fit (80,000 targets) at 9,000-10,000 TRs at 0.5-1.4x: the split
-between the eigendecomposition and per-target terms, extrapolated from small fits, moves with the
-calibration's timing noise. Before (the first fit's imports timed, absolute least squares, no
-kernel-form shapes, kernel products counted per fold) it put them at 1.7-3.7x.
-
-A banded fit is costed as ``banded_iterations`` single-band fits of all its features: each band-weight
-sample is one kernel-form fit on the summed kernels (its refit only for the targets it improves), so this
-is close to an upper bound.
+seconds. The coefficients are fitted (non-negative least squares) to timed fits of random arrays of a
+few shapes on this machine, one thread each (as a Dask worker runs), and cached in the cache folder per
+machine and version of the solver's code. A banded fit is costed as ``banded_iterations`` single-band
+fits of all its features: each band-weight sample is one kernel-form fit on the summed kernels (its refit
+only for the targets it improves), so this is close to an upper bound.
 ``bench/sweep.py`` compares the estimate with measured sweeps.
 """
 import json
@@ -40,10 +31,7 @@ log = logging.getLogger(__name__)
 _CALIBRATION = [  # (n_train, n_test, p, targets, folds, permutations)
     (300, 60, 40, 2000, 4, 0), (600, 100, 60, 4000, 5, 0), (400, 80, 800, 1500, 4, 0),
     (800, 100, 1200, 1000, 4, 0), (500, 100, 100, 3000, 4, 200), (1200, 150, 300, 2000, 6, 0),
-    (1500, 300, 4000, 1000, 5, 0), (1000, 200, 6000, 4000, 5, 0), (700, 100, 200, 6000, 5, 0),
 ]
-#: Untimed before the calibration: the imports and first calls it pays (2-3 s) are no fit's cost.
-_WARM_UP = (100, 60, 30, 10, 4, 10)
 
 
 def terms(shape):
@@ -52,7 +40,7 @@ def terms(shape):
     folds, alphas = shape["n_folds"], shape["n_alphas"]
     rank = min(p, n * (folds - 1) / folds)
     blocks = max(m // 10, 1)
-    return np.array([1.0, (folds + 1) * rank ** 3, n * p * min(n, p),
+    return np.array([1.0, (folds + 1) * rank ** 3, folds * n * p * min(n, p),
                      folds * t * n * rank, folds * t * rank * alphas,
                      t * (shape.get("n_permutations", 0) * blocks + m * blocks)], dtype=float)
 
@@ -105,6 +93,7 @@ def load_cost_model(cache_dir, calibrate_if_missing=True):
 
 def calibrate(shapes=_CALIBRATION, seed=0):
     """Fit the coefficients to timed single-thread fits of random arrays (module docstring)."""
+    from scipy.optimize import nnls
     from threadpoolctl import threadpool_limits
 
     from ..ridge import DEFAULT_ALPHAS, fit_ridge
@@ -115,7 +104,7 @@ def calibrate(shapes=_CALIBRATION, seed=0):
     with threadpool_limits(1):
         torch_threads = _torch_threads(1)
         try:
-            for index, (n, m, p, t, folds, n_perm) in enumerate([_WARM_UP] + list(shapes)):
+            for n, m, p, t, folds, n_perm in shapes:
                 X = rng.standard_normal((n + m, p)).astype(np.float32)
                 Y = (X[:, :1] + rng.standard_normal((n + m, t))).astype(np.float32)
                 groups = np.repeat(np.arange(folds), -(-n // folds))[:n]
@@ -124,33 +113,14 @@ def calibrate(shapes=_CALIBRATION, seed=0):
                                    return_prediction=bool(n_perm))
                 if n_perm:
                     permutation_test(Y[n:], result.extra["test_prediction"], block_permutations([m], 10, n_perm))
-                if index:
-                    seconds.append(time.process_time() - start)
-                    rows.append(terms({"n_train": n, "n_test": m, "n_features": p, "n_targets": t,
-                                       "n_folds": folds, "n_alphas": len(DEFAULT_ALPHAS), "n_permutations": n_perm}))
+                seconds.append(time.process_time() - start)
+                rows.append(terms({"n_train": n, "n_test": m, "n_features": p, "n_targets": t, "n_folds": folds,
+                                   "n_alphas": len(DEFAULT_ALPHAS), "n_permutations": n_perm}))
         finally:
             _torch_threads(torch_threads)
-    return fit_coefficients(np.array(rows), np.array(seconds))
-
-
-def fit_coefficients(rows, seconds):
-    """Non-negative coefficients minimising the relative errors of ``rows @ coefficients`` against ``seconds``.
-
-    Relative, not absolute: the shapes' times span a factor of 20, and absolute least squares let the
-    largest decide every coefficient (on one calibration the permutation test's came out 0 and a small
-    shape's time 4x too high).
-
-    Parameters
-    ----------
-    rows : array of shape (n_shapes, n_terms), the model's terms per timed fit
-    seconds : array of shape (n_shapes,)
-    """
-    from scipy.optimize import nnls
-
-    weighted = rows / seconds[:, None]
-    scale = weighted.max(0)
-    scale[scale == 0] = 1.0
-    coefficients, _ = nnls(weighted / scale, np.ones_like(seconds))
+    rows, seconds = np.array(rows), np.array(seconds)
+    scale = rows.max(0)
+    coefficients, _ = nnls(rows / scale, seconds)
     return coefficients / scale
 
 
