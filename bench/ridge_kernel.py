@@ -21,6 +21,13 @@ alphas are compared with it there.
 With ``--repeat`` the competitors take turns for that many rounds and each one's fastest round (CPU time)
 is the one reported and compared: on a shared machine one round's time varied by up to 12 %.
 
+``--backend torch_cuda`` runs the engine and himalaya on the GPU (himalaya's backend, float32 data; the
+referee stays in float64 on the CPU and is the float64 check): the rounds are then ranked and compared by
+wall time, the GPU's work being invisible to the CPU clock, and the peak of torch's CUDA allocations is
+printed beside the host's.
+
+    python bench/ridge_kernel.py --backend torch_cuda --repeat 2 --n 2000,3000,4000 --targets 5000
+
 Prints per configuration and competitor: CPU and wall seconds, peak resident memory above the level at the
 call and the data it reads (X and Y, train and test), max |delta r| and the fraction of same alphas
 against the referee, and the CPU-time ratio of each competitor to the fast engine. With ``--threads 1``
@@ -40,7 +47,7 @@ import scipy.linalg  # (also loads scipy's BLAS before --threads limits it)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout's code
 from encoding.ridge import fit_ridge, pearson_r, run_splits  # noqa: E402
 from _memory import PeakMemory  # noqa: E402
-from ridge_sweep import describe_machine, limit_threads, simulate  # noqa: E402
+from ridge_sweep import describe_machine, limit_threads, simulate, use_backend  # noqa: E402
 
 COMPETITORS = ("fast", "himalaya-kernel", "himalaya-kernel64")
 
@@ -63,8 +70,11 @@ def parse_args(argv=None):
                         help="rounds, the competitors taking turns in each; each one's best round is reported")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="BLAS and torch threads for every competitor (default: as set)")
+    parser.add_argument("--backend", default="numpy", choices=("numpy", "torch", "torch_cuda"),
+                        help="himalaya backend of the engine and himalaya (torch_cuda: on the GPU, timed by wall clock)")
     parser.add_argument("--json", type=Path, help="append the records (JSON lines) to this file")
     args = parser.parse_args(argv)
+    args.clock = "seconds" if args.backend == "torch_cuda" else "cpu_seconds"
     args.competitors = args.competitors.split(",")
     unknown = set(args.competitors) - set(COMPETITORS)
     if unknown or "fast" not in args.competitors:
@@ -150,10 +160,11 @@ def bench_configuration(n, p, n_targets, args):
                 results[name] = run_competitor(name, X_train, Y_train, runs, X_test, Y_test, alphas, args)
                 seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
             record = dict(n=n, p=p, targets=n_targets, competitor=name, seconds=seconds, cpu_seconds=cpu_seconds,
-                          peak_extra_gb=memory.extra_gb, data_gb=data_gb, load=os.getloadavg()[0],
-                          n_targets_batch=results[name][2], round=round_, rounds=args.repeat)
+                          peak_extra_gb=memory.extra_gb, gpu_peak_gb=memory.gpu_gb, data_gb=data_gb,
+                          load=os.getloadavg()[0], n_targets_batch=results[name][2], round=round_,
+                          rounds=args.repeat, backend=args.backend, clock=args.clock)
             print(_line(record), flush=True)
-            if name not in records or cpu_seconds < records[name]["cpu_seconds"]:
+            if name not in records or record[args.clock] < records[name][args.clock]:
                 records[name] = record
     records = [records[name] for name in args.competitors]
     if args.referee_targets:
@@ -171,9 +182,9 @@ def bench_configuration(n, p, n_targets, args):
                 k = min(int(round(args.clean * n_targets)), cols.stop)
                 record.update(clean_max_dr_vs_referee=float(np.nanmax(np.abs(r[:k] - r_referee[:k]))),
                               clean_same_alpha_vs_referee=float(np.mean(index[:k] == best[:k])))
-    fast = records[0]["cpu_seconds"]
+    fast = records[0][args.clock]
     for record in records:
-        record["x_fast"] = record["cpu_seconds"] / fast
+        record["x_fast"] = record[args.clock] / fast
         print("  " + _summary(record), flush=True)
     return records
 
@@ -181,9 +192,10 @@ def bench_configuration(n, p, n_targets, args):
 def _line(record):
     batch = f"  batches of {record['n_targets_batch']}" if record.get("n_targets_batch") else ""
     round_ = f" round {record['round'] + 1}/{record['rounds']}" if record.get("rounds", 1) > 1 else ""
+    gpu = f", GPU +{record['gpu_peak_gb']:.2f} GB" if record.get("gpu_peak_gb") is not None else ""
     return (f"n={record['n']} p={record['p']} targets={record['targets']} {record['competitor']:>17}{round_}: "
             f"{record['cpu_seconds']:8.2f} s CPU {record['seconds']:8.2f} s wall  "
-            f"peak +{record['peak_extra_gb']:.2f} GB "
+            f"peak +{record['peak_extra_gb']:.2f} GB{gpu} "
             f"(data {record['data_gb']:.2f} GB)  load {record['load']:.1f}{batch}")
 
 
@@ -196,13 +208,17 @@ def _summary(record):
             referee_part += (f"; nearly noiseless targets: max|dr| {record['clean_max_dr_vs_referee']:.1e}, same alpha "
                              f"{record['clean_same_alpha_vs_referee']:.4f}")
     best = f" (best of {record['rounds']} rounds)" if record.get("rounds", 1) > 1 else ""
-    return (f"{record['competitor']:>17}: x{record['x_fast']:.2f} of fast's CPU time{best}, memory "
-            f"{record['peak_extra_gb'] / record['data_gb']:.2f}x the data" + referee_part)
+    clock = "wall" if record.get("clock") == "seconds" else "CPU"
+    memory = record["peak_extra_gb"] if record.get("gpu_peak_gb") is None else record["gpu_peak_gb"]
+    where = "" if record.get("gpu_peak_gb") is None else "GPU "
+    return (f"{record['competitor']:>17}: x{record['x_fast']:.2f} of fast's {clock} time{best}, {where}memory "
+            f"{memory / record['data_gb']:.2f}x the data" + referee_part)
 
 
 def main(argv=None):
     args = parse_args(argv)
     limit_threads(args.threads)
+    use_backend(args.backend)
     print(describe_machine(), flush=True)
     for n, p, n_targets in itertools.product(args.n, args.p, args.targets):
         records = bench_configuration(n, p, n_targets, args)

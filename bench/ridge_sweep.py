@@ -280,6 +280,17 @@ def limit_threads(threads):
         pass
 
 
+def use_backend(name):
+    """himalaya's backend for every competitor that follows; on torch_cuda, first one small kernel-form fit so
+    that CUDA's start (context, cuBLAS and cuSOLVER handles) is timed in no competitor."""
+    from himalaya.backend import set_backend
+    set_backend(name, on_error="raise")
+    if name == "torch_cuda":
+        rng = np.random.default_rng(0)
+        X, Y = rng.standard_normal((240, 600), dtype=np.float32), rng.standard_normal((240, 8), dtype=np.float32)
+        fit_ridge(X[:200], Y[:200], np.repeat(np.arange(4), 50), X[200:], Y[200:], alphas=np.logspace(-2, 6, 17))
+
+
 def describe_machine():
     import himalaya
     import sklearn
@@ -290,7 +301,11 @@ def describe_machine():
         torch_version = f"{torch.__version__} ({torch.get_num_threads()} threads)"
     except ImportError:
         torch_version = "absent"
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+    from himalaya.backend import get_backend
+    backend = get_backend().name
+    if backend == "torch_cuda":
+        backend += f" on {torch.cuda.get_device_name()} (CUDA {torch.version.cuda})"
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, backend {backend}, "
             f"Python {platform.python_version()}, "
             f"numpy {np.__version__}, himalaya {himalaya.__version__}, scikit-learn {sklearn.__version__}, "
             f"torch {torch_version}; BLAS: {blas}; load average at start {os.getloadavg()[0]:.1f}")

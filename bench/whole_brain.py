@@ -17,6 +17,12 @@ Prints each run (CPU and wall seconds, peak memory above entry and the data read
 per-target costs, the whole-brain CPU time, and ``--study-fits`` of them in core-hours (the issue's study:
 13,700 fits of this size). ``--whole`` instead fits all ``--whole-brain`` targets at once, as a study would,
 and prints that fit's CPU time and peak memory.
+
+``--backend torch_cuda`` runs every fit on the GPU (float32 data; the first fit is preceded by a small
+untimed one that starts CUDA): times are then wall-clock seconds, and the peak of torch's CUDA allocations
+is printed beside the host's.
+
+    python bench/whole_brain.py --backend torch_cuda --whole
 """
 import argparse
 import os
@@ -30,7 +36,7 @@ import scipy.linalg  # noqa: F401  (loads scipy's BLAS before --threads limits i
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout's code
 from encoding.ridge import fit_ridge  # noqa: E402
 from _memory import PeakMemory  # noqa: E402
-from ridge_sweep import describe_machine, limit_threads, simulate  # noqa: E402
+from ridge_sweep import describe_machine, limit_threads, simulate, use_backend  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -45,6 +51,8 @@ def parse_args(argv=None):
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="BLAS and torch threads (default: as set)")
+    parser.add_argument("--backend", default="numpy", choices=("numpy", "torch", "torch_cuda"),
+                        help="himalaya backend (torch_cuda: on the GPU, timed by wall clock)")
     args = parser.parse_args(argv)
     args.targets = [int(t) for t in args.targets.split(",")]
     if len(args.targets) != 2 or args.targets[0] >= args.targets[1]:
@@ -52,22 +60,27 @@ def parse_args(argv=None):
     return args
 
 
-def timed(name, solver, X_train, Y_train, runs, X_test, Y_test, alphas):
+def timed(name, solver, X_train, Y_train, runs, X_test, Y_test, alphas, on_gpu=False):
+    """One fit; returns its time (CPU seconds, or wall seconds ``on_gpu``) and its scores."""
     data_gb = sum(a.nbytes for a in (X_train, X_test, Y_train, Y_test)) / 2 ** 30
     with PeakMemory() as memory:
         start, cpu_start = time.perf_counter(), time.process_time()
         scores = fit_ridge(X_train, Y_train, runs, X_test, Y_test, alphas=alphas, solver=solver)
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    gpu = "" if memory.gpu_gb is None else f", GPU +{memory.gpu_gb:.2f} GB ({memory.gpu_gb / data_gb:.2f}x)"
     print(f"{name:>9} {Y_train.shape[1]:6d} targets: {cpu:8.1f} s CPU {seconds:8.1f} s wall  peak "
-          f"+{memory.extra_gb:.2f} GB (data {data_gb:.2f} GB, {memory.extra_gb / data_gb:.2f}x)  "
+          f"+{memory.extra_gb:.2f} GB{gpu} (data {data_gb:.2f} GB, {memory.extra_gb / data_gb:.2f}x)  "
           f"load {os.getloadavg()[0]:.1f}", flush=True)
-    return cpu, scores
+    return (seconds if on_gpu else cpu), scores
 
 
 def main(argv=None):
     args = parse_args(argv)
     limit_threads(args.threads)
+    use_backend(args.backend)
     print(describe_machine(), flush=True)
+    on_gpu = args.backend == "torch_cuda"
+    clock, hours = ("wall", "GPU-hours") if on_gpu else ("CPU", "core-hours")
     largest = args.whole_brain if args.whole else max(args.targets[1], args.himalaya_targets)
     Y_train, Y_test, runs, train, test, layer_design = simulate(args.n, args.p, largest, args.runs, 1, args.seed)
     X = layer_design(0)
@@ -75,30 +88,30 @@ def main(argv=None):
     del X
     alphas = np.logspace(-2, 6, 17)
     if args.whole:
-        cpu, _ = timed("fast", "auto", X_train, Y_train, runs, X_test, Y_test, alphas)
-        print(f"one whole-brain fit ({args.whole_brain:,} targets): {cpu / 60:.1f} min CPU; {args.study_fits:,} "
-              f"such fits: {cpu * args.study_fits / 3600:,.0f} core-hours", flush=True)
+        cpu, _ = timed("fast", "auto", X_train, Y_train, runs, X_test, Y_test, alphas, on_gpu)
+        print(f"one whole-brain fit ({args.whole_brain:,} targets): {cpu / 60:.1f} min {clock}; {args.study_fits:,} "
+              f"such fits: {cpu * args.study_fits / 3600:,.0f} {hours}", flush=True)
         return
     cpu, fast = {}, {}
     for t in args.targets:
         cpu[t], fast[t] = timed("fast", "auto", X_train, np.ascontiguousarray(Y_train[:, :t]), runs, X_test,
-                                np.ascontiguousarray(Y_test[:, :t]), alphas)
+                                np.ascontiguousarray(Y_test[:, :t]), alphas, on_gpu)
     (t1, t2) = args.targets
     per_target = (cpu[t2] - cpu[t1]) / (t2 - t1)
     fixed = cpu[t1] - per_target * t1
     whole = fixed + per_target * args.whole_brain
-    print(f"fast: fixed {fixed:.1f} s CPU per layer, {1e3 * per_target:.2f} ms CPU per target; "
-          f"{args.whole_brain:,} targets: {whole / 60:.1f} min CPU; {args.study_fits:,} such fits: "
-          f"{whole * args.study_fits / 3600:,.0f} core-hours", flush=True)
+    print(f"fast: fixed {fixed:.1f} s {clock} per layer, {1e3 * per_target:.2f} ms {clock} per target; "
+          f"{args.whole_brain:,} targets: {whole / 60:.1f} min {clock}; {args.study_fits:,} such fits: "
+          f"{whole * args.study_fits / 3600:,.0f} {hours}", flush=True)
     np.testing.assert_array_equal(fast[t1].alpha, fast[t2].alpha[:t1])   # the same targets, the same choices
     if args.himalaya_targets:
         t = args.himalaya_targets
         himalaya_cpu, himalaya = timed("himalaya", "kernel", X_train, np.ascontiguousarray(Y_train[:, :t]), runs,
-                                       X_test, np.ascontiguousarray(Y_test[:, :t]), alphas)
+                                       X_test, np.ascontiguousarray(Y_test[:, :t]), alphas, on_gpu)
         ours = fixed + per_target * t
         same = np.mean(himalaya.alpha == fast[t1].alpha[:t]) if t <= t1 else float("nan")
         dr = np.nanmax(np.abs(himalaya.test_r - fast[t1].test_r[:t])) if t <= t1 else float("nan")
-        print(f"himalaya at {t:,} targets: {himalaya_cpu:.1f} s CPU, x{himalaya_cpu / ours:.2f} the fast line "
+        print(f"himalaya at {t:,} targets: {himalaya_cpu:.1f} s {clock}, x{himalaya_cpu / ours:.2f} the fast line "
               f"there ({ours:.1f} s); same alpha {same:.4f}, max|dr| {dr:.1e}", flush=True)
 
 
