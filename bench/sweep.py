@@ -169,7 +169,7 @@ def bench_study(args):
           f"instructions, hidden "
           f"{args.hidden} x 5 delays = {5 * args.hidden} features, 4 subjects, {n_runs} runs of {trs} TRs "
           f"({n_runs * trs} TRs, one test run), {targets} targets, 17 alphas, 1,000 permutations; the cost model "
-          f"calibrated on small fits here and extrapolated (BENCHMARKS.md says how far to trust it)")
+          f"counting the solver's work at rates timed here (BENCHMARKS.md says how far to trust it)")
     print(json.dumps({"folder": str(folder)}))
 
 

@@ -1,21 +1,32 @@
 """How long a fit takes on this machine: a cost model of the ridge solver, calibrated here.
 
-The fast solver's time is a fixed cost per decomposition plus costs per target (BENCHMARKS.md). With n
-training TRs, F folds, p delayed features, T targets, A alphas, r = min(p, n (F - 1) / F) the rank of a
-fold, P permutations over B blocks of the test rows, one fit costs about
+The fast solver's time is mostly matrix products and eigendecompositions whose sizes are known from the
+fit's shape, so the model counts them and prices them at rates measured on this machine. With n training
+TRs, F folds of v = n / F validation TRs, r = n - v training TRs per fold, m test TRs, p delayed
+features, T targets, A alphas, P permutations over B blocks of the test rows, one fit costs
 
-    c0 + c1 (F + 1) r^3                      eigendecompositions (folds and refit)
-       + c2 F n p min(n, p)                  Gram or kernel products
-       + c3 F T n r                          projections of the targets
-       + c4 F T r A                          scoring every alpha
-       + c5 T (P B + n_test B)               the permutation test
+    c_eig32 E32 + c_eig64 E64 + c_mac W          counted work at measured rates
+       + c0 + c1 T (n + m) + c2 T (P + m) B      fitted overheads
 
-seconds. The coefficients are fitted (non-negative least squares) to timed fits of random arrays of a
-few shapes on this machine, one thread each (as a Dask worker runs), and cached in the cache folder per
-machine and version of the solver's code. A banded fit is costed as ``banded_iterations`` single-band
-fits of all its features: each band-weight sample is one kernel-form fit on the summed kernels (its refit
-only for the targets it improves), so this is close to an upper bound.
-``bench/sweep.py`` compares the estimate with measured sweeps.
+seconds, where (``work``, following ``encoding.ridge``'s kernel and primal forms, the same choice of form
+and, per fold, of partial fractions or direct scoring as the solver makes):
+
+- E32 = F r^3, the kernel form's float32 fold decompositions; E64 = (F + 1) p^3, the primal form's
+  float64 ones (folds and refit);
+- W, multiply-adds in float32 units (a float64 one counted twice, as the solver counts them): the
+  kernels or Grams, each fold's validation map and coupling, the refit's maps, and per target each fold's
+  projection, its scoring of every alpha and the refit's prediction.
+
+The rates c_eig32, c_eig64 and c_mac come from timed decompositions and products of a few hundred to a
+thousand rows (``measure_rates``); the overheads (a fixed cost per fit, per target and TR, and the
+permutation test) are fitted by non-negative least squares to what remains of a few small timed fits once
+the counted work is taken off. All timings run on one thread (as a Dask worker runs) and are cached in
+the cache folder per machine and version of the solver's and this model's code. A banded fit is costed
+as ``banded_iterations`` single-band fits of all its features: each band-weight sample is one kernel-form
+fit on the summed kernels (its refit only for the targets it improves), so this is close to an upper bound.
+An earlier model fitted one coefficient per term to small fits alone and put a 7B model's whole-brain fit
+(9,000 TRs, p = 17,920, 80,000 targets) at 0.69x its measured time. ``bench/sweep.py`` compares the
+estimate with measured sweeps, ``bench/whole_brain.py`` with one large fit.
 """
 import json
 import logging
@@ -31,28 +42,59 @@ log = logging.getLogger(__name__)
 _CALIBRATION = [  # (n_train, n_test, p, targets, folds, permutations)
     (300, 60, 40, 2000, 4, 0), (600, 100, 60, 4000, 5, 0), (400, 80, 800, 1500, 4, 0),
     (800, 100, 1200, 1000, 4, 0), (500, 100, 100, 3000, 4, 200), (1200, 150, 300, 2000, 6, 0),
+    (600, 120, 2400, 2000, 5, 0),
 ]
+#: Sizes of the timed decompositions and products that set the rates.
+_RATE_SIZES = {"eig32": 1024, "eig64": 512, "mac": 1024}
 
 
-def terms(shape):
-    """The model's terms (module docstring) for one fit's sizes (``_plan.array_shapes``)."""
-    n, m, p, t = shape["n_train"], shape["n_test"], shape["n_features"], shape["n_targets"]
-    folds, alphas = shape["n_folds"], shape["n_alphas"]
-    rank = min(p, n * (folds - 1) / folds)
+def _fold_scoring(rank, n_val, n_alphas, kernel):
+    """Multiply-adds per target of one fold's alpha scoring, as ``_fast._fractions_if_cheaper`` chooses:
+    partial fractions (the coupling in float32 with a float64 band, the float64 sums over alphas, and the
+    kernel form's b = A^T y_val) or every alpha's prediction directly."""
+    from ..ridge._fast import _MIN_BLOCK
+    fractions = rank ** 2 + 6 * rank * _MIN_BLOCK + 4 * n_alphas * rank + (n_val * rank if kernel else 0)
+    return min(fractions, n_alphas * n_val * rank)
+
+
+def work(shape):
+    """Counted work of one fit (module docstring): E32, E64 and W for ``_plan.array_shapes``'s sizes."""
+    n, m, p, t = (float(shape[k]) for k in ("n_train", "n_test", "n_features", "n_targets"))
+    folds, alphas = int(shape["n_folds"]), int(shape["n_alphas"])
+    v = n / folds
+    r = n - v
+    if p > r:   # the kernel form (``choose_form``)
+        fixed = 2 * (n * n / 2 + m * n) * p           # K and K_test in float64
+        fixed += folds * 2 * v * r * r                # each fold's A = K_val,train Q and H = A^T A
+        fixed += 2 * m * r * r                        # the refit's K_test,f Q (float64)
+        # per alpha chosen (about ten of 17 on whole-brain targets): its Schur inverse and its test map
+        fixed += 2 * min(alphas, 10) * (v * v * r + v ** 3 + m * v * r)
+        per_target = folds * (r * r + _fold_scoring(r, v, alphas, True))   # Q^T y and the scoring
+        per_target += 2 * ((v + m) * r + v * v + m * v)                   # the refit (float64)
+        return np.array([folds * r ** 3, 0.0, fixed + t * per_target])
+    fixed = 2 * n * p * p + folds * 2 * 2 * v * p * p + 2 * m * p * p   # Grams, A and H per fold, test map
+    per_target = n * p + folds * (v * p + p * p + _fold_scoring(p, v, alphas, False)) + p * p + m * p
+    return np.array([0.0, (folds + 1) * p ** 3, fixed + t * per_target])
+
+
+def overheads(shape):
+    """The fitted terms (module docstring): 1, T (n + m), T (P + m) B."""
+    n, m, t = shape["n_train"], shape["n_test"], shape["n_targets"]
     blocks = max(m // 10, 1)
-    return np.array([1.0, (folds + 1) * rank ** 3, folds * n * p * min(n, p),
-                     folds * t * n * rank, folds * t * rank * alphas,
-                     t * (shape.get("n_permutations", 0) * blocks + m * blocks)], dtype=float)
+    return np.array([1.0, t * (n + m), t * (shape.get("n_permutations", 0) + m) * blocks], dtype=float)
 
 
 class CostModel:
-    """Seconds and gigabytes of one fit on this machine."""
+    """Seconds of one fit on this machine: ``coefficients`` are the rates c_eig32, c_eig64, c_mac and the
+    overheads c0, c1, c2 (module docstring)."""
 
     def __init__(self, coefficients):
         self.coefficients = np.asarray(coefficients, dtype=float)
+        if self.coefficients.shape != (6,):
+            raise ValueError(f"cost model: 6 coefficients expected, got {self.coefficients.shape}")
 
     def seconds(self, shape):
-        single = float(terms(shape) @ self.coefficients)
+        single = float(np.concatenate([work(shape), overheads(shape)]) @ self.coefficients)
         iterations = shape.get("banded_iterations") or 0
         return single * iterations if iterations else single
 
@@ -63,7 +105,7 @@ def _machine_key():
 
     import numpy
     solver = hashlib.sha1()
-    for source in sorted((Path(__file__).resolve().parents[1] / "ridge").glob("*.py")):
+    for source in sorted((Path(__file__).resolve().parents[1] / "ridge").glob("*.py")) + [Path(__file__)]:
         solver.update(source.read_bytes())
     return (f"{platform.node()}-{platform.machine()}-{os.cpu_count()}-numpy{numpy.__version__}"
             f"-ridge{solver.hexdigest()[:12]}")
@@ -77,7 +119,7 @@ def load_cost_model(cache_dir, calibrate_if_missing=True):
     except ValueError:
         cached = {}
     key = _machine_key()
-    if key in cached:
+    if key in cached and len(cached[key]) == 6:
         return CostModel(cached[key])
     if not calibrate_if_missing:
         return None
@@ -91,9 +133,52 @@ def load_cost_model(cache_dir, calibrate_if_missing=True):
     return CostModel(coefficients)
 
 
-def calibrate(shapes=_CALIBRATION, seed=0):
-    """Fit the coefficients to timed single-thread fits of random arrays (module docstring)."""
+def measure_rates(sizes=_RATE_SIZES, seed=0):
+    """Seconds per unit of work on this thread: a float32 eigendecomposition (per r^3, scipy's
+    divide-and-conquer driver, as the kernel form's folds), a float64 one (per p^3, as the primal form's:
+    ``_fast._eigh_descending``) and a float32 matrix product (per multiply-add, as the targets' products);
+    each the fastest of three."""
+    import scipy.linalg
+
+    from ..ridge._fast import _eigh_descending
+    rng = np.random.default_rng(seed)
+
+    def fastest(call):
+        times = []
+        for _ in range(3):
+            start = time.process_time()
+            call()
+            times.append(time.process_time() - start)
+        return min(times)
+
+    k = sizes["eig32"]
+    X = rng.standard_normal((k, 2 * k)).astype(np.float32)
+    kernel32 = X @ X.T
+    eig32 = fastest(lambda: scipy.linalg.eigh(kernel32, driver="evd", check_finite=False)) / k ** 3
+    k = sizes["eig64"]
+    X = rng.standard_normal((2 * k, k))
+    gram = X.T @ X
+    eig64 = fastest(lambda: _eigh_descending(gram)) / k ** 3
+    k = sizes["mac"]
+    A, B = rng.standard_normal((k, k), dtype=np.float32), rng.standard_normal((k, 2 * k), dtype=np.float32)
+    mac = fastest(lambda: A @ B) / (2 * k ** 3)
+    return np.array([eig32, eig64, mac])
+
+
+def fit_overheads(rows, seconds):
+    """Non-negative overheads whose sum over ``rows`` (fits x ``overheads`` terms) comes closest to
+    ``seconds`` relative to each fit's time, so that the shortest fits count as much as the longest."""
     from scipy.optimize import nnls
+    rows, seconds = np.asarray(rows, dtype=float), np.asarray(seconds, dtype=float)
+    weights = 1 / np.maximum(seconds, 1e-3)
+    scale = np.maximum(rows.max(0), 1e-300)
+    coefficients, _ = nnls(rows / scale * weights[:, None], seconds * weights)
+    return coefficients / scale
+
+
+def calibrate(shapes=_CALIBRATION, seed=0):
+    """The rates (``measure_rates``) and the overheads fitted to timed single-thread fits of random arrays
+    (module docstring), after one untimed fit that pays for the imports."""
     from threadpoolctl import threadpool_limits
 
     from ..ridge import DEFAULT_ALPHAS, fit_ridge
@@ -104,7 +189,7 @@ def calibrate(shapes=_CALIBRATION, seed=0):
     with threadpool_limits(1):
         torch_threads = _torch_threads(1)
         try:
-            for n, m, p, t, folds, n_perm in shapes:
+            for index, (n, m, p, t, folds, n_perm) in enumerate([shapes[0]] + list(shapes)):
                 X = rng.standard_normal((n + m, p)).astype(np.float32)
                 Y = (X[:, :1] + rng.standard_normal((n + m, t))).astype(np.float32)
                 groups = np.repeat(np.arange(folds), -(-n // folds))[:n]
@@ -113,15 +198,18 @@ def calibrate(shapes=_CALIBRATION, seed=0):
                                    return_prediction=bool(n_perm))
                 if n_perm:
                     permutation_test(Y[n:], result.extra["test_prediction"], block_permutations([m], 10, n_perm))
+                if index == 0:   # the warm-up
+                    continue
+                shape = {"n_train": n, "n_test": m, "n_features": p, "n_targets": t, "n_folds": folds,
+                         "n_alphas": len(DEFAULT_ALPHAS), "n_permutations": n_perm}
                 seconds.append(time.process_time() - start)
-                rows.append(terms({"n_train": n, "n_test": m, "n_features": p, "n_targets": t, "n_folds": folds,
-                                   "n_alphas": len(DEFAULT_ALPHAS), "n_permutations": n_perm}))
+                rows.append((work(shape), overheads(shape)))
+            rates = measure_rates(seed=seed)
         finally:
             _torch_threads(torch_threads)
-    rows, seconds = np.array(rows), np.array(seconds)
-    scale = rows.max(0)
-    coefficients, _ = nnls(rows / scale, seconds)
-    return coefficients / scale
+    counted = np.array([w @ rates for w, _ in rows])
+    remaining = np.maximum(np.array(seconds) - counted, 0.0)
+    return np.concatenate([rates, fit_overheads([o for _, o in rows], remaining)])
 
 
 def _torch_threads(n):
