@@ -138,7 +138,7 @@ def _dry_run(config, out, stores, prompts, instructions, layers, feature_rows):
     def estimate(spec):
         shape = array_shapes(spec, shapes)
         return model.seconds(shape), fit_memory_gb(shape, config["memory_gb"], config["n_targets_batch"])
-    return describe_plan(specs, work, estimate)
+    return describe_plan(specs, work, estimate, config["backend"])
 
 
 def _write_outputs(config, partial, out, stores, prompts, instructions, layers, n_layers, subjects, specs, work):

@@ -78,3 +78,19 @@ def test_the_calibration_is_cached_per_machine_and_reused(tmp_path, monkeypatch)
     cached = json.loads((tmp_path / "cost_model.json").read_text())
     assert list(cached.values()) == [coefficients.tolist()]
     assert load_cost_model(tmp_path / "elsewhere", calibrate_if_missing=False) is None
+
+
+def test_the_dry_run_says_its_estimate_is_for_cpu_cores_when_the_fits_run_on_a_gpu(tmp_path):
+    from encoding.sweep import describe_plan
+    from encoding.sweep._work import WorkFolder
+
+    work = WorkFolder(tmp_path / "study.work", create=False)
+    specs = [{"subject": "sub-01", "kind": "layer", "bands": [{"model": "qwen"}], "fingerprint": f"f{i}"}
+             for i in range(3)]
+    estimate = lambda spec: (3600.0, 1.5)  # noqa: E731  (one hour and 1.5 GB per fit)
+    on_cpu = describe_plan(specs, work, estimate, "numpy")
+    on_gpu = describe_plan(specs, work, estimate, "torch_cuda")
+    assert "3 fits, 0 already done" in on_cpu and "3.00 CPU core-hours" in on_cpu and "GPU" not in on_cpu
+    assert on_gpu.startswith(on_cpu)
+    assert on_gpu[len(on_cpu):] == ("\nThe fits are set to run on the GPU (backend torch_cuda): this estimate is what "
+                                    "one CPU core of this machine would take; the cost model has no GPU rates.")

@@ -162,8 +162,11 @@ def report_changes(specs, work):
                     "again", work.path, count, name)
 
 
-def describe_plan(specs, work, estimate=None):
+def describe_plan(specs, work, estimate=None, backend="numpy"):
     """The dry run's table: fits per subject and model, how many are done, memory and time (``estimate``).
+
+    ``backend``: the fits' himalaya backend. The cost model is calibrated on this machine's CPU, so for
+    GPU backends the text says that the estimate is not theirs.
 
     Returns
     -------
@@ -193,6 +196,9 @@ def describe_plan(specs, work, estimate=None):
         lines.append(f"Estimated compute for the {total - done} fits left: {hours:,.2f} CPU core-hours on this "
                      f"machine (one fit per core; divide by the workers); the largest fit needs about "
                      f"{table['memory_gb'].max():.2f} GB.")
+        if backend in ("torch_cuda", "cupy"):
+            lines.append(f"The fits are set to run on the GPU (backend {backend}): this estimate is what one CPU core "
+                         f"of this machine would take; the cost model has no GPU rates.")
     return "\n".join(lines)
 
 
