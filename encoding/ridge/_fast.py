@@ -302,12 +302,20 @@ def _fractions_if_cheaper(form, eigenvalues, val_gram, n_val, alphas, method="au
     n_pairs = sum((b - a) * (b - a - 1) // 2 for a, b in clusters)
     width = band_width(eigenvalues, clusters, alpha_min) if dtype != "float64" else None
     block = None if width is None or 6 * max(width, _MIN_BLOCK) >= rank else max(width, _MIN_BLOCK)
+    fractions, direct = scoring_costs(form, rank, n_val, n_alphas, block, n_pairs)
+    if method == "direct" or (method == "auto" and fractions >= direct):
+        return None
+    return partial_fractions(eigenvalues, val_gram(), clusters, block, dtype)
+
+
+def scoring_costs(form, rank, n_val, n_alphas, block=None, n_pairs=0):
+    """Multiply-adds per target and fold of scoring every alpha (``_fractions_if_cheaper``'s counts):
+    (by partial fractions, directly). ``block``: the float64 band's block of a float32 coupling, None for
+    a float64 coupling; ``n_pairs``: pairs of near-equal eigenvalues summed exactly."""
     coupling = 2 * rank ** 2 if block is None else rank ** 2 + 6 * rank * block
     fractions = coupling + 2 * n_alphas * (2 * rank + n_pairs) + 6 * n_pairs
     fractions += n_val * rank if form == "kernel" else 0
-    if method == "direct" or (method == "auto" and fractions >= n_alphas * n_val * rank):
-        return None
-    return partial_fractions(eigenvalues, val_gram(), clusters, block, dtype)
+    return fractions, n_alphas * n_val * rank
 
 
 def decompose_primal(X_train, splits, X_test, alphas, dtype, method="auto"):

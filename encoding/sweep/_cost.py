@@ -50,11 +50,10 @@ _RATE_SIZES = {"eig32": 1024, "eig64": 512, "mac": 1024}
 
 def _fold_scoring(rank, n_val, n_alphas, kernel):
     """Multiply-adds per target of one fold's alpha scoring, as ``_fast._fractions_if_cheaper`` chooses:
-    partial fractions (the coupling in float32 with a float64 band, the float64 sums over alphas, and the
-    kernel form's b = A^T y_val) or every alpha's prediction directly."""
-    from ..ridge._fast import _MIN_BLOCK
-    fractions = rank ** 2 + 6 * rank * _MIN_BLOCK + 4 * n_alphas * rank + (n_val * rank if kernel else 0)
-    return min(fractions, n_alphas * n_val * rank)
+    partial fractions (a float32 coupling with a float64 band of the smallest block, no pairs) or every
+    alpha's prediction directly, whichever costs less (``_fast.scoring_costs``)."""
+    from ..ridge._fast import _MIN_BLOCK, scoring_costs
+    return min(scoring_costs("kernel" if kernel else "primal", rank, n_val, n_alphas, _MIN_BLOCK))
 
 
 def work(shape):
