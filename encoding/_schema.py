@@ -102,6 +102,25 @@ class Extraction(_Section):
     video_max_pixels: Any = _field(None, "per-frame pixel cap of the Qwen families")
 
 
+class Transcript(_Section):
+    """Features stores built from a word table (``extractors.transcript``) before fitting."""
+    words: Optional[StrictStr] = _field(None, "word table (TSV/CSV: onset, offset or duration, word, optional run) "
+                                              "that the stores of `word_rate`, `minilm` and language models in "
+                                              "`models` are built from", "a file")
+    onset_offset: Number = _field(0, "seconds added to every onset so that 0 is the first kept volume of the run",
+                                  "a number of seconds")
+    run: StrictStr = _field("run-1", "the stimulus run of a word table without a `run` column", "a run name")
+    context: StrictStr = _field("words:20", "how each word is read: `words:N` (its N preceding words) or "
+                                            "`sentences:N`", "UNIT:SIZE such as words:20")
+    pooling: Literal["last_token", "token_mean"] = _field("last_token", "a word's vector: its last token's state "
+                                                                         "or the mean over its tokens",
+                                                          "last_token or token_mean")
+    batch_size: Positive = _field(16, "contexts per forward pass", "a whole number >= 1")
+    tables: dict[str, StrictStr] = _field({}, "model name -> a per-TR table (a row per TR, e.g. a dataset's "
+                                              "sound-power regressor) stored as that model's one layer",
+                                          "a mapping of model name to file")
+
+
 class EncodingConfig(_Section):
     """Every key of an ``encoding.run`` config, in the order the reference lists them."""
     name: Optional[StrictStr] = _field(None, "names the output folder when `out` is not given "
@@ -116,6 +135,9 @@ class EncodingConfig(_Section):
     stimuli: Optional[StrictStr] = _field(None, "movie files (a folder, one file per stimulus run): extract the "
                                                 "features a store lacks first", "a folder")
     extraction: Extraction = _field({}, "settings of the feature extraction (extractors.run)")
+    transcript: Transcript = _field({"words": None, "onset_offset": 0, "run": "run-1", "context": "words:20",
+                                     "pooling": "last_token", "batch_size": 16, "tables": {}}, "build the stores of `models` from a word table (word_rate, minilm, a "
+                                        "language model by Hub id or `model_paths` folder) or per-TR tables first")
     model_paths: dict[str, StrictStr] = _field({}, "model name -> local folder of its weights",
                                                "a mapping of model name to folder")
     instructions: Names = _field("caption", "an instruction name, a comma list, a list or `all`",
@@ -128,6 +150,11 @@ class EncodingConfig(_Section):
                                           "{path, dataset, ...} for HDF5", "a mapping of subject to runs")
     runs: Any = _field(None, "a place for a YAML anchor that subjects reuse; not read otherwise")
     test_runs: Names = _field([], "stimulus runs held out for testing (only scored)", "a list of stimulus runs")
+    segments: dict[str, Union[Annotated[StrictInt, _at_least(2)], list[list[StrictInt]]]] = _field(
+        {}, "stimulus run -> N contiguous parts, or [[start, stop], ...] TR ranges (0-based, stop excluded): a "
+            "long run cut into parts that CV and `test_runs` use like runs (part k of run-1 is `run-1:k`); TRs "
+            "within the longest delay of a test part are left out of training",
+        "a mapping of stimulus run to a number >= 2 or a list of [start, stop] TR ranges")
     cv_folds: Optional[Annotated[StrictInt, _at_least(2)]] = _field(
         None, "folds over the training stimuli (default: leave one stimulus out)", "a whole number >= 2 or null")
     delays: list[StrictInt] = _field([1, 2, 3, 4, 5], "FIR delays in TRs, applied within each run",

@@ -26,6 +26,7 @@ from .outputs.native_maps import write_native_maps
 from .outputs.group_tests import group_tests
 from .outputs.report import write_report
 from .outputs.scores_file import ScoresFile
+from .design import EmptySubjectError
 from .partition import VariancePartition, roi_partition_rows
 from .ridge._distributed import barrier, launcher_world, main_process_first
 from .roi_sets import check_rois, roi_networks
@@ -85,6 +86,10 @@ def run_analysis(config, overwrite=False, dry_run=False):
     check_rois(config)                      # from headers only: an atlas the space lacks stops here
     if config["stimuli"] and not dry_run:
         extract_missing(config)
+    if (config["transcript"]["words"] or config["transcript"]["tables"]) and not dry_run:
+        from .transcript_stores import ensure_transcript_stores
+        with main_process_first(on_cuda):
+            ensure_transcript_stores(config)
     stores = open_stores(config)
     try:
         prompts, instructions = _instructions(config, stores)
@@ -95,7 +100,7 @@ def run_analysis(config, overwrite=False, dry_run=False):
             return None, _dry_run(config, out, stores, prompts, instructions, layers, feature_rows)
         with main_process_first(on_cuda):   # rank 0 caches the responses, the others read them
             work = WorkFolder(work_folder(config, out))
-            subjects = {s: prepare_subject(config, s, feature_rows, work) for s in _subjects(config)}
+            subjects = _prepare_subjects(config, feature_rows, work)
             specs = plan_fits(config, subjects, stores, prompts, instructions, layers, work)
         barrier(on_cuda)                    # every process has planned before any fit file appears
         if rank == 0:
@@ -131,7 +136,7 @@ def _dry_run(config, out, stores, prompts, instructions, layers, feature_rows):
             shapes[name] = subject_shapes(subjects[name])
         else:   # never prepared: no fit of it can be done; sizes from the files' headers
             shapes[name] = header_shapes(config, name, feature_rows)
-            subjects[name] = Subject(None, {}, [], cache, "not prepared", shapes[name]["stimulus_runs"])
+            subjects[name] = Subject(None, {}, [], cache, "not prepared", shapes[name]["store_runs"])
     specs = attach_hidden_sizes(plan_fits(config, subjects, stores, prompts, instructions, layers, work), stores)
     model = load_cost_model(config["cache_dir"])
 
@@ -300,6 +305,24 @@ def _subjects(config):
     if not config["subjects"]:
         raise InputError(f"{config['config_file']}: field 'subjects' is empty.")
     return list(config["subjects"])
+
+
+def _prepare_subjects(config, feature_rows, work):
+    """Every subject's prepared responses; a subject with nothing to fit (every target NaN or constant, such
+    as time courses of zeros) is left out with its sentence logged, and stops the run when it is the only one."""
+    subjects, excluded = {}, []
+    for name in _subjects(config):
+        try:
+            subjects[name] = prepare_subject(config, name, feature_rows, work)
+        except EmptySubjectError as err:
+            excluded.append(err)
+            log.warning("excluded: %s", err)
+    if not subjects:
+        raise excluded[0]
+    if excluded:
+        log.warning("%d of %d subjects excluded (nothing to fit); the analysis goes on with %d", len(excluded),
+                    len(excluded) + len(subjects), len(subjects))
+    return subjects
 
 
 def _assemble_subject(config, name, subject, specs, work, scores, stores, instructions, layers, n_layers, partial):

@@ -26,7 +26,7 @@ MAPPING_LABEL = "<config mapping>"
 DEFAULTS = _schema.defaults()
 NESTED_KEYS = {key: set(section.model_fields) for key, section in _schema.sections().items()}
 # nested mappings whose keys a config may give in part; the others fill in from DEFAULTS
-MERGED_KEYS = ("noise_ceiling",)
+MERGED_KEYS = ("noise_ceiling", "transcript")
 CEILING_METHODS = _schema.CEILING_METHODS
 DEFAULT_FLATMAPS = ("noise_ceiling", "normalized_r", "best_layer", "best_instruction", "unique_variance")
 
@@ -160,7 +160,8 @@ def expand_path(value, config, base_dir=None, **fields):
     text = str(value).format(cache=config["cache_dir"], **fields)
     path = Path(os.path.expanduser(text))
     if not path.is_absolute() and base_dir is not None:
-        path = Path(base_dir) / path
+        # "configs/../data/x" as "data/x": paths are named in messages and tables
+        path = Path(os.path.normpath(Path(base_dir) / path))
     return path
 
 

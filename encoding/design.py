@@ -12,7 +12,20 @@ features that delayed rows need:
 
 Targets are fitted when they are finite and not constant in every *training* run; one that is
 constant (or NaN) only in a test run is still fitted, and its test scores are NaN.
+
+Segments. A run cut into ``segments`` (one long story, Narratives or Alice style) gives CV and the test
+split parts to use like runs: segment k of ``run-1`` is the stimulus run ``run-1:k`` (``test_runs`` may
+name it). The run is aligned, its features delayed and its ``trim`` dropped as a whole (delays never
+cross the run's own boundaries, and a segment's first TRs see the stimulus before it); then:
+
+- each test segment is kept whole, and the training TRs within ``max |delay|`` TRs of it (before and
+  after) are dropped, so no training TR's delayed stimulus window reaches into a test segment's
+  stimulus, nor a test TR's into a training segment's responses;
+- the features are z-scored over the run's rows outside the test segments and their gaps (a run held
+  out whole is z-scored over itself, as in the reference recipe): nothing is fitted on test TRs;
+- the responses are detrended and z-scored within each segment, as within each run.
 """
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +58,15 @@ class SubjectData:
     train: list = field(default_factory=list)   # indices of the training runs
     test: list = field(default_factory=list)    # indices of the test runs (scored only)
     untestable: np.ndarray = None               # (n_targets,) fitted, but NaN/constant in a test run
+    # Where each entry's rows come from, for runs cut into segments (None: whole runs, ``trim`` dropped):
+    feature_runs: list = None    # the store run each entry reads (its parent run for a segment)
+    rows: list = None            # (start, stop) of the entry's rows in its run's aligned rows
+    fit_rows: list = None        # per entry, the (start, stop) ranges its run's feature z-score is fitted on,
+                                 # or None for the run's aligned rows
+
+    def __post_init__(self):
+        if self.feature_runs is None:
+            self.feature_runs = list(self.stimulus_runs)
 
     @property
     def n_targets(self):
@@ -91,32 +113,128 @@ def load_subject(config, subject, feature_rows):
         files.append(name)
     space = check_same_space(spaces, files)
 
-    trim = config["trim"]
-    bold, n_keep, stimulus_runs, names = [], [], [], []
+    bold, n_keep, stimulus_runs, names, trs, entry_files = [], [], [], [], [], []
+    feature_runs, rows, fit_rows = [], [], []
     for (run, data), name in zip(loaded, files):
         stimulus = str(run["stimulus_run"])
         if stimulus not in feature_rows:
             raise InputError(f"{name}: field 'stimulus_run' is '{stimulus}', which no features store holds; "
                              f"stores hold: {', '.join(feature_rows)}.")
         n = data.shape[0]
-        for store_path, rows, store_tr in feature_rows[stimulus]:
+        for store_path, n_rows, store_tr in feature_rows[stimulus]:
             if store_tr is not None and abs(float(store_tr) - float(run["tr"])) > 1e-3:
                 raise InputError(f"{name}: field 'tr' is {run['tr']} s but {store_path} holds features "
                                  f"computed at a TR of {store_tr} s.")
-            n = min(n, aligned_length(rows, data.shape[0], config["tr_tolerance"], store_path, name))
-        n_keep.append(n)
-        bold.append(preprocess_run(data[:n], trim.get("start", 0), trim.get("end", 0),
-                                   detrend=config["detrend"], zscore=config["zscore"]))
-        stimulus_runs.append(stimulus)
-        names.append(stimulus if stimulus not in names else f"{stimulus}#{names.count(stimulus) + 1}")
+            n = min(n, aligned_length(n_rows, data.shape[0], config["tr_tolerance"], store_path, name))
+        parts, fitted_on = run_parts(config, stimulus, n, name)
+        for part, (start, stop) in parts:
+            n_keep.append(n)
+            bold.append(preprocess_run(data[start:stop], detrend=config["detrend"], zscore=config["zscore"]))
+            stimulus_runs.append(part)
+            names.append(part if part not in names else f"{part}#{stimulus_runs.count(part)}")
+            feature_runs.append(stimulus)
+            rows.append((start, stop))
+            fit_rows.append(fitted_on)
+            trs.append(float(run["tr"]))
+            entry_files.append(name)
     train, test = split_runs(config, subject, stimulus_runs)
     valid = ~find_bad_targets([bold[i] for i in train])
     if not valid.any():
-        raise InputError(f"{files[train[0]]}: every target of {subject} is NaN or constant in some training run "
-                         f"(field 'subjects.{subject}.runs'); nothing can be fitted.")
+        raise EmptySubjectError(f"{entry_files[train[0]]}: every target of {subject} is NaN or constant in some "
+                                f"training run (field 'subjects.{subject}.runs'); nothing can be fitted.")
     untestable = valid & find_bad_targets([bold[i] for i in test])
-    return SubjectData(subject, names, stimulus_runs, files, n_keep, bold, valid, space,
-                       [float(r["tr"]) for r, _ in loaded], train, test, untestable)
+    segmented = bool(config.get("segments"))
+    return SubjectData(subject, names, stimulus_runs, entry_files, n_keep, bold, valid, space, trs, train, test,
+                       untestable, feature_runs if segmented else None, rows if segmented else None,
+                       fit_rows if segmented else None)
+
+
+class EmptySubjectError(InputError):
+    """A subject with no target that can be fitted (all NaN or constant, e.g. time courses of zeros)."""
+
+
+def run_parts(config, stimulus, n, name):
+    """The parts of one aligned run of ``n`` TRs that enter the fits, and the rows its features are z-scored on.
+
+    Parameters
+    ----------
+    config : dict
+        ``trim``, ``delays``, ``segments`` and ``test_runs`` are read.
+    stimulus : str
+        The run's stimulus run.
+    n : int
+        Its aligned length (fMRI TRs matched to feature rows).
+    name : str
+        Its file, named in messages.
+
+    Returns
+    -------
+    parts : list of (stimulus run, (start, stop))
+        One part, the run after ``trim``, for a run without segments; else one per segment
+        (``<stimulus>:<k>``, k from 1), training segments without the gap rows beside a test segment.
+    fit_rows : list of (start, stop) or None
+        Rows of the run its features are z-scored on: None (all ``n``) unless a test segment must be left out.
+    """
+    trim = config["trim"]
+    first, last = trim.get("start", 0), n - trim.get("end", 0)
+    spec = (config.get("segments") or {}).get(stimulus)
+    if spec is None:
+        return [(stimulus, (first, last))], None
+    where = f"{config['config_file']}: field 'segments.{stimulus}'"
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        if not 2 <= spec <= (last - first) // 2:
+            raise InputError(f"{where} asks for {spec} segments; expected 2 to {(last - first) // 2} for the "
+                             f"{last - first} TRs of {name} after trim.")
+        bounds = [first + round(k * (last - first) / spec) for k in range(spec + 1)]
+        segments = list(zip(bounds[:-1], bounds[1:]))
+    else:
+        segments = _explicit_segments(spec, where, first, last, name)
+    labels = [f"{stimulus}:{k + 1}" for k in range(len(segments))]
+    held_out = {str(r) for r in config["test_runs"]}
+    tests = [seg for label, seg in zip(labels, segments) if label in held_out]
+    if not tests:
+        return list(zip(labels, segments)), None
+    gap = max(abs(int(d)) for d in config["delays"])
+    blocked = [(start - gap, stop + gap) for start, stop in tests]
+    parts = []
+    for label, (start, stop) in zip(labels, segments):
+        if label not in held_out:
+            keep = [r for r in range(start, stop) if not any(a <= r < b for a, b in blocked)]
+            if len(keep) < 2 or keep[-1] - keep[0] + 1 != len(keep):
+                raise InputError(f"{where}: training segment {label} ({start}-{stop}) keeps "
+                                 f"{'no contiguous block' if keep else 'nothing'} once the {gap} TRs beside a test "
+                                 f"segment are dropped; use fewer segments or explicit TR ranges.")
+            start, stop = keep[0], keep[-1] + 1
+        parts.append((label, (start, stop)))
+    fit_rows = _complement(blocked, n)
+    return parts, fit_rows
+
+
+def _explicit_segments(spec, where, first, last, name):
+    """Explicit TR ranges ``[[start, stop], ...]`` (0-based volumes of the file, stop excluded), checked."""
+    try:
+        segments = [(int(a), int(b)) for a, b in spec]
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: expected a number of segments or a list of [start, stop] TR ranges, "
+                         f"found {spec!r}.") from None
+    if len(segments) < 2:
+        raise InputError(f"{where}: expected two or more segments, found {len(segments)}.")
+    previous = first
+    for start, stop in segments:
+        if start < previous or stop <= start + 1 or stop > last:
+            raise InputError(f"{where}: the range [{start}, {stop}] is not an increasing, non-overlapping range "
+                             f"of two or more TRs within {first}-{last} (the TRs of {name} after trim).")
+        previous = stop
+    return segments
+
+
+def _complement(blocked, n):
+    """Ranges of ``range(n)`` outside every ``(start, stop)`` of ``blocked``."""
+    inside = np.zeros(n, bool)
+    for start, stop in blocked:
+        inside[max(start, 0):max(min(stop, n), 0)] = True
+    edges = np.flatnonzero(np.diff(np.concatenate([[True], inside, [True]]).astype(int)))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
 
 
 def layer_design(store: FeatureStore, instruction, layer, subject: SubjectData, delays, trim):
@@ -126,11 +244,15 @@ def layer_design(store: FeatureStore, instruction, layer, subject: SubjectData, 
     -------
     list of float32 arrays (n_TR_kept, n_features * n_delays), one per fMRI run.
     """
-    design = []
-    for stimulus, n in zip(subject.stimulus_runs, subject.n_keep):
-        features = zscore_run(store.read_layer(instruction, stimulus, layer)[:n])
-        delayed = delay_run(features, delays)
-        design.append(delayed[trim.get("start", 0): n - trim.get("end", 0)].astype(np.float32))
+    design, delayed_runs = [], {}
+    for i, (stimulus, n) in enumerate(zip(subject.feature_runs, subject.n_keep)):
+        fit_rows = subject.fit_rows[i] if subject.fit_rows else None
+        key = (stimulus, n, json.dumps(fit_rows))   # a run's segments share one delayed design
+        if key not in delayed_runs:
+            features = store.read_layer(instruction, stimulus, layer)[:n]
+            delayed_runs[key] = delay_run(zscore_run(features, fit_rows), delays)
+        start, stop = subject.rows[i] if subject.rows else (trim.get("start", 0), n - trim.get("end", 0))
+        design.append(delayed_runs[key][start:stop].astype(np.float32))
     return design
 
 

@@ -68,9 +68,9 @@ def rois_for_subject(config, data):
     if isinstance(atlas, str) and atlas in BUILTIN_ATLASES:
         rois, _ = builtin_rois(atlas, space, where)
     elif atlas == "parcels":
-        rois = parcel_rois(space.n_targets, parcel_names(config, space.n_targets))
+        rois = parcel_rois(space.n_targets, parcel_names(config, space.n_targets, space))
     elif isinstance(atlas, str) and atlas.lower().endswith(GROUP_FILES):
-        rois = read_networks(expand_path(atlas, config, base), parcel_names(config, space.n_targets))
+        rois = read_networks(expand_path(atlas, config, base), parcel_names(config, space.n_targets, space))
     else:
         path = ({k: expand_path(v, config, base) for k, v in atlas.items()} if isinstance(atlas, dict)
                 else expand_path(atlas, config, base))
@@ -82,9 +82,12 @@ def rois_for_subject(config, data):
     return rois, dropped
 
 
-def parcel_names(config, n_targets):
-    """The targets' names: ``rois.names`` (a list or a file) or ``parcel_0001``, ... (``parcel_rois``)."""
+def parcel_names(config, n_targets, space=None):
+    """The targets' names: ``rois.names`` (a list or a file), else the names the runs' files give (a text
+    table's header, ``space.names``), else ``parcel_0001``, ... (``parcel_rois``)."""
     names = _spec(config).get("names")
+    if names is None and space is not None and space.names:
+        return list(space.names)
     if names is None:
         return list(parcel_rois(n_targets))
     if isinstance(names, str):

@@ -12,21 +12,25 @@ extreme high-leverage rows once the design is standardized.
 import numpy as np
 
 
-def zscore_run(features):
+def zscore_run(features, fit_rows=None):
     """Centre each column of one run's features and scale it to unit (population) standard deviation.
 
     Parameters
     ----------
     features : array of shape (n_TR, n_features)
+    fit_rows : list of (start, stop), optional
+        The rows the mean and standard deviation are computed on (a run cut into segments leaves its
+        test segments out); default every row.
 
     Returns
     -------
     array of shape (n_TR, n_features), float64
-        A column constant over the run becomes all zeros.
+        A column constant over the fitted rows becomes all zeros.
     """
     features = np.asarray(features, dtype=np.float64)
-    centred = features - features.mean(0)
-    std = centred.std(0)
+    fitted = features if fit_rows is None else np.concatenate([features[a:b] for a, b in fit_rows])
+    centred = features - fitted.mean(0)
+    std = (centred if fit_rows is None else np.concatenate([centred[a:b] for a, b in fit_rows])).std(0)
     return centred / np.where(std > 0, std, 1)
 
 

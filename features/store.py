@@ -36,6 +36,9 @@ PARAMETER_KEYS = (
     # the adapter's own version (bumped when one family's numbers change), and the per-frame pixel range
     # that video frames are resized into (Qwen2.5-VL-architecture and Qwen2.5-Omni adapters only)
     "adapter_version", "video_min_pixels", "video_max_pixels",
+    # stores built from a word table or a per-TR table (extractors/transcript.py): the table's digest, the
+    # onset offset, the context rule and the resampling
+    "transcript",
 )
 # Compared keys recorded only since a later version: (the value every store written before then had, what
 # it meant). A store without the key is compared as that value. Keys not listed here and missing from a

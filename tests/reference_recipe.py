@@ -141,3 +141,45 @@ def reference_fit(study, design="reference", kernel=False):
     prediction = np.asarray(model.predict(X_test), dtype=np.float64)
     r = np.array([pearsonr(prediction[:, j], Y_test[:, j])[0] for j in range(Y_test.shape[1])])
     return r, np.asarray(model.best_alphas_)
+
+
+def reference_segment_fit(features, bold, bounds, test, delays, alphas):
+    """Test r and alphas of one long run cut into segments, by the recipe written out independently.
+
+    The run's features are z-scored (StandardScaler) on the TRs outside the test segment and the
+    ``max |delay|`` TRs on each side of it, then delayed over the whole run; the training segments lose
+    those gap TRs; each segment's responses are detrended and z-scored on their own; alphas are chosen by
+    himalaya's KernelRidgeCV, leave-one-segment-out (LeaveOneGroupOut) scored by R^2, and the test segment
+    is scored by Pearson r.
+
+    Parameters
+    ----------
+    features : array (n_TR, n_features), raw
+    bold : array (n_TR, n_targets), raw
+    bounds : list of (start, stop) of the segments, in TRs of the run
+    test : int, index of the test segment in ``bounds``
+    """
+    n = len(features)
+    gap = max(abs(d) for d in delays)
+    start, stop = bounds[test]
+    blocked = np.zeros(n, bool)
+    blocked[max(start - gap, 0):stop + gap] = True
+    scaler = StandardScaler().fit(np.asarray(features, np.float64)[~blocked])
+    X_run = delay(scaler.transform(np.asarray(features, np.float64)), delays)
+    X_train, Y_train, groups = [], [], []
+    for k, (a, b) in enumerate(bounds):
+        if k == test:
+            continue
+        keep = np.arange(a, b)[~blocked[a:b]]
+        X_train.append(X_run[keep])
+        Y_train.append(clean(bold[keep]))
+        groups += [k] * len(keep)
+    X_train = np.concatenate(X_train).astype(np.float32)
+    Y_train = np.concatenate(Y_train).astype(np.float32)
+    cv = list(LeaveOneGroupOut().split(X_train, groups=np.asarray(groups)))
+    model = KernelRidgeCV(alphas=alphas, kernel="linear", cv=cv, solver_params=dict(score_func=r2_score))
+    model.fit(X_train, Y_train)
+    prediction = np.asarray(model.predict(X_run[start:stop].astype(np.float32)), dtype=np.float64)
+    Y_test = clean(bold[start:stop])
+    r = np.array([pearsonr(prediction[:, j], Y_test[:, j])[0] for j in range(Y_test.shape[1])])
+    return r, np.asarray(model.best_alphas_)

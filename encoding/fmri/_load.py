@@ -18,6 +18,7 @@ from ._cifti import load_cifti, save_cifti_map
 from ._gifti import load_gifti_pair, save_gifti_map
 from ._nifti import load_nifti, save_nifti_map
 from ._space import TargetSpace
+from ._text import load_text, save_text_map
 
 _LOADERS = {
     "nifti": load_nifti,
@@ -25,6 +26,7 @@ _LOADERS = {
     "cifti": load_cifti,
     "hdf5": load_hdf5,
     "npy": load_npy,
+    "text": load_text,
 }
 _SAVERS = {
     "nifti": save_nifti_map,
@@ -32,6 +34,7 @@ _SAVERS = {
     "cifti": save_cifti_map,
     "hdf5": save_array_map,
     "npy": save_array_map,
+    "text": save_text_map,
 }
 # Checked in order: the CIFTI double suffixes end in ".nii" too.
 _FORMAT_BY_SUFFIX = (
@@ -41,9 +44,10 @@ _FORMAT_BY_SUFFIX = (
     (".h5", "hdf5"), (".hdf5", "hdf5"), (".hdf", "hdf5"),
     (".npy", "npy"), (".npz", "npy"),
     (".gii", "gifti"),
+    (".txt", "text"), (".dat", "text"), (".csv", "text"), (".tsv", "text"),
 )
 # Fields that only make sense for some formats; given to another, they are a mistake.
-_FIELD_FORMATS = {"mask": {"nifti"}, "dataset": {"hdf5", "npy"},
+_FIELD_FORMATS = {"mask": {"nifti"}, "dataset": {"hdf5", "npy"}, "names": {"text"},
                   "left": {"gifti"}, "right": {"gifti"}}
 
 
@@ -60,8 +64,9 @@ def load_run(run: Mapping, base_dir=".") -> tuple[np.ndarray, TargetSpace]:
             {"path": "x.dtseries.nii"}                           # CIFTI-2 dense time series
             {"path": "x.h5", "dataset": "name"}                  # HDF5 dataset (n_TR, n_targets)
             {"path": "x.npy"}                                    # NPY (n_TR, n_targets)
+            {"path": "x.txt", "names": ["LATL", ...]}            # text/CSV/TSV, a row per TR
 
-        ``"format"`` (nifti, gifti, cifti, hdf5, npy) forces the loader, otherwise the file
+        ``"format"`` (nifti, gifti, cifti, hdf5, npy, text) forces the loader, otherwise the file
         extension decides. ``"tr"``, ``"stimulus_run"``, ``"name"`` and any other key are
         accepted and ignored here. ``"dataset"`` may be omitted when the file holds one array.
     base_dir : str or Path
@@ -145,5 +150,5 @@ def _format_from_name(run: Mapping, label) -> str:
         if name.endswith(suffix):
             return file_format
     raise InputError(f"{label}: expected a file ending in .nii.gz, .nii, .dtseries.nii, "
-                     f".h5, .npy or .npz in the 'path' field (or a 'format' field), "
+                     f".h5, .npy, .npz, .txt, .csv or .tsv in the 'path' field (or a 'format' field), "
                      f"found {Path(name).suffix or 'no extension'}.")

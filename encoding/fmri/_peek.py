@@ -22,6 +22,7 @@ from ._cifti import _cifti_kind, quiet_pixdim
 from ._load import _run_format
 from ._paths import reason, resolve_file
 from ._space import mesh_name
+from ._text import text_shape
 
 _DIM0 = re.compile(rb"<DataArray[^>]*\bDim0=\"(\d+)\"")
 _HEADER_BYTES = 1 << 16
@@ -48,7 +49,7 @@ def peek_space(run: Mapping, base_dir=".") -> tuple[str, str]:
     file_format = _run_format(run)
     if file_format == "nifti":
         return "volume", str(resolve_file(run, "path", base_dir, "a 4D NIfTI image"))
-    if file_format in ("hdf5", "npy"):
+    if file_format in ("hdf5", "npy", "text"):
         return "parcels", str(resolve_file(run, "path", base_dir, "an array file"))
     if file_format == "cifti":
         path = resolve_file(run, "path", base_dir, "a CIFTI-2 .dtseries.nii file")
@@ -80,7 +81,7 @@ def _gifti_vertices(path: Path) -> int:
 
 
 def run_shape(run: Mapping, base_dir=".") -> tuple[int, int]:
-    """(n_TR, n_targets) of one run entry, from headers (NIfTI, CIFTI, HDF5, NPY) or the GIFTI files."""
+    """(n_TR, n_targets) of one run entry, from headers (NIfTI, CIFTI, HDF5, NPY) or the GIFTI and text files."""
     base_dir = Path(base_dir)
     file_format = _run_format(run)
     try:
@@ -95,6 +96,8 @@ def run_shape(run: Mapping, base_dir=".") -> tuple[int, int]:
             left, right = (resolve_file(run, side, base_dir, f"the {side}-hemisphere .func.gii file")
                            for side in ("left", "right"))
             return len(nib.load(left).darrays), _gifti_vertices(left) + _gifti_vertices(right)
+        if file_format == "text":
+            return text_shape(run, base_dir)
         path = resolve_file(run, "path", base_dir, "an array file")
         if file_format == "hdf5":
             with h5py.File(path, "r") as handle:

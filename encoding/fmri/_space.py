@@ -11,7 +11,8 @@
   the 91282 grayordinates (32k cortex without the medial wall, then subcortical voxels) and for
   the 59412 cortex-only ones; ``"volume"`` for voxels only.
 - ``"surface"``: a mesh of unknown size (left and right differ or match no known mesh).
-- ``"parcels"``: columns of an HDF5/NPY array; nothing is known about them but their count.
+- ``"parcels"``: columns of an HDF5/NPY array or a text table; nothing is known about them but their
+  count (and, for a text table, their names).
 
 ``kind`` names the mesh, not the column layout: ``"fsLR32k"`` is 64984 columns from a GIFTI
 pair, 91282 or 59412 from CIFTI. ``n_targets`` (and ``file_format``) tell them apart, as the
@@ -73,6 +74,9 @@ class TargetSpace:
         Grayordinates of a CIFTI run, reused to write ``.dscalar.nii`` maps.
     n_vertices : tuple of (int, int) or None
         Vertices of the left and right hemisphere of a GIFTI pair.
+    names : tuple of str or None
+        The targets' names where the file gives them (a text table's header or its run entry's
+        ``names``): the ROIs of ``rois.atlas: parcels`` when ``rois.names`` is not set.
     """
 
     kind: str
@@ -82,6 +86,7 @@ class TargetSpace:
     masker: NiftiMasker | None = field(default=None, compare=False, repr=False)
     brain_models: BrainModelAxis | None = field(default=None, compare=False, repr=False)
     n_vertices: tuple[int, int] | None = None
+    names: tuple[str, ...] | None = field(default=None, compare=False)
 
     def describe(self) -> str:
         """One line saying what the columns are, for logs and reports."""
@@ -96,7 +101,8 @@ class TargetSpace:
             left, right = self.n_vertices
             detail = f"{self.n_targets} vertices, {left} left and {right} right (GIFTI pair)"
         else:
-            detail = f"{self.n_targets} columns of an array ({self.file_format.upper()})"
+            named = f": {', '.join(self.names)}" if self.names and len(self.names) <= 12 else ""
+            detail = f"{self.n_targets} columns of an array ({self.file_format.upper()}){named}"
         source = f" from {self.source}" if self.source else ""
         return f"{self.kind}: {detail}{source}"
 

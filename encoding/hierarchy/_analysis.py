@@ -88,16 +88,34 @@ def _row(subject, model, instruction, roi, level, score, result, in_test, **coun
             "peak_score": float(np.nanmax(result["profile"])), "in_rank_test": bool(in_test)}
 
 
-def _tests(rows, n_subjects, seed):
-    """hierarchy_tests.csv rows: the rank test on each preferred-depth measure."""
+def _tests(rows, n_subjects, seed, n_layers):
+    """hierarchy_tests.csv rows: the rank test on each preferred-depth measure, and, where there is none,
+    why (``note``)."""
     included = [r for r in rows if r["in_rank_test"]]
     levels = [r["level"] for r in included]
     tests = []
     for measure in ("argmax", "weighted"):
         result = hierarchy_rank_test(levels, [r[f"preferred_depth_{measure}"] for r in included], seed=seed)
         tests.append({**{k: rows[0][k] for k in SLICE}, "measure": measure, "spearman_rho": result["rho"],
-                      "p_permutation": result["p"], "n_rois": result["n_rois"], "n_subjects": n_subjects})
+                      "p_permutation": result["p"], "n_rois": result["n_rois"], "n_subjects": n_subjects,
+                      "note": _too_little_to_rank(rows, included, n_layers, result)})
     return tests
+
+
+def _too_little_to_rank(rows, included, n_layers, result):
+    """Why a rank test has no result ("" when it has one)."""
+    if np.isfinite(result["rho"]):
+        return ""
+    if n_layers < 2:
+        return "too little to rank: one layer, so no depth to prefer"
+    with_level = sum(np.isfinite(r["level"]) for r in rows)
+    if with_level == 0:
+        return (f"too little to rank: none of the {len(rows)} ROIs has a level in the sensory-to-association "
+                f"ordering (set rois.levels)")
+    if len(included) < 3:
+        return (f"too little to rank: {len(included)} of the {with_level} ROIs with a level have a significant fit; "
+                f"a rank correlation needs 3 or more")
+    return "too little to rank: the ROIs' levels or preferred depths are all equal"
 
 
 def _group_rows(slices, levels, n_bootstrap, seed):
@@ -160,14 +178,14 @@ def hierarchy_analysis(folder, score="cv_score", n_bootstrap=None, levels=None, 
             depth, profiles, rows = _subject_rows(scores, part, score, levels, n_bootstrap, seed, fdr_q)
             by_slice.setdefault(tuple(part.iloc[0][["model", "instruction"]]), []).append((depth, profiles, rows))
             all_rows += rows
-            all_tests += _tests(rows, 1, seed)
+            all_tests += _tests(rows, 1, seed, len(depth))
             figures.append(_plot(output_dir, depth, profiles, rows, all_tests[-2:], score))
     for slices in by_slice.values():
         if len(slices) >= 2:
             depth, profiles, rows = _group_rows(slices, levels, n_bootstrap, seed)
             if rows:
                 all_rows += rows
-                all_tests += _tests(rows, len(slices), seed)
+                all_tests += _tests(rows, len(slices), seed, len(depth))
                 figures.append(_plot(output_dir, depth, profiles, rows, all_tests[-2:], score))
     rois_table, tests_table = pd.DataFrame(all_rows), pd.DataFrame(all_tests)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -186,7 +204,7 @@ def _plot(output_dir, depth, profiles, rows, tests, score):
         test = (f"Spearman rho(level, weighted preferred depth) = {weighted['spearman_rho']:.2f}, one-sided p = "
                 f"{weighted['p_permutation']:.3g}, {weighted['n_rois']} ROIs, {subjects}")
     else:   # a rank correlation needs three ROIs with distinct levels
-        test = f"no rank test: {weighted['n_rois']} ROI(s) with a level and a significant fit, {subjects}"
+        test = f"no rank test ({weighted['note'].removeprefix('too little to rank: ')}), {subjects}"
     title = f"{subject} · {model} · {instruction}\n{test}"
     name = f"hierarchy_{subject}_{model}_{instruction}.png"
     output_dir.mkdir(parents=True, exist_ok=True)

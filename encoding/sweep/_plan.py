@@ -27,7 +27,7 @@ _FILE_FIELDS = ("path", "mask", "left", "right")
 @dataclass
 class Subject:
     """One subject's prepared data: SubjectData, ROIs, the cache file and its content hash (``stimuli``:
-    the stimulus run of each fMRI run, also known when a dry run has not loaded the data)."""
+    the store run each entry reads, also known when a dry run has not loaded the data)."""
     data: object
     rois: dict
     dropped: list
@@ -36,8 +36,8 @@ class Subject:
     stimuli: list = None
 
     def __post_init__(self):
-        if self.stimuli is None:
-            self.stimuli = list(self.data.stimulus_runs)
+        if self.stimuli is None:     # the store runs its fits read (a segment's is its whole run)
+            self.stimuli = list(self.data.feature_runs)
 
 
 def subject_key(config, subject, feature_rows):
@@ -62,8 +62,10 @@ def subject_key(config, subject, feature_rows):
                 identities[name] = file_identity(path)
     rows = {stimulus: [[int(n), tr] for _, n, tr in entries] for stimulus, entries in feature_rows.items()}
     from ._work import FIT_FORMAT
-    return digest({"runs": runs, "rows": rows, "rois": rois, "atlas_files": identities,
-                   "settings": {k: config[k] for k in ("trim", "detrend", "zscore", "tr_tolerance", "test_runs")},
+    settings = {k: config[k] for k in ("trim", "detrend", "zscore", "tr_tolerance", "test_runs")}
+    if config.get("segments"):   # the gaps beside a test segment are as long as the longest delay
+        settings.update(segments=config["segments"], delays=config["delays"])
+    return digest({"runs": runs, "rows": rows, "rois": rois, "atlas_files": identities, "settings": settings,
                    "fit_format": FIT_FORMAT})
 
 
@@ -230,24 +232,26 @@ def subject_shapes(subject):
 
 def header_shapes(config, subject, feature_rows):
     """TRs and targets of a subject read from file headers only (the dry run loads no data)."""
-    from ..design import split_runs
+    from ..design import run_parts, split_runs
     from ..fmri._peek import run_shape
 
     spec = config["subjects"][subject]
     base = Path(config["config_file"]).resolve().parent
-    lengths, n_targets, stimuli = [], None, []
-    trim = config["trim"]
+    lengths, n_targets, stimuli, store_runs = [], None, [], []
     for i, run in enumerate((spec or {}).get("runs") or []):
         run = {k: (str(expand_path(v, config, base, subject=subject)) if k in _FILE_FIELDS else v)
                for k, v in run.items()}
         n_trs, n_targets = run_shape(run, base)
         stimulus = str(run.get("stimulus_run"))
         rows = [n for _, n, _ in feature_rows.get(stimulus, [])]
-        lengths.append(min([n_trs] + rows) - trim.get("start", 0) - trim.get("end", 0))
-        stimuli.append(stimulus)
+        parts, _ = run_parts(config, stimulus, min([n_trs] + rows), run.get("path") or run.get("left"))
+        for part, (start, stop) in parts:
+            lengths.append(stop - start)
+            stimuli.append(part)
+            store_runs.append(stimulus)
     train, test = split_runs(config, subject, stimuli)
     return {"n_train": int(sum(lengths[i] for i in train)), "n_test": int(sum(lengths[i] for i in test)),
-            "n_targets": int(n_targets), "stimulus_runs": stimuli, "train": train}
+            "n_targets": int(n_targets), "stimulus_runs": stimuli, "store_runs": store_runs, "train": train}
 
 
 def attach_hidden_sizes(specs, stores):

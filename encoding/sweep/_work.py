@@ -168,6 +168,9 @@ def write_subject_cache(path, data, rois, dropped):
     str : the content hash of the responses and ROIs (part of every fit's fingerprint)
     """
     responses_hash = array_digest([data.valid, data.untestable, *data.bold])
+    if data.rows is not None:   # runs cut into segments: which rows of which run each entry's design takes
+        responses_hash += "-" + digest({"feature_runs": data.feature_runs, "rows": data.rows,
+                                        "fit_rows": data.fit_rows})[:16]
     rois_hash = digest({name: np.asarray(index).tolist() for name, index in rois.items()})
     tmp = atomic_path(path)
     with h5py.File(tmp, "w") as handle:
@@ -182,7 +185,10 @@ def write_subject_cache(path, data, rois, dropped):
         handle.attrs.update(subject=data.subject, fields=json.dumps({
             "run_names": data.run_names, "stimulus_runs": data.stimulus_runs, "files": data.files,
             "n_keep": [int(n) for n in data.n_keep], "trs": data.trs, "train": data.train, "test": data.test,
-            "rois": list(rois), "dropped": list(dropped)}), responses_hash=responses_hash, rois_hash=rois_hash)
+            "rois": list(rois), "dropped": list(dropped),
+            **({"feature_runs": data.feature_runs, "rows": [list(r) for r in data.rows],
+                "fit_rows": data.fit_rows} if data.rows is not None else {})}),
+            responses_hash=responses_hash, rois_hash=rois_hash)
         # the space (masker, CIFTI brain models) as pickled bytes: the work folder's version check guards them
         handle.create_dataset("space", data=np.frombuffer(pickle.dumps(data.space), dtype=np.uint8))
     publish(tmp, path)
@@ -216,6 +222,8 @@ def _read(path, with_space):
         space = pickle.loads(handle["space"][()].tobytes()) if with_space else None
         data = SubjectData(str(handle.attrs["subject"]), fields["run_names"], fields["stimulus_runs"],
                            fields["files"], fields["n_keep"], bold, handle["valid"][()], space, fields["trs"],
-                           fields["train"], fields["test"], handle["untestable"][()])
+                           fields["train"], fields["test"], handle["untestable"][()], fields.get("feature_runs"),
+                           [tuple(r) for r in fields["rows"]] if "rows" in fields else None,
+                           fields.get("fit_rows"))
         content = f"{handle.attrs['responses_hash']}-{handle.attrs['rois_hash']}"
     return data, rois, fields["dropped"], content

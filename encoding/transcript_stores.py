@@ -1,0 +1,62 @@
+"""The features stores a config's ``transcript`` section builds before fitting (``extractors.transcript``).
+
+For each model of ``models``: a ``transcript.tables`` entry becomes a one-layer store of that per-TR table;
+``word_rate`` is counted from the word table; any other name is a language model that reads the words
+(``minilm`` offline, else ``model_paths``' folder or the name as a Hugging Face id). Each stimulus run's
+length is its first fMRI run's, read from the file; the TR is that run's ``tr``. A store that exists with
+the same parameters is reused; one written with others is an error naming it.
+"""
+import logging
+from pathlib import Path
+
+from features.errors import InputError
+
+from .config import expand_path, parse_list
+
+log = logging.getLogger(__name__)
+
+
+def ensure_transcript_stores(config):
+    """Build or reuse ``<features_dir>/<model>.h5`` for every model of ``models`` from ``transcript``."""
+    from extractors.transcript import parse_context, write_transcript_store
+
+    settings = config["transcript"]
+    base = Path(config["config_file"]).parent
+    words = expand_path(settings["words"], config, base) if settings.get("words") else None
+    tables = {name: expand_path(path, config, base) for name, path in (settings.get("tables") or {}).items()}
+    folder = expand_path(config["features_dir"] or "features", config, base)
+    lengths, tr = run_lengths(config)
+    paths = config["model_paths"] or {}
+    for model in parse_list(config["models"]):
+        if model not in tables and words is None:
+            raise InputError(f"{config['config_file']}: field 'transcript.words' is needed to build the store of "
+                             f"model '{model}' (or list it in 'transcript.tables').")
+        source = expand_path(paths[model], config, base) if model in paths else model
+        store = write_transcript_store(folder / f"{model}.h5", words, tr, lengths, str(source),
+                                       float(settings.get("onset_offset") or 0), settings.get("run", "run-1"),
+                                       parse_context(settings.get("context", "words:20")),
+                                       settings.get("pooling", "last_token"), tables.get(model),
+                                       batch_size=int(settings.get("batch_size", 16)))
+        log.info("features store %s is ready", store)
+
+
+def run_lengths(config):
+    """TRs per stimulus run (its first fMRI run's, from the file) and the TR of the first run."""
+    from .fmri._peek import run_shape
+
+    base = Path(config["config_file"]).resolve().parent
+    lengths, tr = {}, None
+    for subject, spec in config["subjects"].items():
+        for run in (spec or {}).get("runs") or []:
+            if not isinstance(run, dict) or "stimulus_run" not in run:
+                continue                    # load_subject says what is wrong with it
+            stimulus = str(run["stimulus_run"])
+            tr = tr or run.get("tr")
+            if stimulus not in lengths:
+                entry = {k: (str(expand_path(v, config, base, subject=subject))
+                             if k in ("path", "mask", "left", "right") else v) for k, v in run.items()}
+                lengths[stimulus] = run_shape(entry, base)[0]
+    if tr is None:
+        raise InputError(f"{config['config_file']}: field 'subjects' gives no run with a 'tr'; the transcript's "
+                         f"stores need the TR.")
+    return lengths, float(tr)
