@@ -329,7 +329,7 @@ class ChatAdapter(Adapter):
         with torch.inference_mode():
             out = self.model(**inputs, use_cache=True, output_hidden_states=True, logits_to_keep=1)
         hidden = [h[0].float() for h in out.hidden_states] if keep_prefix_hidden else None
-        return ClipMedia(inputs=inputs, n_prefix=inputs["input_ids"].shape[1], cache=out.past_key_values,
+        return ClipMedia(inputs=inputs, n_prefix=inputs["input_ids"].shape[1], cache=out.cache,
                          prefix_hidden=hidden)
 
     def _suffix(self, prompt):
@@ -368,13 +368,13 @@ class ChatAdapter(Adapter):
         keep = media.n_prefix - drop
         media.cache.crop(keep - media.cache.get_seq_length())
         ids = torch.tensor([suffix], device=self.device)
-        out = self.model(input_ids=ids, past_key_values=media.cache, use_cache=True,
+        out = self.model(input_ids=ids, cache=media.cache, use_cache=True,
                          output_hidden_states=True, logits_to_keep=1)
         sums = None
         if want_sums:
             sums = [p[:keep].sum(0) + h[0].float().sum(0) for p, h in zip(media.prefix_hidden, out.hidden_states)]
         return PromptPass(last=[h[0, -1].float() for h in out.hidden_states], sums=sums,
-                          count=keep + len(suffix), logits=out.logits[0, -1], cache=out.past_key_values)
+                          count=keep + len(suffix), logits=out.logits[0, -1], cache=out.cache)
 
     def can_batch(self, media: ClipMedia) -> bool:
         """Whether instructions can run as one batch on this clip's prefix cache.
@@ -413,7 +413,7 @@ class ChatAdapter(Adapter):
         positions = keep + torch.arange(width, device=self.device).expand(n_rows, -1)
         # Logits at each row's last token only (families without logits_to_keep return all positions).
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=self._position_ids(positions),
-                         past_key_values=cache, use_cache=True, output_hidden_states=True,
+                         cache=cache, use_cache=True, output_hidden_states=True,
                          logits_to_keep=(lengths - 1)[:, None])
         at_last = (lengths - 1)[:, None, None]
         last = [h.float().take_along_dim(at_last, 1)[:, 0] for h in out.hidden_states]
@@ -423,7 +423,7 @@ class ChatAdapter(Adapter):
             sums = [p[:keep].sum(0) + (h.float() * own[..., None]).sum(1)
                     for p, h in zip(media.prefix_hidden, out.hidden_states)]
         return BatchPass(last=last, sums=sums, counts=(keep + lengths).tolist(), logits=logits,
-                         cache=out.past_key_values, mask=mask, next_positions=keep + lengths)
+                         cache=out.cache, mask=mask, next_positions=keep + lengths)
 
     def batch_token_pass(self, tokens, batch: BatchPass):
         """Feed one generated token per row; returns (per-layer hidden of shape (n_rows, hidden), logits).
@@ -435,7 +435,7 @@ class ChatAdapter(Adapter):
         batch.mask = torch.cat([batch.mask, batch.mask.new_ones(len(tokens), 1)], 1)
         out = self.model(input_ids=tokens[:, None].to(self.device), attention_mask=batch.mask,
                          position_ids=self._position_ids(batch.next_positions[:, None]),
-                         past_key_values=batch.cache, use_cache=True, output_hidden_states=True,
+                         cache=batch.cache, use_cache=True, output_hidden_states=True,
                          logits_to_keep=1)
         batch.next_positions = batch.next_positions + 1
         return [h[:, -1].float() for h in out.hidden_states], out.logits[:, -1]
@@ -466,14 +466,14 @@ class ChatAdapter(Adapter):
         sums = [h[0].float().sum(0) for h in out.hidden_states] if want_sums else None
         return PromptPass(last=[h[0, -1].float() for h in out.hidden_states], sums=sums,
                           count=out.hidden_states[0].shape[1], logits=out.logits[0, -1],
-                          cache=out.past_key_values)
+                          cache=out.cache)
 
     def token_pass(self, token, cache):
         """Feed one generated token; returns (per-layer hidden of shape (hidden,), next-token logits)."""
         import torch
 
         ids = torch.tensor([[token]], device=self.device)
-        out = self.model(input_ids=ids, past_key_values=cache, use_cache=True, output_hidden_states=True,
+        out = self.model(input_ids=ids, cache=cache, use_cache=True, output_hidden_states=True,
                          logits_to_keep=1)
         return [h[0, -1].float() for h in out.hidden_states], out.logits[0, -1]
 

@@ -48,12 +48,12 @@ class Adapter(ChatAdapter):
         lm = out.language_model_outputs
         sums = [h[0].float().sum(0) for h in lm.hidden_states] if want_sums else None
         return PromptPass(last=[h[0, -1].float() for h in lm.hidden_states], sums=sums,
-                          count=lm.hidden_states[0].shape[1], logits=lm.logits[0, -1], cache=lm.past_key_values)
+                          count=lm.hidden_states[0].shape[1], logits=lm.logits[0, -1], cache=lm.cache)
 
     def token_pass(self, token, cache):
         import torch
 
         ids = torch.tensor([[token]], device=self.device)
-        out = self.model.language_model(input_ids=ids, past_key_values=cache, use_cache=True,
+        out = self.model.language_model(input_ids=ids, cache=cache, use_cache=True,
                                         output_hidden_states=True, logits_to_keep=1)
         return [h[0, -1].float() for h in out.hidden_states], out.logits[0, -1]
