@@ -259,6 +259,8 @@ class ChatAdapter(Adapter):
     processor_class = "AutoProcessor"
     media_content = ({"type": "video"},)
     shares_prefix = True
+    # A template file in extractors/checkpoints/ rendering the reference prompt, for checkpoints that ship none.
+    fallback_template = None
 
     def load(self):
         import transformers
@@ -267,10 +269,16 @@ class ChatAdapter(Adapter):
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
         self.model = self._from_pretrained(getattr(transformers, self.model_class),
                                            dtype=torch_dtype(self.dtype_name)).to(self.device).eval()
-        if getattr(self.processor, "chat_template", None) is None and getattr(
-                self.tokenizer, "chat_template", None) is None:
-            raise InputError(f"--model {self.source}: its processor has no chat template "
-                             f"(chat_template.jinja), which instruction prompts are built from.")
+        self.template_source = "the checkpoint's chat template"
+        if getattr(self.processor, "chat_template", None) is None:
+            if self.fallback_template is None:
+                raise InputError(f"--model {self.source}: its processor has no chat template "
+                                 f"(chat_template.jinja), which instruction prompts are built from.")
+            from .. import checkpoints
+
+            self.processor.chat_template = checkpoints.template(self.fallback_template)
+            self.template_source = (f"extractors/checkpoints/{self.fallback_template} (the checkpoint ships no "
+                                    f"chat template)")
         self.eos_ids = self._eos_ids()
         self._prefix_text, self._rest_text = self._split_template()
         self._suffixes = {}
@@ -305,8 +313,20 @@ class ChatAdapter(Adapter):
         if text.count(_SENTINEL) != 1:
             raise InputError(f"--model {self.source}: its chat template does not place the instruction "
                              f"text exactly once.")
+        self._check_placeholders(text)
         prefix, rest = text.split(_SENTINEL)
         return prefix, rest
+
+    def _check_placeholders(self, text):
+        """Every media item must leave its placeholder token in the prompt: the processor expands that token
+        into the clip's frames or sound, so a template that renders none would silently drop the media."""
+        for kind in ("image", "video", "audio"):
+            wanted = sum(item.get("type") == kind for item in self.media_content)
+            token = getattr(self.processor, f"{kind}_token", None)
+            if wanted and isinstance(token, str) and text.count(token) != wanted:
+                raise InputError(f"--model {self.source}: its chat template renders {text.count(token)} "
+                                 f"{token} for the clip's {wanted} {kind} item(s) ({self.template_source}), so "
+                                 f"the {kind} would not reach the model.")
 
     def _token_ids(self, text):
         return self.tokenizer(text)["input_ids"]
@@ -484,4 +504,7 @@ class ChatAdapter(Adapter):
     # -- provenance --------------------------------------------------------------------------------
     def describe(self) -> dict:
         """Extra provenance for the store (the prompt format, so a result says what was asked)."""
-        return {"chat_prefix": self._prefix_text, "chat_suffix": self._rest_text}
+        described = {"chat_prefix": self._prefix_text, "chat_suffix": self._rest_text}
+        if self.template_source != "the checkpoint's chat template":
+            described["chat_template_source"] = self.template_source
+        return described
