@@ -15,7 +15,8 @@ from extractors import run as extractor_run
 
 CHAT = {"qwen2_5_vl": "caption,action", "llava_next_video": "caption,action", "llava_onevision": "caption,action",
         "video_llava": "caption,action", "qwen2_audio": "audio_caption,speaker",
-        "qwen2_5_omni": "audio_caption,caption", "instructblip_video": "caption,action"}
+        "qwen2_5_omni": "audio_caption,caption", "instructblip_video": "caption,action",
+        "videochat_r1": "caption,action"}
 BASELINES = ("videomae", "ast", "xclip_clap")
 
 
@@ -65,7 +66,8 @@ def test_extraction_raises_no_deprecation_warning(tiny_models, movies, tmp_path,
     assert _deprecations(caught, messages) == []
 
 
-@pytest.mark.parametrize("family", [f for f in CHAT if f != "instructblip_video"])  # it shares no prefix to batch
+# InstructBLIP-Video and VideoChat-R1 share no media prefix (instruction before or inside the media): nothing to batch
+@pytest.mark.parametrize("family", [f for f in CHAT if f not in ("instructblip_video", "videochat_r1")])
 def test_batched_extraction_raises_no_deprecation_warning(tiny_models, movies, tmp_path, family):
     caught, messages = _extract_recording(tiny_models, movies, tmp_path, family, CHAT[family],
                                           batch_instructions=True)
