@@ -59,8 +59,9 @@ MODELS = {spec.name: spec for spec in (
     ModelSpec("video-llava", "LanguageBind/Video-LLaVA-7B-hf", "video_llava", "video", 8),
     ModelSpec("llava-next-video", "llava-hf/LLaVA-NeXT-Video-7B-hf", "llava_next_video", "video", 8),
     ModelSpec("qwen2.5-vl", "Qwen/Qwen2.5-VL-7B-Instruct", "qwen2_5_vl", "video", 8),
-    ModelSpec("videochat-r1", "OpenGVLab/VideoChat-R1_7B", "qwen2_5_vl", "video", 8,
-              note="Qwen2.5-VL architecture, reinforcement-fine-tuned for video reasoning"),
+    ModelSpec("videochat-r1", "OpenGVLab/VideoChat-R1_7B", "videochat_r1", "video", 8,
+              note="Qwen2.5-VL architecture, reinforcement-fine-tuned; its evaluation's prompt order, budget and "
+                   "thinking instructions (--family qwen2_5_vl: the study's)"),
     ModelSpec("llava-onevision", "llava-hf/llava-onevision-qwen2-7b-ov-hf", "llava_onevision", "video", 8),
     # Audio MLLMs
     ModelSpec("qwen2-audio", "Qwen/Qwen2-Audio-7B-Instruct", "qwen2_audio", "audio", 0),

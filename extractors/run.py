@@ -69,7 +69,8 @@ def ensure_features(stimuli, tr, model, instructions="caption", out="features", 
         instructions as one batch over the shared prefix (generated_mean only; recorded in the store,
         since batched and one-by-one numbers differ at float rounding). ``video_max_pixels``: the
         per-frame pixel cap of the families that resize video frames to a budget (Qwen2.5-VL,
-        VideoChat-R1, Qwen2.5-Omni; default: the reference qwen-vl-utils budget), recorded in the store.
+        VideoChat-R1, Qwen2.5-Omni; default: the model's reference budget, qwen-vl-utils' or VideoChat-R1's
+        evaluation's), recorded in the store.
 
     Returns
     -------
@@ -359,7 +360,7 @@ def build_parser():
                              "(generated_mean only; faster, equal to one-by-one decoding to ~1e-6, not bit for bit)")
     parser.add_argument("--video-max-pixels", type=int,
                         help="pixels per video frame at most, for Qwen2.5-VL, VideoChat-R1 and Qwen2.5-Omni "
-                             "(default: the qwen-vl-utils video budget, 602112 for up to 300 frames)")
+                             "(default: the reference video budget, 602112 for 8 frames)")
     parser.add_argument("--dtype", default="auto", help="auto (bfloat16 on GPU, float32 on CPU), float32, "
                         "bfloat16, float16")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 (default: accelerate's device for this process)")

@@ -213,7 +213,7 @@ def build_video_llava(folder, seed=0):
     return _save(folder, VideoLlavaForConditionalGeneration(config).eval(), processor)
 
 
-def build_qwen2_audio(folder, seed=0):
+def build_qwen2_audio(folder, seed=0, chat_template=None):
     import torch
     from transformers import (Qwen2AudioConfig, Qwen2AudioForConditionalGeneration, Qwen2AudioProcessor,
                               WhisperFeatureExtractor)
@@ -221,8 +221,10 @@ def build_qwen2_audio(folder, seed=0):
     special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"]
     tokenizer = byte_tokenizer(special, eos_token="<|im_end|>", pad_token="<|endoftext|>")
     ids = _ids(tokenizer, special)
+    # chat_template=None: transformers' default, which renders {"type": "audio"} items (the checkpoint's own
+    # does not: test_checkpoints.py)
     processor = Qwen2AudioProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=128),
-                                    tokenizer=tokenizer)  # its default chat template is the released one
+                                    tokenizer=tokenizer, chat_template=chat_template)
     audio = dict(d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=64, num_mel_bins=128,
                  max_source_positions=1500)
     config = Qwen2AudioConfig(audio_config=audio, text_config=_llama_text(tokenizer, "qwen2"),
@@ -369,6 +371,7 @@ BUILDERS = {
     "xclip_clap": build_xclip_clap,
     "qwen2_audio": build_qwen2_audio,
     "qwen2_5_vl": build_qwen2_5_vl,
+    "videochat_r1": build_qwen2_5_vl,  # VideoChat-R1 is a Qwen2.5-VL checkpoint
     "llava_next_video": build_llava_next_video,
     "llava_onevision": build_llava_onevision,
     "video_llava": build_video_llava,

@@ -348,7 +348,7 @@ def test_unknown_model_instruction_family_and_pooling_list_the_known_ones(tiny_m
 
 def test_registry_names_default_ids_families_and_frames():
     assert MODELS["qwen2.5-vl"].source == "Qwen/Qwen2.5-VL-7B-Instruct"
-    assert MODELS["videochat-r1"].family == MODELS["qwen2.5-vl"].family == "qwen2_5_vl"
+    assert MODELS["qwen2.5-vl"].family == "qwen2_5_vl" and MODELS["videochat-r1"].family == "videochat_r1"
     assert MODELS["llava-next-video"].source == "llava-hf/LLaVA-NeXT-Video-7B-hf"
     assert not MODELS["videomae"].instructed and MODELS["qwen2-audio"].modality == "audio"
     assert resolve_model("videochat-r1", family="qwen2_5_vl").source == "OpenGVLab/VideoChat-R1_7B"

@@ -18,6 +18,7 @@ CHAT_FAMILIES = {
     "qwen2_audio": ("audio_caption,speaker,none", 3),
     "qwen2_5_omni": ("audio_caption,caption,none", 3),
     "instructblip_video": ("caption,action,none", 3),
+    "videochat_r1": ("caption,action,none", 3),
 }
 BASELINES = {  # family -> hidden size per stored layer
     "videomae": [32] * 3,
@@ -28,7 +29,7 @@ N_TRS = {"run-1": 3, "run-2": 2}
 # family -> the end-of-turn token its tiny model's chat template and tokenizer define (the stop token)
 STOP_TOKENS = {"qwen2_5_vl": "<|im_end|>", "llava_next_video": "</s>", "llava_onevision": "<|im_end|>",
                "video_llava": "</s>", "qwen2_audio": "<|im_end|>", "qwen2_5_omni": "<|im_end|>",
-               "instructblip_video": "</s>"}
+               "instructblip_video": "</s>", "videochat_r1": "<|im_end|>"}
 
 
 def _extract(tiny_models, movies, family, out, instructions, **settings):
@@ -146,17 +147,20 @@ def test_family_store_records_its_hidden_states_decoding_and_versions(stores, fa
     expected = CHAT_FAMILIES[family][1] if family in CHAT_FAMILIES else len(BASELINES[family])
     assert n_layers == {expected} and params["n_hidden_states"] == expected
     if family in CHAT_FAMILIES:
+        reference = {"reference_generation": params["generation"]["reference_generation"]} if (
+            family == "instructblip_video") else {}  # the model card's beam search, recorded, not applied
         assert params["generation"] == {"decoding": "greedy", "max_new_tokens": 3, "batch_instructions": False,
                                         "stop_tokens": [STOP_TOKENS[family]],
-                                        "stop_token_ids": params["generation"]["stop_token_ids"]}
+                                        "stop_token_ids": params["generation"]["stop_token_ids"], **reference}
         assert len(params["generation"]["stop_token_ids"]) == 1
     else:
         assert "generation" not in params
-    assert params["adapter_version"] == (2 if family == "ast" else 1)
-    budgeted = family in ("qwen2_5_vl", "qwen2_5_omni")
+    assert params["adapter_version"] == (2 if family in ("ast", "qwen2_audio", "videochat_r1") else 1)
+    budgeted = family in ("qwen2_5_vl", "qwen2_5_omni", "videochat_r1")
     assert ("video_max_pixels" in params) == ("video_min_pixels" in params) == budgeted
-    if budgeted:
-        assert (params["video_min_pixels"], params["video_max_pixels"]) == (128 * 28 * 28, 768 * 28 * 28)
+    if budgeted:  # VideoChat-R1's evaluation floors frames at 16·28·28, qwen-vl-utils at 128·28·28
+        floor = 16 * 28 * 28 if family == "videochat_r1" else 128 * 28 * 28
+        assert (params["video_min_pixels"], params["video_max_pixels"]) == (floor, 768 * 28 * 28)
 
 
 def test_every_registered_family_but_external_ones_has_a_tiny_model_test():

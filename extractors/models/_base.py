@@ -259,6 +259,8 @@ class ChatAdapter(Adapter):
     processor_class = "AutoProcessor"
     media_content = ({"type": "video"},)
     shares_prefix = True
+    # A template file in extractors/checkpoints/ rendering the reference prompt, for checkpoints that ship none.
+    fallback_template = None
 
     def load(self):
         import transformers
@@ -267,10 +269,16 @@ class ChatAdapter(Adapter):
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
         self.model = self._from_pretrained(getattr(transformers, self.model_class),
                                            dtype=torch_dtype(self.dtype_name)).to(self.device).eval()
-        if getattr(self.processor, "chat_template", None) is None and getattr(
-                self.tokenizer, "chat_template", None) is None:
-            raise InputError(f"--model {self.source}: its processor has no chat template "
-                             f"(chat_template.jinja), which instruction prompts are built from.")
+        self.template_source = "the checkpoint's chat template"
+        if getattr(self.processor, "chat_template", None) is None:
+            if self.fallback_template is None:
+                raise InputError(f"--model {self.source}: its processor has no chat template "
+                                 f"(chat_template.jinja), which instruction prompts are built from.")
+            from .. import checkpoints
+
+            self.processor.chat_template = checkpoints.template(self.fallback_template)
+            self.template_source = (f"extractors/checkpoints/{self.fallback_template} (the checkpoint ships no "
+                                    f"chat template)")
         self.eos_ids = self._eos_ids()
         self._prefix_text, self._rest_text = self._split_template()
         self._suffixes = {}
@@ -305,8 +313,20 @@ class ChatAdapter(Adapter):
         if text.count(_SENTINEL) != 1:
             raise InputError(f"--model {self.source}: its chat template does not place the instruction "
                              f"text exactly once.")
+        self._check_placeholders(text)
         prefix, rest = text.split(_SENTINEL)
         return prefix, rest
+
+    def _check_placeholders(self, text):
+        """Every media item must leave its placeholder token in the prompt: the processor expands that token
+        into the clip's frames or sound, so a template that renders none would silently drop the media."""
+        for kind in ("image", "video", "audio"):
+            wanted = sum(item.get("type") == kind for item in self.media_content)
+            token = getattr(self.processor, f"{kind}_token", None)
+            if wanted and isinstance(token, str) and text.count(token) != wanted:
+                raise InputError(f"--model {self.source}: its chat template renders {text.count(token)} "
+                                 f"{token} for the clip's {wanted} {kind} item(s) ({self.template_source}), so "
+                                 f"the {kind} would not reach the model.")
 
     def _token_ids(self, text):
         return self.tokenizer(text)["input_ids"]
@@ -329,7 +349,7 @@ class ChatAdapter(Adapter):
         with torch.inference_mode():
             out = self.model(**inputs, use_cache=True, output_hidden_states=True, logits_to_keep=1)
         hidden = [h[0].float() for h in out.hidden_states] if keep_prefix_hidden else None
-        return ClipMedia(inputs=inputs, n_prefix=inputs["input_ids"].shape[1], cache=out.past_key_values,
+        return ClipMedia(inputs=inputs, n_prefix=inputs["input_ids"].shape[1], cache=out.cache,
                          prefix_hidden=hidden)
 
     def _suffix(self, prompt):
@@ -368,13 +388,13 @@ class ChatAdapter(Adapter):
         keep = media.n_prefix - drop
         media.cache.crop(keep - media.cache.get_seq_length())
         ids = torch.tensor([suffix], device=self.device)
-        out = self.model(input_ids=ids, past_key_values=media.cache, use_cache=True,
+        out = self.model(input_ids=ids, cache=media.cache, use_cache=True,
                          output_hidden_states=True, logits_to_keep=1)
         sums = None
         if want_sums:
             sums = [p[:keep].sum(0) + h[0].float().sum(0) for p, h in zip(media.prefix_hidden, out.hidden_states)]
         return PromptPass(last=[h[0, -1].float() for h in out.hidden_states], sums=sums,
-                          count=keep + len(suffix), logits=out.logits[0, -1], cache=out.past_key_values)
+                          count=keep + len(suffix), logits=out.logits[0, -1], cache=out.cache)
 
     def can_batch(self, media: ClipMedia) -> bool:
         """Whether instructions can run as one batch on this clip's prefix cache.
@@ -413,7 +433,7 @@ class ChatAdapter(Adapter):
         positions = keep + torch.arange(width, device=self.device).expand(n_rows, -1)
         # Logits at each row's last token only (families without logits_to_keep return all positions).
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=self._position_ids(positions),
-                         past_key_values=cache, use_cache=True, output_hidden_states=True,
+                         cache=cache, use_cache=True, output_hidden_states=True,
                          logits_to_keep=(lengths - 1)[:, None])
         at_last = (lengths - 1)[:, None, None]
         last = [h.float().take_along_dim(at_last, 1)[:, 0] for h in out.hidden_states]
@@ -423,7 +443,7 @@ class ChatAdapter(Adapter):
             sums = [p[:keep].sum(0) + (h.float() * own[..., None]).sum(1)
                     for p, h in zip(media.prefix_hidden, out.hidden_states)]
         return BatchPass(last=last, sums=sums, counts=(keep + lengths).tolist(), logits=logits,
-                         cache=out.past_key_values, mask=mask, next_positions=keep + lengths)
+                         cache=out.cache, mask=mask, next_positions=keep + lengths)
 
     def batch_token_pass(self, tokens, batch: BatchPass):
         """Feed one generated token per row; returns (per-layer hidden of shape (n_rows, hidden), logits).
@@ -435,7 +455,7 @@ class ChatAdapter(Adapter):
         batch.mask = torch.cat([batch.mask, batch.mask.new_ones(len(tokens), 1)], 1)
         out = self.model(input_ids=tokens[:, None].to(self.device), attention_mask=batch.mask,
                          position_ids=self._position_ids(batch.next_positions[:, None]),
-                         past_key_values=batch.cache, use_cache=True, output_hidden_states=True,
+                         cache=batch.cache, use_cache=True, output_hidden_states=True,
                          logits_to_keep=1)
         batch.next_positions = batch.next_positions + 1
         return [h[:, -1].float() for h in out.hidden_states], out.logits[:, -1]
@@ -466,14 +486,14 @@ class ChatAdapter(Adapter):
         sums = [h[0].float().sum(0) for h in out.hidden_states] if want_sums else None
         return PromptPass(last=[h[0, -1].float() for h in out.hidden_states], sums=sums,
                           count=out.hidden_states[0].shape[1], logits=out.logits[0, -1],
-                          cache=out.past_key_values)
+                          cache=out.cache)
 
     def token_pass(self, token, cache):
         """Feed one generated token; returns (per-layer hidden of shape (hidden,), next-token logits)."""
         import torch
 
         ids = torch.tensor([[token]], device=self.device)
-        out = self.model(input_ids=ids, past_key_values=cache, use_cache=True, output_hidden_states=True,
+        out = self.model(input_ids=ids, cache=cache, use_cache=True, output_hidden_states=True,
                          logits_to_keep=1)
         return [h[0, -1].float() for h in out.hidden_states], out.logits[0, -1]
 
@@ -484,4 +504,7 @@ class ChatAdapter(Adapter):
     # -- provenance --------------------------------------------------------------------------------
     def describe(self) -> dict:
         """Extra provenance for the store (the prompt format, so a result says what was asked)."""
-        return {"chat_prefix": self._prefix_text, "chat_suffix": self._rest_text}
+        described = {"chat_prefix": self._prefix_text, "chat_suffix": self._rest_text}
+        if self.template_source != "the checkpoint's chat template":
+            described["chat_template_source"] = self.template_source
+        return described

@@ -4,12 +4,37 @@ The Q-Former reads the instruction, so the visual tokens themselves depend on it
 prefix to share across instructions (each instruction runs the whole model). The prompt is the bare
 instruction (InstructBLIP has no chat template); the frames' query tokens come first. transformers'
 InstructBLIP-Video takes exactly 4 frames per clip.
+
+The checkpoint is the image model, Salesforce/instructblip-vicuna-7b (config type ``instructblip``), which
+transformers' InstructBLIP-Video classes read as is. The processor writes 4 x 32 ``<video>`` tokens and the
+model puts the frames' query outputs where ``config.video_token_index`` says they are: the hub's config.json
+has carried ``"video_token_index": 32002`` since 2024-11-18 (``extractors/checkpoints/instructblip-video.yaml``),
+an older snapshot has none. Without it the tokens would be misplaced, so such a config is refused.
+
+Decoding is greedy like every family's (the features are defined on it); the model card's 5-beam search with a
+repetition penalty of 1.5 is recorded in the store as ``reference_generation``, so the stored answers are
+known to differ from the card's.
 """
 from features.errors import InputError
 
 from ._base import ChatAdapter, ClipMedia, PromptPass, torch_dtype
 
 N_FRAMES = 4
+# The model card's and transformers' conversion script's generate() settings (not applied: decoding is greedy).
+REFERENCE_GENERATION = "num_beams=5, repetition_penalty=1.5, length_penalty=1.0, max_length=256, min_length=1"
+
+
+def check_video_token(config, tokenizer, source):
+    """InputError unless the config names the token the processor writes for the frames' query outputs."""
+    index = config.video_token_index
+    if not isinstance(index, int):
+        raise InputError(f"--model {source}: its config.json has no video_token_index, where InstructBLIP-Video "
+                         f"places the frames' query tokens (Salesforce/instructblip-vicuna-7b has "
+                         f"\"video_token_index\": 32002 since 2024-11-18: update the download).")
+    written = tokenizer.convert_tokens_to_ids("<video>")
+    if written != index:
+        raise InputError(f"--model {source}: config.json's video_token_index is {index} but its tokenizer writes "
+                         f"<video> as {written}, so the frames' query tokens would be misplaced.")
 
 
 class Adapter(ChatAdapter):
@@ -20,12 +45,17 @@ class Adapter(ChatAdapter):
     def load(self):
         import transformers
 
+        config = self._from_pretrained(transformers.InstructBlipVideoConfig)
         self.processor = self._from_pretrained(transformers.InstructBlipVideoProcessor)
         self.tokenizer = self.processor.tokenizer
-        self.model = self._from_pretrained(getattr(transformers, self.model_class),
+        check_video_token(config, self.tokenizer, self.source)  # before 7B of weights are read
+        self.model = self._from_pretrained(getattr(transformers, self.model_class), config=config,
                                            dtype=torch_dtype(self.dtype_name)).to(self.device).eval()
         self.eos_ids = self._eos_ids()
         return self
+
+    def generation_settings(self):
+        return {**super().generation_settings(), "reference_generation": REFERENCE_GENERATION}
 
     def render(self, prompt):
         return prompt
@@ -48,12 +78,12 @@ class Adapter(ChatAdapter):
         lm = out.language_model_outputs
         sums = [h[0].float().sum(0) for h in lm.hidden_states] if want_sums else None
         return PromptPass(last=[h[0, -1].float() for h in lm.hidden_states], sums=sums,
-                          count=lm.hidden_states[0].shape[1], logits=lm.logits[0, -1], cache=lm.past_key_values)
+                          count=lm.hidden_states[0].shape[1], logits=lm.logits[0, -1], cache=lm.cache)
 
     def token_pass(self, token, cache):
         import torch
 
         ids = torch.tensor([[token]], device=self.device)
-        out = self.model.language_model(input_ids=ids, past_key_values=cache, use_cache=True,
+        out = self.model.language_model(input_ids=ids, cache=cache, use_cache=True,
                                         output_hidden_states=True, logits_to_keep=1)
         return [h[0, -1].float() for h in out.hidden_states], out.logits[0, -1]

@@ -32,24 +32,29 @@ VIDEO_TOTAL_PIXELS = int(128000 * 28 * 28 * 0.9)
 FRAME_FACTOR = 2
 
 
-def reference_video_pixels(n_frames, max_pixels=None) -> dict:
-    """Per-frame pixel range of a video of ``n_frames`` frames: qwen-vl-utils' budget, or ``max_pixels``."""
+def reference_video_pixels(n_frames, max_pixels=None, min_pixels=VIDEO_MIN_PIXELS,
+                           total_pixels=VIDEO_TOTAL_PIXELS) -> dict:
+    """Per-frame pixel range of a video of ``n_frames`` frames: qwen-vl-utils' budget, or ``max_pixels``.
+
+    ``min_pixels`` and ``total_pixels`` are the per-video settings ``fetch_video`` reads from a message's video
+    item (VideoChat-R1's evaluation sets both); the defaults are qwen-vl-utils' own.
+    """
     if max_pixels is None:
-        cap = max(min(VIDEO_MAX_PIXELS, VIDEO_TOTAL_PIXELS / max(n_frames, 1) * FRAME_FACTOR),
-                  int(VIDEO_MIN_PIXELS * 1.05))
+        cap = max(min(VIDEO_MAX_PIXELS, total_pixels / max(n_frames, 1) * FRAME_FACTOR), int(min_pixels * 1.05))
         max_pixels = int(cap) if float(cap).is_integer() else cap
     elif not (isinstance(max_pixels, int) and not isinstance(max_pixels, bool) and max_pixels >= IMAGE_FACTOR ** 2):
         raise InputError(f"--video-max-pixels: expected a whole number of pixels per frame of at least "
                          f"{IMAGE_FACTOR ** 2} (one {IMAGE_FACTOR}x{IMAGE_FACTOR} patch), found {max_pixels!r}.")
     # the cap first: a store written with another one names the field the user sets
-    return {"video_max_pixels": max_pixels, "video_min_pixels": min(VIDEO_MIN_PIXELS, max_pixels)}
+    return {"video_max_pixels": max_pixels, "video_min_pixels": min(min_pixels, max_pixels)}
 
 
-def video_kwargs(clip, max_pixels=None):
-    """Processor arguments for already sampled frames at the clip's real frame rate, resized to the budget."""
+def video_kwargs(clip, max_pixels=None, pixels=None):
+    """Processor arguments for already sampled frames at the clip's real frame rate, resized to the budget
+    (``pixels``, as :func:`reference_video_pixels` returns it; qwen-vl-utils' budget when None)."""
     n_frames = len(clip.frames)
     window = max(clip.offset_s - clip.onset_s, 1e-3)
-    pixels = reference_video_pixels(n_frames, max_pixels)
+    pixels = pixels or reference_video_pixels(n_frames, max_pixels)
     # cap_pixels_per_frame=False: the per-frame cap is the one computed here (the processor's own share of
     # a total budget would otherwise apply on top).
     return {"videos": [clip.frames], "do_sample_frames": False,
