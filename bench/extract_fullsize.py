@@ -17,8 +17,8 @@ Then, per dtype:
 
 - ``python -m extractors.run`` exactly as a user runs it, in a child process, on a 1.5 s synthetic movie
   (one clip, ``--frames`` frames, instruction ``caption``, ``--max-new-tokens``): wall and CPU seconds,
-  and the child's peak resident memory (its own ``ru_maxrss``, read with ``os.wait4``).
-- The same clip through the adapter API in this process, timed by part: the vision tower (SigLIP,
+  and the child's peak resident memory (the high-water mark of its memory map, ``VmHWM``).
+- The same clip through the adapter API in a fresh process, timed by part: the vision tower (SigLIP,
   pooling, projector), the shared prefix's forward pass (``adapter.prepare``: vision + prefill), the
   instruction's tokens (``prompt_pass``), and each decoded token (``token_pass``), best of ``--repeat``.
   Its features are compared with the ones the user run stored (same computation; differences come
@@ -117,16 +117,37 @@ def user_run(folder, movie, out, dtype, frames, max_new_tokens, threads):
                "--frames", str(frames), "--max-new-tokens", str(max_new_tokens), "--dtype", dtype,
                "--out", str(out), "--quiet"]
     print("  $ " + " ".join(command[1:]))
-    start = time.perf_counter()
-    child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    output = child.stdout.read()
-    _, status, usage = os.wait4(child.pid, 0)  # this child's own peak, not the largest of all children
-    wall = time.perf_counter() - start
+    log = Path(out).with_suffix(".log")
+    with open(log, "wb") as output:
+        start = time.perf_counter()
+        child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+        peak = 0
+        while True:
+            # The high-water mark of the child's own memory map. Not ru_maxrss: Linux carries the parent's
+            # high-water mark over to a vforked child at exec, so that would report this process's peak.
+            peak = max(peak, _high_water_mark(child.pid))
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                break
+            time.sleep(0.05)
+        wall = time.perf_counter() - start
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
-        print(output.decode(errors="replace")[-4000:])
+        print(log.read_text(errors="replace")[-4000:])
         raise SystemExit(f"extractors.run exited with {child.returncode}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, Path(out) / f"{MODEL_NAME}.h5"
+    return wall, usage.ru_utime + usage.ru_stime, peak, Path(out) / f"{MODEL_NAME}.h5"
+
+
+def _high_water_mark(pid):
+    """Peak resident memory in bytes of a running process (VmHWM), 0 once it has exited."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def _clocks():
@@ -160,19 +181,34 @@ class _Stopwatch:
         setattr(owner, name, timed)
 
 
-def adapter_timings(folder, clip, prompt, dtype, max_new_tokens, repeat):
+def adapter_timings(folder, clip, prompt, dtype, max_new_tokens, repeat, threads):
+    """The clip through the adapter API in a fresh process (so that its memory counts start from nothing)."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_adapter_timings, (folder, clip, prompt, dtype, max_new_tokens, repeat, threads))
+
+
+def _adapter_timings(folder, clip, prompt, dtype, max_new_tokens, repeat, threads):
     """The clip through the adapter API, timed by part; the best of ``repeat`` rounds, and the features."""
     import numpy as np
     import torch
 
     from extractors.models.llava_onevision import Adapter
 
+    if threads:
+        torch.set_num_threads(threads)
+
+    from _memory import PeakMemory, rss
+
+    before = rss()
     adapter = Adapter(folder, dtype, "cpu").load()
+    loaded = rss()
     vision = _Stopwatch(adapter.model.model, "get_video_features")
     best = None
     for _ in range(repeat):
         vision.seconds = (0.0, 0.0)
-        with torch.inference_mode():
+        with torch.inference_mode(), PeakMemory() as memory:
             start = _clocks()
             media = adapter.prepare(clip)
             prepare = _since(start)
@@ -193,7 +229,8 @@ def adapter_timings(folder, clip, prompt, dtype, max_new_tokens, repeat):
             "vision": vision.seconds, "prepare": prepare, "instruction": instruction,
             "per_token": tuple(steps.mean(0)) if len(steps) else (float("nan"),) * 2,
             "per_token_median": tuple(np.median(steps, 0)) if len(steps) else (float("nan"),) * 2,
-            "total": _since(start), "n_new": len(tokens),
+            "total": _since(start), "n_new": len(tokens), "loaded_rss": loaded - before,
+            "clip_rss": memory.extra_gb * GIB,
             "n_prompt": first.count, "n_prefix": media.n_prefix,
             "n_video": int((media.inputs["input_ids"] == adapter.model.config.video_token_id).sum()),
             "layers": [(s / len(tokens)).float().numpy() for s in sums],
@@ -214,7 +251,7 @@ def main(argv=None):
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--threads", type=int, default=0,
-                        help="torch threads, here and in the child (0: torch's default, one per core)")
+                        help="torch threads of both child processes (0: torch's default, one per core)")
     parser.add_argument("--repeat", type=int, default=1, help="adapter rounds per dtype; the fastest is shown")
     parser.add_argument("--skip-user-run", action="store_true")
     parser.add_argument("--skip-adapter", action="store_true")
@@ -231,8 +268,6 @@ def main(argv=None):
     from features.store import FeatureStore
     from instructions import resolve
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     folder, _ = ensure_model(args.cache)
     work = Path(tempfile.mkdtemp(prefix="bench-fullsize-"))
     try:
@@ -247,8 +282,8 @@ def main(argv=None):
         print(f"clip: {TR} s of a 360x640 synthetic movie, {args.frames} frames, instruction '{INSTRUCTION}', "
               f"max {args.max_new_tokens} new tokens")
         print(f"machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), torch "
-              f"{torch.__version__}, {torch.get_num_threads()} threads here"
-              f"{'' if args.threads else ' (child: its default)'}; load average before: {_load_average()}")
+              f"{torch.__version__}, {args.threads or torch.get_num_threads()} torch threads; "
+              f"load average before: {_load_average()}")
         rows = {}
         for dtype in args.dtypes.split(","):
             print(f"{dtype}:")
@@ -267,7 +302,8 @@ def main(argv=None):
                 print(f"  user run: {wall:.1f} s wall, {cpu:.1f} s CPU, peak RSS {peak / GIB:.2f} GiB; "
                       f"load average after: {_load_average()}")
             if not args.skip_adapter:
-                timing = adapter_timings(folder, clip, prompt, dtype, args.max_new_tokens, args.repeat)
+                timing = adapter_timings(folder, clip, prompt, dtype, args.max_new_tokens, args.repeat,
+                                         args.threads)
                 row.update(timing)
                 if "stored" in row:
                     scale = max(float(np.abs(s).max()) for s in row["stored"])
@@ -306,6 +342,8 @@ def _print_table(rows, args):
     line("per decoded token, median", "per_token_median", pair(3))
     line("new tokens", "n_new", lambda v: f"{v}")
     line("whole clip", "total", pair(1))
+    line("resident memory of the loaded model GiB", "loaded_rss", lambda v: f"{v / GIB:.2f}")
+    line("  + peak during the clip GiB", "clip_rss", lambda v: f"{v / GIB:.2f}")
     line("features vs stored, max|diff|/max|x|", "diff", lambda v: f"{v:.1e}")
     line("same answer as stored", "same_text", lambda v: f"{v}")
     print(" features store")
