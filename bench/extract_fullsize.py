@@ -236,8 +236,10 @@ def _adapter_timings(folder, clip, prompt, dtype, max_new_tokens, repeat, thread
             "layers": [(s / len(tokens)).float().numpy() for s in sums],
             "text": adapter.decode(tokens),
         }
+        peak = max(result["clip_rss"], best["clip_rss"] if best else 0.0)  # the first round pages weights in
         if best is None or result["total"][0] < best["total"][0]:
             best = result
+        best["clip_rss"] = peak
     return best
 
 
@@ -343,7 +345,7 @@ def _print_table(rows, args):
     line("new tokens", "n_new", lambda v: f"{v}")
     line("whole clip", "total", pair(1))
     line("resident memory of the loaded model GiB", "loaded_rss", lambda v: f"{v / GIB:.2f}")
-    line("  + peak during the clip GiB", "clip_rss", lambda v: f"{v / GIB:.2f}")
+    line("  + peak during the clip GiB (any round)", "clip_rss", lambda v: f"{v / GIB:.2f}")
     line("features vs stored, max|diff|/max|x|", "diff", lambda v: f"{v:.1e}")
     line("same answer as stored", "same_text", lambda v: f"{v}")
     print(" features store")
