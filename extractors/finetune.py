@@ -153,6 +153,7 @@ def finetune(model, data, out, task="auto", epochs=1.0, learning_rate=5e-5, batc
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
 
+    from .hub import local_files_only
     from .words import is_local_source
 
     out = Path(out)
@@ -163,11 +164,12 @@ def finetune(model, data, out, task="auto", epochs=1.0, learning_rate=5e-5, batc
         raise InputError(f"--task: expected one of {', '.join(TASKS)}, found {task!r}.")
     records = read_records(data)
     local = is_local_source(model)
+    cached = local or local_files_only(model, "--model")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(model), local_files_only=local)
-        lm = AutoModelForCausalLM.from_pretrained(str(model), local_files_only=local)
+        tokenizer = AutoTokenizer.from_pretrained(str(model), local_files_only=cached)
+        lm = AutoModelForCausalLM.from_pretrained(str(model), local_files_only=cached)
     except OSError as err:
-        where = "folder" if local else "Hugging Face id (offline: is it in the local cache?)"
+        where = "folder" if local else "Hugging Face id"
         raise InputError(f"--model {model}: cannot load it as a causal LM {where} ({str(err).splitlines()[0]}).") \
             from None
     task, examples = encode_records(records, tokenizer, task, max_length, str(data))

@@ -225,7 +225,7 @@ def consolidate(store_path, parameters) -> bool:
             store.record_provenance({"n_hidden_states": n_hidden.pop()})
     for part in parts:
         part.unlink()
-    log.info("wrote %s: merged %d clip rows from %d part file(s)", store_path, n_rows, len(parts))
+    log.info("wrote %s: merged %d rows from %d part file(s)", store_path, n_rows, len(parts))
     return True
 
 

@@ -58,16 +58,19 @@ def load_text_model(folder, device="cpu", dtype=None):
     folder = Path(folder).expanduser()
     if local and not (folder / "config.json").is_file():
         raise InputError(f"{folder}: field 'config.json' not found; expected a local model folder.")
-    kwargs = {"local_files_only": local}
+    from .hub import local_files_only
+
+    cached = local_files_only(folder, flag="model")
+    kwargs = {"local_files_only": cached}
     if dtype is not None:
         from .models._base import torch_dtype
 
         kwargs["dtype"] = torch_dtype(dtype)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=local)
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=cached)
         model = AutoModel.from_pretrained(str(folder), **kwargs).to(device).eval()
     except OSError as err:
-        where = "folder" if local else "Hugging Face id (offline: is it in the local cache?)"
+        where = "folder" if local else "Hugging Face id"
         raise InputError(f"{folder}: cannot load it as a model {where} ({str(err).splitlines()[0]}).") from None
     if not tokenizer.is_fast:
         raise InputError(f"{folder}: field 'tokenizer.json' is missing; a fast tokenizer is needed for word offsets.")

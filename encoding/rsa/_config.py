@@ -67,7 +67,7 @@ def load_rsa_config(path, overrides=None):
     config = copy.deepcopy(DEFAULTS)
     config.update(raw)
     config.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    config["config_file"] = str(path)
+    config["config_file"] = str(path.resolve())   # relative paths resolve the same from any working directory
     config["name"] = config["name"] or path.stem
     config["cache_dir"] = str(Path(os.path.expanduser(
         config["cache_dir"] or os.environ.get("MLLM_ENCODING_CACHE", "~/.cache/mllm-encoding"))))

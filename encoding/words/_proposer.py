@@ -85,14 +85,16 @@ class LocalProposer:
     def __init__(self, source, device="cpu", max_new_tokens=200):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from extractors.hub import local_files_only
         from extractors.words import is_local_source
 
         local = is_local_source(source)
+        cached = local or local_files_only(source, "--proposer")
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(str(source), local_files_only=local)
-            self.model = AutoModelForCausalLM.from_pretrained(str(source), local_files_only=local).to(device).eval()
+            self.tokenizer = AutoTokenizer.from_pretrained(str(source), local_files_only=cached)
+            self.model = AutoModelForCausalLM.from_pretrained(str(source), local_files_only=cached).to(device).eval()
         except OSError as err:
-            where = "folder" if local else "Hugging Face id (offline: is it in the local cache?)"
+            where = "folder" if local else "Hugging Face id"
             raise InputError(f"--proposer {source}: cannot load it as a causal LM {where} "
                              f"({str(err).splitlines()[0]}).") from None
         self.source, self.device, self.max_new_tokens = str(source), device, int(max_new_tokens)

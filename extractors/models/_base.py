@@ -139,13 +139,15 @@ class Adapter:
         raise NotImplementedError
 
     def _from_pretrained(self, loader, source=None, **kwargs):
+        from ..hub import local_files_only
+
         source = self.source if source is None else source
         local = Path(source).is_dir()
         try:
-            return loader.from_pretrained(source, local_files_only=local,
+            return loader.from_pretrained(source, local_files_only=local_files_only(source),
                                           trust_remote_code=self.trust_remote_code, **kwargs)
         except OSError as err:
-            where = "folder" if local else "Hugging Face id (offline: is it in the local cache?)"
+            where = "folder" if local else "Hugging Face id"
             raise InputError(f"--model {source}: cannot load it as a {where} ({err}).") from None
 
     def _to_device(self, inputs, float_keys=("pixel_values", "input_features", "input_values")):
