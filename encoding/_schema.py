@@ -135,9 +135,11 @@ class EncodingConfig(_Section):
     stimuli: Optional[StrictStr] = _field(None, "movie files (a folder, one file per stimulus run): extract the "
                                                 "features a store lacks first", "a folder")
     extraction: Extraction = _field({}, "settings of the feature extraction (extractors.run)")
-    transcript: Transcript = _field({"words": None, "onset_offset": 0, "run": "run-1", "context": "words:20",
-                                     "pooling": "last_token", "batch_size": 16, "tables": {}}, "build the stores of `models` from a word table (word_rate, minilm, a "
-                                        "language model by Hub id or `model_paths` folder) or per-TR tables first")
+    transcript: Transcript = _field(
+        {"words": None, "onset_offset": 0, "run": "run-1", "context": "words:20", "pooling": "last_token",
+         "batch_size": 16, "tables": {}},
+        "build the stores of `models` from a word table (word_rate, minilm, a language model by Hub id or "
+        "`model_paths` folder) or per-TR tables first")
     model_paths: dict[str, StrictStr] = _field({}, "model name -> local folder of its weights",
                                                "a mapping of model name to folder")
     instructions: Names = _field("caption", "an instruction name, a comma list, a list or `all`",
@@ -203,6 +205,9 @@ class EncodingConfig(_Section):
     seed: StrictInt = _field(0, "seed of permutations, bootstraps and subsets", "a whole number")
     work_dir: Optional[StrictStr] = _field(None, "finished fits, kept for resuming (default `<out>.work` beside the "
                                                  "output folder)", "a folder")
+    threads: Optional[Positive] = _field(None, "BLAS/torch threads per fit: null chooses (one for a small fit, "
+                                               "every core for a large one); Dask workers always use one",
+                                         "a whole number >= 1 or null")
     workers: Optional[Positive] = _field(None, "fit on a local Dask cluster of this many single-threaded worker "
                                                "processes", "a whole number >= 1 or null")
     scheduler: Optional[StrictStr] = _field(None, "fit on an existing Dask cluster at this address "

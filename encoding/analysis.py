@@ -26,8 +26,9 @@ from .outputs.native_maps import write_native_maps
 from .outputs.group_tests import group_tests
 from .outputs.report import write_report
 from .outputs.scores_file import ScoresFile
-from .design import EmptySubjectError
+from .design import EmptySubjectError, check_run_files
 from .partition import VariancePartition, roi_partition_rows
+from .ridge import limited_threads
 from .ridge._distributed import barrier, launcher_world, main_process_first
 from .roi_sets import check_rois, roi_networks
 from .stats import block_permutations, cross_subject_ceiling, explainable_variance, fdr_bh, split_half_reliability
@@ -83,6 +84,7 @@ def run_analysis(config, overwrite=False, dry_run=False):
         from .demo.build import ensure_demo
         with main_process_first(on_cuda):
             ensure_demo(config["cache_dir"], config["demo"] or {})
+    check_run_files(config)                 # every run's files, before any is read
     check_rois(config)                      # from headers only: an atlas the space lacks stops here
     if config["stimuli"] and not dry_run:
         extract_missing(config)
@@ -105,11 +107,12 @@ def run_analysis(config, overwrite=False, dry_run=False):
         barrier(on_cuda)                    # every process has planned before any fit file appears
         if rank == 0:
             report_changes(specs, work)
-        run_pending(specs, work, config["workers"], config["scheduler"], rank, world)
+        run_pending(specs, work, config["workers"], config["scheduler"], rank, world, config["threads"])
         barrier(on_cuda)
         if rank > 0:                        # the fits were collective; rank 0 alone assembles and writes
             return out, None
-        with atomic_folder(out, overwrite) as partial:
+        # the tables, ceilings and maps are many small array operations: one thread unless the config says
+        with atomic_folder(out, overwrite) as partial, limited_threads(config["threads"] or 1):
             best = _write_outputs(config, Path(partial), out, stores, prompts, instructions, layers, n_layers,
                                   subjects, specs, work)
     finally:

@@ -37,6 +37,9 @@ def build_parser():
                         help="fit on an existing Dask cluster, e.g. tcp://head:8786 (config 'scheduler')")
     parser.add_argument("--work-dir", help="where finished fits are kept for resuming (default <out>.work; config "
                                            "'work_dir')")
+    parser.add_argument("--threads", type=_positive_int, metavar="N",
+                        help="BLAS/torch threads per fit (default: one for a small fit, every core for a large one; "
+                             "config 'threads')")
     parser.add_argument("--quiet", action="store_true", help="only warnings and errors")
     return parser
 
@@ -47,14 +50,15 @@ def _positive_int(text):
     except ValueError:
         value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of workers >= 1, found {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, found {text!r}")
     return value
 
 
 def config_from_args(args):
     overrides = {"instructions": args.instruction, "models": parse_list(args.model) or None,
                  "layers": args.layers, "out": args.out, "backend": args.backend, "stimuli": args.stimuli,
-                 "workers": args.workers, "scheduler": args.scheduler, "work_dir": args.work_dir}
+                 "workers": args.workers, "scheduler": args.scheduler, "work_dir": args.work_dir,
+                 "threads": args.threads}
     config = load_config(args.config, overrides)
     if args.subjects:
         wanted = parse_list(args.subjects)

@@ -55,3 +55,17 @@ def test_a_run_entry_that_is_not_a_mapping_names_the_field(study, tmp_path, caps
     study.config.write_text(yaml.safe_dump(spec))
     assert main(["--config", str(study.config), "--out", str(tmp_path / "o")]) == 2
     assert "field 'subjects.sub-01.runs[2]' must be a mapping" in _error(capsys)
+
+
+def test_a_missing_run_file_stops_the_analysis_before_any_run_is_read(study, tmp_path, capsys, monkeypatch):
+    spec = yaml.safe_load(study.config.read_text())
+    runs = spec["subjects"]["sub-01"]["runs"]
+    spec["subjects"]["sub-02"] = {"runs": runs[:-1] + [{**runs[-1], "path": "sub-02_run-5.npy"}]}
+    study.config.write_text(yaml.safe_dump(spec))
+    read = []
+    monkeypatch.setattr("encoding.design.load_run", lambda run, base: read.append(run) or pytest.fail("read"))
+    assert main(["--config", str(study.config), "--out", str(tmp_path / "o")]) == 2
+    assert _error(capsys) == (f"error: {tmp_path / 'study' / 'sub-02_run-5.npy'}: field "
+                              f"'subjects.sub-02.runs[{len(runs) - 1}].path' must name an existing file, found no "
+                              f"such file.")
+    assert read == [] and not (tmp_path / "o").exists()

@@ -226,3 +226,35 @@ def test_the_dry_run_counts_done_fits_and_writes_nothing(study, tmp_path, capsys
     assert "9 fits, 0 already done" in printed and "CPU core-hours" in printed
     assert sorted(p.name for p in work.rglob("*")) == before and not (tmp_path / "new").exists()
     assert not (tmp_path / "new.work").exists()
+
+
+def test_the_dry_run_says_how_many_fits_are_stale_and_why(study, tmp_path, capsys):
+    config, reference = study
+    spec = yaml.safe_load(config.read_text())
+    variant = tmp_path / "alphas.yaml"
+    variant.write_text(yaml.safe_dump({**spec, "alphas": {"logspace": [-1, 5, 7]},
+                                       "features_dir": str(config.parent / "features"),
+                                       "subjects": _absolute(spec, config)}))
+    work = reference.parent / "reference.work"
+    assert main(["--config", str(variant), "--out", str(tmp_path / "a"), "--work-dir", str(work), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "9 fits, 0 already done" in printed
+    # (the joint fits' keys may also hold the grid test's fits, which differ in banded_search too)
+    assert "9 of those were done before with other inputs and are computed again ('settings.alphas' in 9" in printed
+
+
+def test_installing_torch_changes_no_fingerprint_of_a_numpy_backend_fit(monkeypatch):
+    """The fit fingerprint names a library only when the fit computes with it: torch for the torch backends."""
+    from importlib import metadata
+
+    from encoding.sweep._units import code_versions
+
+    real = metadata.version
+
+    def with_torch(version):
+        return lambda name: version if name == "torch" else real(name)
+    monkeypatch.setattr(metadata, "version", with_torch("2.9.0"))
+    numpy_before, torch_before = code_versions("numpy"), code_versions("torch_cuda")
+    monkeypatch.setattr(metadata, "version", with_torch("2.14.1"))
+    assert code_versions("numpy") == numpy_before and "torch" not in numpy_before
+    assert code_versions("torch_cuda") != torch_before and code_versions("torch_cuda")["torch"] == "2.14.1"

@@ -85,7 +85,8 @@ def test_the_dry_run_says_its_estimate_is_for_cpu_cores_when_the_fits_run_on_a_g
     from encoding.sweep._work import WorkFolder
 
     work = WorkFolder(tmp_path / "study.work", create=False)
-    specs = [{"subject": "sub-01", "kind": "layer", "bands": [{"model": "qwen"}], "fingerprint": f"f{i}"}
+    specs = [{"subject": "sub-01", "kind": "layer", "bands": [{"model": "qwen"}], "fingerprint": f"f{i}",
+              "key": f"sub-01/qwen/caption/layer_{i}"}
              for i in range(3)]
     estimate = lambda spec: (3600.0, 1.5)  # noqa: E731  (one hour and 1.5 GB per fit)
     on_cpu = describe_plan(specs, work, estimate, "numpy")

@@ -6,7 +6,8 @@ from ._fast import choose_form, ridge_cv
 from ._fit import DEFAULT_ALPHAS, DEFAULT_MEMORY_GB, RidgeScores, choose_solver, fit_banded_ridge, fit_ridge
 from ._pca import apply_pca, fit_pca, reduce_features
 from ._scoring import pearson_r, r2
+from ._threads import available_cores, fit_threads, limited_threads
 
-__all__ = ["DEFAULT_ALPHAS", "DEFAULT_MEMORY_GB", "RidgeScores", "apply_pca", "band_weight_grid",
+__all__ = ["DEFAULT_ALPHAS", "DEFAULT_MEMORY_GB", "RidgeScores", "apply_pca", "available_cores", "band_weight_grid",
            "band_weight_samples", "choose_form", "choose_solver", "fit_banded_ridge", "fit_pca", "fit_ridge",
-           "pearson_r", "r2", "reduce_features", "ridge_cv", "run_splits"]
+           "fit_threads", "limited_threads", "pearson_r", "r2", "reduce_features", "ridge_cv", "run_splits"]

@@ -127,7 +127,8 @@ def banded_kernel_cv(kernels, test_kernels, Y_train, splits, Y_test, alphas, gam
     """
     n_share, n_folds = share.stop - share.start, len(splits)
     best = _Best(n_share, len(kernels))
-    bar = tqdm(total=len(gammas) * n_folds, desc="banded ridge samples x folds", disable=not progress)
+    bar = tqdm(total=len(gammas) * n_folds, desc="banded ridge samples x folds", disable=not progress, leave=False,
+               unit="fold")
     for sample, gamma in enumerate(gammas):
         kernel = sum(float(g) * K for g, K in zip(gamma, kernels))
         test_kernel = sum(float(g) * K for g, K in zip(gamma, test_kernels))

@@ -18,6 +18,7 @@ from ._cv import run_splits
 from ._fast import DEFAULT_MEMORY_GB, ridge_cv  # noqa: F401  (DEFAULT_MEMORY_GB re-exported)
 from ._pca import reduce_features
 from ._scoring import pearson_r, r2
+from ._threads import fit_threads, limited_threads
 
 DEFAULT_ALPHAS = np.logspace(-2, 6, 17)
 
@@ -42,7 +43,7 @@ def choose_solver(n_samples, n_features):
 
 def fit_ridge(X_train, Y_train, run_ids, X_test, Y_test, alphas=DEFAULT_ALPHAS, n_folds=None,
               n_targets_batch=None, solver="auto", Y_in_cpu=False, memory_gb=None, pca_components=None,
-              return_prediction=False):
+              return_prediction=False, threads=None):
     """Ridge with per-target alphas chosen by run-wise cross-validation, scored on test runs.
 
     Parameters
@@ -75,6 +76,9 @@ def fit_ridge(X_train, Y_train, run_ids, X_test, Y_test, alphas=DEFAULT_ALPHAS, 
         Also hand back the test rows' prediction as ``extra["test_prediction"]``: numpy float32 of shape
         (n_test, n_targets), the prediction ``test_r`` and ``test_r2`` score (every solver, with or
         without PCA). It is held in memory beside the inputs, outside ``memory_gb``.
+    threads : int or None
+        BLAS/torch threads during the fit; None chooses: one for a small fit, every available core for a
+        large one (``_threads.fit_threads``).
 
     Returns
     -------
@@ -92,6 +96,13 @@ def fit_ridge(X_train, Y_train, run_ids, X_test, Y_test, alphas=DEFAULT_ALPHAS, 
     process must make the same calls in the same order. The himalaya solvers ("primal", "kernel") do not
     split.
     """
+    with limited_threads(fit_threads(*np.shape(X_train), threads)):
+        return _fit_ridge(X_train, Y_train, run_ids, X_test, Y_test, alphas, n_folds, n_targets_batch, solver,
+                          Y_in_cpu, memory_gb, pca_components, return_prediction)
+
+
+def _fit_ridge(X_train, Y_train, run_ids, X_test, Y_test, alphas, n_folds, n_targets_batch, solver, Y_in_cpu,
+               memory_gb, pca_components, return_prediction):
     extra = {}
     if pca_components:
         X_train, X_test, explained = reduce_features(X_train, X_test, int(pca_components))
@@ -141,7 +152,7 @@ def _fit_ridge_himalaya(X_train, Y_train, run_ids, X_test, Y_test, alphas, n_fol
 
 def fit_banded_ridge(Xs_train, Y_train, run_ids, Xs_test, Y_test, alphas=DEFAULT_ALPHAS, n_folds=None,
                      n_iter=50, n_targets_batch=None, random_state=0, Y_in_cpu=False, solver="auto",
-                     return_single=False, search="random", memory_gb=None):
+                     return_single=False, search="random", memory_gb=None, threads=None, progress=False):
     """Banded ridge: one regularisation per feature space, searched over band weights.
 
     Parameters
@@ -168,6 +179,10 @@ def fit_banded_ridge(Xs_train, Y_train, run_ids, Xs_test, Y_test, alphas=DEFAULT
     return_single : bool
         "fast" only: also fit each band alone on the same kernels, in ``extra["single"]`` (a list per
         band of dicts with ``alpha``, ``cv_score``, ``test_r``, ``test_r2``).
+    threads : int or None
+        BLAS/torch threads during the fit; None chooses from the size of the bands together (``fit_ridge``).
+    progress : bool
+        Show a progress bar over the band-weight samples (a banded fit can take minutes).
 
     Returns
     -------
@@ -175,6 +190,15 @@ def fit_banded_ridge(Xs_train, Y_train, run_ids, Xs_test, Y_test, alphas=DEFAULT
     test R^2 (product-measure split; the shares sum to the joint R^2), and ``band_weights`` (n_bands,
     n_targets): g / alpha (himalaya's exp(deltas_)).
     """
+    n_train, n_features = Xs_train[0].shape[0], sum(X.shape[1] for X in Xs_train)
+    with limited_threads(fit_threads(n_train, n_features, threads)):
+        return _fit_banded_ridge(Xs_train, Y_train, run_ids, Xs_test, Y_test, alphas, n_folds, n_iter,
+                                 n_targets_batch, random_state, Y_in_cpu, solver, return_single, search, memory_gb,
+                                 progress)
+
+
+def _fit_banded_ridge(Xs_train, Y_train, run_ids, Xs_test, Y_test, alphas, n_folds, n_iter, n_targets_batch,
+                      random_state, Y_in_cpu, solver, return_single, search, memory_gb, progress):
     n_train, n_features = Xs_train[0].shape[0], sum(X.shape[1] for X in Xs_train)
     if solver not in ("auto", "fast", "himalaya"):
         raise ValueError(f"fit_banded_ridge: unknown solver '{solver}'; known: auto, fast, himalaya.")
@@ -189,7 +213,8 @@ def fit_banded_ridge(Xs_train, Y_train, run_ids, Xs_test, Y_test, alphas=DEFAULT
     if solver == "fast" or (solver == "auto" and kernel_form):
         gammas = n_iter if np.ndim(n_iter) == 2 else band_weight_samples(len(Xs_train), int(n_iter), random_state)
         out = banded_ridge_cv(Xs_train, Y_train, run_splits(run_ids, n_folds), Xs_test, Y_test, alphas, gammas,
-                              n_targets_batch=n_targets_batch, return_single=return_single, memory_gb=memory_gb)
+                              n_targets_batch=n_targets_batch, return_single=return_single, memory_gb=memory_gb,
+                              progress=progress)
         extra = dict(band_weight_samples=np.asarray(gammas), sample=out["sample"], n_targets_batch=out["n_targets_batch"])
         if return_single:
             extra["single"] = out["single"]
@@ -198,7 +223,7 @@ def fit_banded_ridge(Xs_train, Y_train, run_ids, Xs_test, Y_test, alphas=DEFAULT
                            band_weights=out["band_weights"], extra=extra)
     backend = get_backend()
     params = dict(score_func=r2_score, n_iter=n_iter, alphas=alphas, n_targets_batch=n_targets_batch,
-                  n_targets_batch_refit=n_targets_batch, progress_bar=False)
+                  n_targets_batch_refit=n_targets_batch, progress_bar=progress)
     cv = run_splits(run_ids, n_folds)
     solver = "banded-" + ("kernel" if kernel_form else "primal")
     with np.errstate(divide="ignore"):   # a single band's sample (weight 0 for the other): log(0) = -inf

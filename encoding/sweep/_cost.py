@@ -177,46 +177,29 @@ def fit_overheads(rows, seconds):
 def calibrate(shapes=_CALIBRATION, seed=0):
     """The rates (``measure_rates``) and the overheads fitted to timed single-thread fits of random arrays
     (module docstring), after one untimed fit that pays for the imports."""
-    from threadpoolctl import threadpool_limits
-
-    from ..ridge import DEFAULT_ALPHAS, fit_ridge
+    from ..ridge import DEFAULT_ALPHAS, fit_ridge, limited_threads
     from ..stats import block_permutations, permutation_test
 
     rng = np.random.default_rng(seed)
     rows, seconds = [], []
-    with threadpool_limits(1):
-        torch_threads = _torch_threads(1)
-        try:
-            for index, (n, m, p, t, folds, n_perm) in enumerate([shapes[0]] + list(shapes)):
-                X = rng.standard_normal((n + m, p)).astype(np.float32)
-                Y = (X[:, :1] + rng.standard_normal((n + m, t))).astype(np.float32)
-                groups = np.repeat(np.arange(folds), -(-n // folds))[:n]
-                start = time.process_time()
-                result = fit_ridge(X[:n], Y[:n], groups, X[n:], Y[n:], alphas=DEFAULT_ALPHAS,
-                                   return_prediction=bool(n_perm))
-                if n_perm:
-                    permutation_test(Y[n:], result.extra["test_prediction"], block_permutations([m], 10, n_perm))
-                if index == 0:   # the warm-up
-                    continue
-                shape = {"n_train": n, "n_test": m, "n_features": p, "n_targets": t, "n_folds": folds,
-                         "n_alphas": len(DEFAULT_ALPHAS), "n_permutations": n_perm}
-                seconds.append(time.process_time() - start)
-                rows.append((work(shape), overheads(shape)))
-            rates = measure_rates(seed=seed)
-        finally:
-            _torch_threads(torch_threads)
+    with limited_threads(1):
+        for index, (n, m, p, t, folds, n_perm) in enumerate([shapes[0]] + list(shapes)):
+            X = rng.standard_normal((n + m, p)).astype(np.float32)
+            Y = (X[:, :1] + rng.standard_normal((n + m, t))).astype(np.float32)
+            groups = np.repeat(np.arange(folds), -(-n // folds))[:n]
+            start = time.process_time()
+            result = fit_ridge(X[:n], Y[:n], groups, X[n:], Y[n:], alphas=DEFAULT_ALPHAS,
+                               return_prediction=bool(n_perm), threads=1)
+            if n_perm:
+                permutation_test(Y[n:], result.extra["test_prediction"], block_permutations([m], 10, n_perm))
+            if index == 0:   # the warm-up
+                continue
+            shape = {"n_train": n, "n_test": m, "n_features": p, "n_targets": t, "n_folds": folds,
+                     "n_alphas": len(DEFAULT_ALPHAS), "n_permutations": n_perm}
+            seconds.append(time.process_time() - start)
+            rows.append((work(shape), overheads(shape)))
+        rates = measure_rates(seed=seed)
     counted = np.array([w @ rates for w, _ in rows])
     remaining = np.maximum(np.array(seconds) - counted, 0.0)
     return np.concatenate([rates, fit_overheads([o for _, o in rows], remaining)])
 
-
-def _torch_threads(n):
-    try:
-        import torch
-    except ImportError:
-        return None
-    if n is None:
-        return None
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    return before

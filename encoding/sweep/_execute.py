@@ -7,7 +7,8 @@ progress bar counts every fit of the sweep, wherever it runs.
 
 - No flag: the fits run here, one after another, through the same function.
 - ``workers=N``: a ``LocalCluster`` of N worker processes with one thread each (Dask's nannies set
-  OMP/MKL/OpenBLAS to one thread in them).
+  OMP/MKL/OpenBLAS to one thread in them, and each fit limits its BLAS to one thread through threadpoolctl,
+  which also holds on an existing cluster whose workers were started otherwise).
 - ``scheduler=ADDRESS``: an existing cluster (e.g. started on SLURM or PBS by dask-jobqueue).
 
 Under ``torchrun`` every process takes part in each fit (the ridge fits split their targets across the
@@ -19,6 +20,7 @@ from tqdm import tqdm
 
 from features.errors import InputError
 
+from ..ridge._threads import MIN_CORES, SMALL_WORK, available_cores
 from ._units import compute_fit
 
 log = logging.getLogger(__name__)
@@ -27,8 +29,12 @@ log = logging.getLogger(__name__)
 RETRIES = 3
 
 
-def run_pending(specs, work, workers=None, scheduler=None, rank=0, world=1):
-    """Compute every spec whose fit file does not exist yet; returns how many were computed."""
+def run_pending(specs, work, workers=None, scheduler=None, rank=0, world=1, threads=None):
+    """Compute every spec whose fit file does not exist yet; returns how many were computed.
+
+    ``threads``: BLAS/torch threads per fit in this process (None: chosen per fit from its size); a Dask
+    worker always uses one, and each of ``world`` launched processes at most its share of the cores.
+    """
     pending = [spec for spec in specs if not work.done(spec["fingerprint"])]
     reused = len(specs) - len(pending)
     log.info("%d of %d fits already done in %s (reused), %d to compute", reused, len(specs), work.path,
@@ -38,13 +44,21 @@ def run_pending(specs, work, workers=None, scheduler=None, rank=0, world=1):
     if (workers or scheduler) and world > 1:
         raise InputError("--workers/--scheduler: a Dask sweep cannot run under torchrun or accelerate launch; "
                          "use one or the other.")
+    share = max(available_cores() // world, 1) if world > 1 else None
+    cores = share or available_cores()
+    log.info("threads per fit: %s", "1 (one per Dask worker)" if workers or scheduler else
+             f"{threads} (config 'threads')" if threads else
+             f"1 (chosen: {cores} core(s) available, fewer than {MIN_CORES})" if cores < MIN_CORES else
+             f"chosen per fit: 1 below {SMALL_WORK:.0e} multiply-adds, else {cores} (the cores this process may "
+             f"use{', its share under the launcher' if share else ''})")
     bar = tqdm(total=len(specs), initial=reused, desc="fits", unit="fit", smoothing=0.05)
     try:
         if workers or scheduler:
             _run_dask(pending, work, workers, scheduler, bar)
         else:
             for spec in pending:
-                compute_fit(spec, work.fit_path(spec["fingerprint"]), write=rank == 0)
+                compute_fit(spec, work.fit_path(spec["fingerprint"]), write=rank == 0, threads=threads,
+                            max_threads=share, progress=rank == 0)
                 bar.update()
     finally:
         bar.close()
@@ -57,6 +71,8 @@ def _run_dask(pending, work, workers, scheduler, bar):
     except ImportError:
         raise InputError("--workers/--scheduler: Dask is not installed; pip install \"mllm-encoding[dask]\" (or "
                          "dask[distributed]).") from None
+    # Dask's own INFO lines (about thirty per run, and a dashboard hint) say nothing a user needs
+    logging.getLogger("distributed").setLevel(logging.WARNING)
     cluster = None
     if scheduler:
         try:
@@ -70,7 +86,7 @@ def _run_dask(pending, work, workers, scheduler, bar):
         client = Client(cluster)
     log.info("fitting on Dask: %s", client.dashboard_link if cluster is None else f"{workers} local workers")
     try:
-        futures = [client.submit(compute_fit, spec, str(work.fit_path(spec["fingerprint"])),
+        futures = [client.submit(compute_fit, spec, str(work.fit_path(spec["fingerprint"])), threads=1,
                                  key=f"fit-{spec['fingerprint']}", pure=False, retries=RETRIES)
                    for spec in pending]
         for future in as_completed(futures):

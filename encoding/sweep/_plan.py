@@ -102,7 +102,7 @@ def plan_fits(config, subjects, stores, prompts, instructions, layers, work):
     -------
     list of dict (see ``_units.make_spec``)
     """
-    code = code_versions()
+    code = code_versions(config["backend"])
     specs = []
     for name, subject in subjects.items():
         hashed = subject.data is not None
@@ -148,18 +148,31 @@ def _joint_bands(config, joint, stores):
     return bands
 
 
-def report_changes(specs, work):
-    """Log, once per changed input, why fits of the work folder are not reused for the same keys."""
+def stale_fits(specs, work):
+    """Pending fits that the work folder holds for the same keys computed with other inputs, and why.
+
+    Returns
+    -------
+    n_stale : int
+        Pending fits whose key has a finished fit of another fingerprint.
+    reasons : dict of input name -> number of those fits in which it changed
+    """
     pending = [spec for spec in specs if not work.done(spec["fingerprint"])]
     if not pending:
-        return
+        return 0, {}
     previous = work.specs_by_key()
-    counts = {}
+    n_stale, reasons = 0, {}
     for spec in pending:
         if spec["key"] in previous:
+            n_stale += 1
             for name in changed_inputs(previous[spec["key"]], spec):
-                counts[name] = counts.get(name, 0) + 1
-    for name, count in sorted(counts.items()):
+                reasons[name] = reasons.get(name, 0) + 1
+    return n_stale, dict(sorted(reasons.items()))
+
+
+def report_changes(specs, work):
+    """Log, once per changed input, why fits of the work folder are not reused for the same keys."""
+    for name, count in stale_fits(specs, work)[1].items():
         log.warning("%s: %d fits were computed with another '%s'; they are not reused, those fits are computed "
                     "again", work.path, count, name)
 
@@ -193,6 +206,10 @@ def describe_plan(specs, work, estimate=None, backend="numpy"):
     lines = [summary.to_string(index=False, float_format=lambda v: f"{v:,.1f}")]
     total, done = len(table), int(table["done"].sum())
     lines.append(f"\n{total} fits, {done} already done in {work.path}, {total - done} to compute.")
+    n_stale, reasons = stale_fits(specs, work)
+    if n_stale:
+        why = ", ".join(f"'{name}' in {count}" for name, count in reasons.items())
+        lines.append(f"{n_stale} of those were done before with other inputs and are computed again ({why}).")
     if estimate is not None:
         hours = table["cpu_seconds"].sum() / 3600
         lines.append(f"Estimated compute for the {total - done} fits left: {hours:,.2f} CPU core-hours on this "

@@ -27,14 +27,20 @@ log = logging.getLogger(__name__)
 #: Settings of the config that change the numbers of a fit.
 FIT_SETTINGS = ("delays", "trim", "alphas", "cv_folds", "backend", "n_targets_batch", "memory_gb", "pca_components",
                 "n_permutations", "permutation_block", "permutation_tail", "seed")
-#: Libraries whose versions change the numbers.
-FIT_LIBRARIES = ("numpy", "scipy", "himalaya", "torch", "scikit-learn")
+#: Libraries whose versions change the numbers of every fit.
+FIT_LIBRARIES = ("numpy", "scipy", "himalaya")
+#: Libraries that compute only on some backends: backend prefix -> library.
+BACKEND_LIBRARIES = {"torch": "torch", "cupy": "cupy"}
 
 
-def code_versions():
+def code_versions(backend="numpy"):
+    """The versions a fit's numbers depend on: the engine's and its fit format, numpy, scipy and himalaya, and
+    the library of the backend when it is not numpy (torch for torch and torch_cuda), so that installing torch
+    beside a numpy-backend sweep keeps its fits."""
     from importlib import metadata
     versions = {"fit_format": FIT_FORMAT, "mllm-encoding": package_version()}
-    for name in FIT_LIBRARIES:
+    libraries = FIT_LIBRARIES + tuple(lib for prefix, lib in BACKEND_LIBRARIES.items() if backend.startswith(prefix))
+    for name in libraries:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -87,17 +93,20 @@ def changed_inputs(old, new):
     return changed
 
 
-def compute_fit(spec, fit_file, write=True):
+def compute_fit(spec, fit_file, write=True, threads=None, max_threads=None, progress=False):
     """Fit one spec and write its fit file (``fit_file``, atomically); returns the fingerprint.
 
     Under a launcher every process calls this (the ridge fits split their targets across processes and
-    gather them); only the one with ``write`` writes.
+    gather them); only the one with ``write`` writes. ``threads``: BLAS/torch threads of the fit and its
+    permutation test (None: chosen from the fit's size, ``ridge._threads``), at most ``max_threads`` (a Dask
+    worker's or a launched process's share of the machine). Threads change no number a fit file holds beyond
+    float rounding, so they are not part of the fingerprint. ``progress``: a bar inside a banded fit.
     """
     from himalaya.backend import set_backend
 
     from ..design import layer_design, stack
     from ..outputs.scores_file import ScoresFile
-    from ..ridge import fit_banded_ridge, fit_ridge
+    from ..ridge import fit_banded_ridge, fit_ridge, fit_threads, limited_threads
     from ..stats import block_permutations, fdr_bh, permutation_test
 
     settings = spec["settings"]
@@ -116,8 +125,10 @@ def compute_fit(spec, fit_file, write=True):
         Xs_train.append(stack(X, data.train)[0])
         Xs_test.append(stack(X, data.test)[0])
     alphas = np.asarray(settings["alphas"])
+    threads = fit_threads(Y_train.shape[0], sum(X.shape[1] for X in Xs_train), threads)
+    threads = min(threads, max_threads) if max_threads else threads
     fit_args = dict(alphas=alphas, n_folds=settings["cv_folds"], n_targets_batch=settings["n_targets_batch"],
-                    Y_in_cpu=settings["backend"] == "torch_cuda")
+                    Y_in_cpu=settings["backend"] == "torch_cuda", threads=threads)
     permutations = None
     if spec["kind"] == "layer" and settings["n_permutations"] and not spec["band_only"]:
         permutations = block_permutations([Y[i].shape[0] for i in data.test], settings["permutation_block"],
@@ -130,7 +141,7 @@ def compute_fit(spec, fit_file, write=True):
         result = untested(fit_banded_ridge(Xs_train, Y_train, groups, Xs_test, Y_test,
                                            n_iter=settings["banded_iterations"],
                                            search=settings.get("banded_search", "random"),
-                                           memory_gb=settings["memory_gb"], **fit_args), untestable)
+                                           memory_gb=settings["memory_gb"], progress=progress, **fit_args), untestable)
     if not write:
         return spec["fingerprint"]
     fit_file = Path(fit_file)
@@ -142,8 +153,10 @@ def compute_fit(spec, fit_file, write=True):
         scores.write_fit(key, result, data.valid, **attrs)
         if permutations is not None:
             column = np.cumsum(data.valid) - 1   # ROI indices count all targets; the tested arrays the valid ones
-            tested = permutation_test(Y_test, result.extra["test_prediction"], permutations,
-                                      {roi: column[index] for roi, index in rois.items()}, settings["permutation_tail"])
+            with limited_threads(threads):
+                tested = permutation_test(Y_test, result.extra["test_prediction"], permutations,
+                                          {roi: column[index] for roi, index in rois.items()},
+                                          settings["permutation_tail"])
             scores.write_array(key, "p_perm", tested.p, data.valid)
             scores.write_array(key, "q_perm", fdr_bh(tested.p), data.valid)
             scores.attrs(key)["roi_p"] = json.dumps({roi: float(p) for roi, p in tested.roi_p.items()})
