@@ -203,11 +203,11 @@ class EncodingConfig(_Section):
                                           "max_subsets": 20}, "noise ceiling settings (keys may be given in part)")
     n_bootstrap: Positive = _field(1000, "resamples of the layer-hierarchy intervals", "a whole number >= 1")
     seed: StrictInt = _field(0, "seed of permutations, bootstraps and subsets", "a whole number")
+    threads: Optional[Positive] = _field(None, "BLAS/torch threads per fit: null chooses (one for a small fit or "
+                                               "below 4 cores, every core for a large one); Dask workers use one",
+                                         "a whole number >= 1 or null")
     work_dir: Optional[StrictStr] = _field(None, "finished fits, kept for resuming (default `<out>.work` beside the "
                                                  "output folder)", "a folder")
-    threads: Optional[Positive] = _field(None, "BLAS/torch threads per fit: null chooses (one for a small fit, "
-                                               "every core for a large one); Dask workers always use one",
-                                         "a whole number >= 1 or null")
     workers: Optional[Positive] = _field(None, "fit on a local Dask cluster of this many single-threaded worker "
                                                "processes", "a whole number >= 1 or null")
     scheduler: Optional[StrictStr] = _field(None, "fit on an existing Dask cluster at this address "

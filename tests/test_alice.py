@@ -94,6 +94,7 @@ def test_a_store_written_with_another_onset_offset_is_refused_and_kept(tmp_path,
     assert store.read_bytes() == written
 
 
+@pytest.mark.slow
 def test_the_alice_run_excludes_s33_by_name_and_fits_the_others(alice_run):
     code, out, _, messages = alice_run
     assert code == 0
@@ -117,6 +118,7 @@ def test_the_alice_run_excludes_s33_by_name_and_fits_the_others(alice_run):
         assert json.loads(scores["s18"].attrs["test_run_lengths"]) == [362 - round(4 * 362 / 5)]
 
 
+@pytest.mark.slow
 def test_language_model_held_out_r_equals_the_independent_recipe_on_the_same_segments(alice_run):
     from encoding.outputs.scores_file import ScoresFile
 

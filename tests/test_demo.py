@@ -7,6 +7,8 @@ import pytest
 
 from encoding.run import main
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):

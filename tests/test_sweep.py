@@ -82,6 +82,7 @@ def test_fits_are_kept_in_the_work_folder_and_a_rerun_reuses_every_one(study, tm
     assert sorted((reference.parent / "reference.work" / "fits").glob("*.h5")) == fits
 
 
+@pytest.mark.slow
 def test_two_local_dask_workers_give_the_in_process_numbers(study, tmp_path):
     pytest.importorskip("dask.distributed")
     config, reference = study
@@ -92,6 +93,7 @@ def test_two_local_dask_workers_give_the_in_process_numbers(study, tmp_path):
     assert_same_outputs(reference, out)
 
 
+@pytest.mark.slow
 def test_a_driver_killed_at_random_moments_resumes_to_the_uninterrupted_numbers(study, tmp_path):
     config, reference = study
     out = tmp_path / "killed"
@@ -121,6 +123,7 @@ def test_a_driver_killed_at_random_moments_resumes_to_the_uninterrupted_numbers(
     assert_same_outputs(reference, out)
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_sweep_has_its_fit_rerun_and_the_numbers_unchanged(study, tmp_path):
     pytest.importorskip("dask.distributed")
     import psutil
