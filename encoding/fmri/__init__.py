@@ -5,6 +5,7 @@ engine downstream only sees float32 arrays and a :class:`TargetSpace` saying wha
 are. Every mistake in a run entry or a file raises :class:`features.errors.InputError`.
 """
 
+from ._cifti import quiet_pixdim
 from ._gifti import save_gifti_pair
 from ._load import load_run, save_map
 from ._peek import peek_space
@@ -20,6 +21,7 @@ __all__ = [
     "mesh_name",
     "peek_space",
     "preprocess_run",
+    "quiet_pixdim",
     "save_gifti_pair",
     "save_map",
 ]

