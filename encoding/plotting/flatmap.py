@@ -16,6 +16,7 @@ from matplotlib.patches import Patch
 
 from features.errors import InputError
 
+from ._colorbar import colorbar_extend
 from ._flat_meshes import flat_mesh, values_on_mesh_pair
 
 MISSING_COLOR = "lightgrey"  # medial wall, vertices without a target, NaN values
@@ -24,7 +25,7 @@ OUTPUT_FORMATS = (".png", ".svg")
 
 def plot_flatmap(values, space_kind, output_file=None, title=None, cmap="inferno", vmin=None,
                  vmax=None, categorical=False, labels=None, roi_outlines=None,
-                 colorbar_label=None, category_cmap=None):
+                 colorbar_label=None, category_cmap=None, category_colors=None):
     """Draw per-target values on a flat map of both hemispheres (left on the left).
 
     Parameters
@@ -50,6 +51,9 @@ def plot_flatmap(values, space_kind, output_file=None, title=None, cmap="inferno
     category_cmap : str, optional
         For ordered categories (layers): a continuous colormap sampled once per category, so
         neighbouring categories get neighbouring colors; default tab10/tab20 (unordered).
+    category_colors : dict of float to color, optional
+        Fixed colors of some categories (e.g. a near-white "not significant"); the others take
+        ``category_cmap``'s.
     roi_outlines : dict of str to array of int, optional
         ROI name -> target indices (same order as ``values``); outlined in black and named.
     colorbar_label : str, optional
@@ -64,7 +68,7 @@ def plot_flatmap(values, space_kind, output_file=None, title=None, cmap="inferno
     fig = Figure(figsize=(12, 5))
     ax = fig.add_subplot()
     if categorical:
-        _draw_categories(ax, mesh, drawn, labels, category_cmap)
+        _draw_categories(ax, mesh, drawn, labels, category_cmap, category_colors)
     else:
         _draw_continuous(ax, mesh, drawn, cmap, vmin, vmax, colorbar_label)
     if roi_outlines:
@@ -86,7 +90,9 @@ def _draw_continuous(ax, mesh, drawn, cmap, vmin, vmax, colorbar_label):
     collection = ax.tripcolor(mesh.triangulation, drawn, shading="gouraud",
                               cmap=colormap.with_extremes(bad=MISSING_COLOR),
                               norm=Normalize(vmin, vmax), rasterized=True)
-    ax.figure.colorbar(collection, ax=ax, shrink=0.6, pad=0.01, label=colorbar_label)
+    # values beyond the limits take the end colours: an arrow says so (r of -0.7 is not r of 0)
+    ax.figure.colorbar(collection, ax=ax, shrink=0.6, pad=0.01, label=colorbar_label,
+                       extend=colorbar_extend(drawn, vmin, vmax))
     return collection
 
 
@@ -116,18 +122,21 @@ def _category_name(value, labels):
     return str(labels[int(value)])
 
 
-def _draw_categories(ax, mesh, drawn, labels, category_cmap=None):
+def _draw_categories(ax, mesh, drawn, labels, category_cmap=None, category_colors=None):
     finite = np.isfinite(drawn)
     categories = np.unique(drawn[finite])
     codes = np.full(drawn.shape, np.nan)
     codes[finite] = np.searchsorted(categories, drawn[finite])
     colors = _category_colors(len(categories), category_cmap)
+    fixed = category_colors or {}
+    colors = [fixed.get(float(value), color) for value, color in zip(categories, colors)]
     # code k maps to color k: the norm puts each code in the middle of its own colormap bin
     cmap = ListedColormap(colors or [MISSING_COLOR]).with_extremes(bad=MISSING_COLOR)
     collection = ax.tripcolor(mesh.triangulation, codes, shading="gouraud", cmap=cmap,
                               norm=Normalize(-0.5, max(len(categories), 1) - 0.5),
                               rasterized=True)
-    handles = [Patch(facecolor=color, label=_category_name(value, labels))
+    # an edge keeps a near-white category visible in the legend
+    handles = [Patch(facecolor=color, edgecolor="0.6", linewidth=0.5, label=_category_name(value, labels))
                for color, value in zip(colors, categories)]
     if handles:
         ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
