@@ -8,6 +8,7 @@ from matplotlib.collections import TriMesh
 from nilearn.datasets import load_fsaverage
 
 from encoding.plotting import plot_flatmap
+from encoding.plotting._flat_labels import HEMISPHERE_GID, ROI_GID
 from encoding.plotting._flat_meshes import flat_mesh
 from features.errors import InputError
 
@@ -81,7 +82,7 @@ def test_roi_outlines_are_named_once_per_hemisphere_they_touch():
     values = np.zeros(2 * 10242)
     rois = {"both": np.array([100, 101, 102, 10242 + 100]), "left_only": np.arange(2000, 2050)}
     fig = plot_flatmap(values, "fsaverage5", roi_outlines=rois)
-    names = sorted(t.get_text() for t in fig.axes[0].texts )
+    names = sorted(t.get_text() for t in fig.axes[0].texts if t.get_gid() == ROI_GID)
     assert names == ["both", "both", "left_only"]
 
 
@@ -127,3 +128,37 @@ def test_fixed_category_colors_override_the_colormap():
     assert [matplotlib.colors.to_hex(p.get_facecolor()) for p in patches] == [
         matplotlib.colors.to_hex("whitesmoke"), matplotlib.colors.to_hex("crimson")]
 
+
+def test_hemispheres_are_named_under_their_own_half():
+    fig = plot_flatmap(np.zeros(2 * 10242), "fsaverage5")
+    mesh = flat_mesh("fsaverage5")
+    x = mesh.triangulation.x
+    named = {t.get_text(): t.get_position()[0] for t in fig.axes[0].texts if t.get_gid() == HEMISPHERE_GID}
+    assert set(named) == {"left hemisphere", "right hemisphere"}
+    assert x[~mesh.is_right].min() < named["left hemisphere"] < x[~mesh.is_right].max()
+    assert x[mesh.is_right].min() < named["right hemisphere"] < x[mesh.is_right].max()
+
+
+def _disc(centre, radius):
+    """Target indices of the fsaverage5 vertices within ``radius`` of a point of the flat map."""
+    mesh = flat_mesh("fsaverage5")
+    xy = np.column_stack([mesh.triangulation.x, mesh.triangulation.y])
+    return mesh.vertices[np.hypot(*(xy - centre).T) < radius]
+
+
+def test_names_of_neighbouring_rois_do_not_overlap():
+    mesh = flat_mesh("fsaverage5")
+    left = ~mesh.is_right
+    centre = np.array([np.median(mesh.triangulation.x[left]), np.median(mesh.triangulation.y[left])])
+    # three small ROIs closer together than a name is wide, as LOC, MT and OFA are
+    rois = {"LOC": _disc(centre, 4), "MT": _disc(centre + (9, 0), 4), "OFA": _disc(centre + (0, -9), 4),
+            "EVC": _disc(centre + (-12, -6), 4)}
+    members = np.concatenate(list(rois.values()))
+    assert all(index.size for index in rois.values()) and np.unique(members).size == members.size
+    fig = plot_flatmap(np.zeros(2 * 10242), "fsaverage5", roi_outlines=rois)
+    texts = [t for t in fig.axes[0].texts if t.get_gid() in (ROI_GID, HEMISPHERE_GID)]
+    assert sorted(t.get_text() for t in texts if t.get_gid() == ROI_GID) == ["EVC", "LOC", "MT", "OFA"]
+    boxes = [t.get_window_extent() for t in texts]
+    overlapping = [(a.get_text(), b.get_text()) for i, a in enumerate(texts) for b in texts[i + 1:]
+                   if boxes[texts.index(a)].overlaps(boxes[texts.index(b)])]
+    assert overlapping == []

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
-from matplotlib import patheffects
 from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
@@ -17,6 +16,7 @@ from matplotlib.patches import Patch
 from features.errors import InputError
 
 from ._colorbar import colorbar_extend
+from ._flat_labels import freeze_layout, name_hemispheres, place_roi_names, roi_name_anchor
 from ._flat_meshes import flat_mesh, values_on_mesh_pair
 
 MISSING_COLOR = "lightgrey"  # medial wall, vertices without a target, NaN values
@@ -55,7 +55,8 @@ def plot_flatmap(values, space_kind, output_file=None, title=None, cmap="inferno
         Fixed colors of some categories (e.g. a near-white "not significant"); the others take
         ``category_cmap``'s.
     roi_outlines : dict of str to array of int, optional
-        ROI name -> target indices (same order as ``values``); outlined in black and named.
+        ROI name -> target indices (same order as ``values``); outlined in black and named, the
+        names kept apart (``_flat_labels``).
     colorbar_label : str, optional
 
     Returns
@@ -71,12 +72,16 @@ def plot_flatmap(values, space_kind, output_file=None, title=None, cmap="inferno
         _draw_categories(ax, mesh, drawn, labels, category_cmap, category_colors)
     else:
         _draw_continuous(ax, mesh, drawn, cmap, vmin, vmax, colorbar_label)
-    if roi_outlines:
-        _draw_outlines(ax, mesh, roi_outlines, np.size(values), space_kind)
+    names = _draw_outlines(ax, mesh, roi_outlines, np.size(values), space_kind) if roi_outlines else []
     ax.set_aspect("equal")
     ax.set_axis_off()
     if title:
         ax.set_title(title)
+    # names go last, on the final layout, so their sizes on the page are known
+    freeze_layout(ax)
+    triangulation = mesh.triangulation
+    hemispheres = name_hemispheres(ax, triangulation.x, triangulation.y, mesh.is_right)
+    place_roi_names(ax, names, taken=hemispheres)
     if output_path is not None:
         _save(fig, output_path)
     return fig
@@ -145,7 +150,9 @@ def _draw_categories(ax, mesh, drawn, labels, category_cmap=None, category_color
 
 
 def _draw_outlines(ax, mesh, roi_outlines, n_targets, space_kind):
+    """Outline each ROI; returns where each ROI's name belongs (``RoiName`` per ROI and hemisphere)."""
     x, y = mesh.triangulation.x, mesh.triangulation.y
+    names = []
     for name, indices in roi_outlines.items():
         indices = np.asarray(indices, dtype=np.int64)
         if indices.size and (indices.min() < 0 or indices.max() >= n_targets):
@@ -163,10 +170,8 @@ def _draw_outlines(ax, mesh, roi_outlines, n_targets, space_kind):
         for right in (False, True):
             members = (inside > 0.5) & (mesh.is_right == right)
             if members.any():
-                # a white halo keeps the name readable on dark and light values alike
-                ax.text(x[members].mean(), y[members].mean(), name, fontsize=6, ha="center",
-                        va="center", path_effects=[patheffects.withStroke(linewidth=1.5,
-                                                                          foreground="white")])
+                names.append(roi_name_anchor(name, x[members], y[members]))
+    return names
 
 
 def _check_output_file(output_file):
