@@ -15,7 +15,10 @@ SECTION_TEXT = {
              "significant (each target at its own CV-best layer, BH over that map's targets: the best_layer "
              "family below). Every layer's scores are in `alignment.csv`."],
     "heatmaps": ["Mean test r per layer (rows, 0 = embedding output) and ROI (columns); the white dot marks the "
-                 "layer chosen by cross-validation."],
+                 "layer chosen by cross-validation in ROIs where the mean r at that layer is significant (`q_perm` "
+                 "< `fdr_q`, roi family). Cross-validation picks a layer in every ROI, noise included, so an ROI "
+                 "without signal has no dot; without a permutation test every choice is marked and the title says "
+                 "it is untested."],
     "ceiling": ["A noise ceiling is the highest test r a perfect model could reach on a target given its noise, "
                 "on the scale of the r reported here (one prediction against single presentations). From a test "
                 "movie watched several times: the square root of the explainable variance with the bias correction "
