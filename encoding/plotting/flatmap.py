@@ -16,6 +16,7 @@ from matplotlib.patches import Patch
 from features.errors import InputError
 
 from ._colorbar import colorbar_extend
+from ._colors import distinct_colors
 from ._flat_labels import freeze_layout, name_hemispheres, place_roi_names, roi_name_anchor
 from ._flat_meshes import flat_mesh, values_on_mesh_pair
 
@@ -104,12 +105,7 @@ def _draw_continuous(ax, mesh, drawn, cmap, vmin, vmax, colorbar_label):
 def _category_colors(n_categories, category_cmap=None):
     if category_cmap is not None:
         return list(matplotlib.colormaps[category_cmap](np.linspace(0, 1, max(n_categories, 1))))[:n_categories]
-    if n_categories <= 10:
-        return list(matplotlib.colormaps["tab10"].colors[:n_categories])
-    if n_categories <= 20:
-        return list(matplotlib.colormaps["tab20"].colors[:n_categories])
-    # past 20 a qualitative map would repeat colors; spread a rainbow instead
-    return list(matplotlib.colormaps["turbo"](np.linspace(0, 1, n_categories)))
+    return distinct_colors(n_categories)
 
 
 def _category_name(value, labels):
