@@ -5,6 +5,7 @@ engine downstream only sees float32 arrays and a :class:`TargetSpace` saying wha
 are. Every mistake in a run entry or a file raises :class:`features.errors.InputError`.
 """
 
+from ._cifti import cifti_to_vertices
 from ._gifti import save_gifti_pair
 from ._load import load_run, save_map
 from ._peek import peek_space
@@ -15,6 +16,7 @@ __all__ = [
     "MESH_BY_VERTICES",
     "TargetSpace",
     "check_same_space",
+    "cifti_to_vertices",
     "find_bad_targets",
     "load_run",
     "mesh_name",
