@@ -168,7 +168,7 @@ def _write_outputs(config, partial, out, stores, prompts, instructions, layers, 
         for name, subject in subjects.items():   # after the ceilings, which the normalized-r maps need
             write_native_maps(partial, scores, name, subject.data.space)
     best = _write_tables(partial, table, partitions, map_significance)
-    figures = _heatmaps(table, partial, roi_networks(config, table["roi"].unique()))
+    figures = _heatmaps(table, partial, roi_networks(config, table["roi"].unique()), config["fdr_q"])
     _analyses(config, partial)
     write_report(partial)
     log.info("wrote %d figures, the tables and %s", len(figures), out / "report.html")
@@ -606,12 +606,13 @@ def _flatmap(config, data, values, output_file, title, rois):
     log.info("wrote %s", output_file)
 
 
-def _heatmaps(table, out, networks=None):
+def _heatmaps(table, out, networks=None, fdr_q=0.05):
     import matplotlib.pyplot as plt
     files = []
     for (subject, model, instruction), part in table.groupby(["subject", "model", "instruction"], sort=False):
         path = out / f"layer_roi_{subject}_{model}_{instruction}.png"
-        fig = plot_layer_roi_heatmap(part, f"{subject} · {model} · {instruction}", path, networks=networks)
+        fig = plot_layer_roi_heatmap(part, f"{subject} · {model} · {instruction}", path, networks=networks,
+                                     fdr_q=fdr_q)
         plt.close(fig)
         files.append(path.name)
     log.info("wrote %d layer x ROI heatmaps", len(files))

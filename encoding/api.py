@@ -12,7 +12,7 @@ import pandas as pd
 
 from .config import load_config
 from .estimators import RunwiseBandedRidgeCV, RunwiseRidgeCV
-from .fmri import TargetSpace, load_run, save_map
+from .fmri import TargetSpace, cifti_to_vertices, load_run, save_map
 from .outputs.native_maps import write_native_maps
 from .rois import AUTO_ATLAS, BUILTIN_ATLASES
 
@@ -86,4 +86,5 @@ def analyze(config, overwrite=False, base_dir=None, **overrides):
 
 
 __all__ = ["AUTO_ATLAS", "AnalysisResults", "BUILTIN_ATLASES", "RunwiseBandedRidgeCV", "RunwiseRidgeCV",
-           "TargetSpace", "analyze", "load_config", "load_run", "read_results", "save_map", "write_native_maps"]
+           "TargetSpace", "analyze", "cifti_to_vertices", "load_config", "load_run", "read_results", "save_map",
+           "write_native_maps"]

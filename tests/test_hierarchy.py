@@ -82,3 +82,23 @@ def test_cli_recovers_the_toy_study_depth_gradient(toy, tmp_path, capsys):
 def test_cli_error_names_the_missing_file(tmp_path, capsys):
     assert main([str(tmp_path), "--quiet"]) == 2
     assert "scores.h5" in capsys.readouterr().err
+
+
+def test_plot_gives_every_roi_in_the_rank_test_its_own_colour_even_within_a_level():
+    from matplotlib.colors import to_hex
+
+    from encoding.hierarchy import plot_hierarchy
+
+    rows = [{"roi": roi, "level": level, "in_rank_test": roi != "dmPFC", "preferred_depth_weighted": peak,
+             "weighted_ci_low": peak - 0.05, "weighted_ci_high": peak + 0.05}
+            for roi, (level, peak) in PLANTED.items()]
+    profiles = {roi: np.exp(-0.5 * ((DEPTH - peak) / 0.12) ** 2) for roi, (_, peak) in PLANTED.items()}
+    figure = plot_hierarchy(DEPTH, profiles, rows)
+    ax = figure.axes[0]
+    labelled = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+    assert [line.get_label() for line in labelled] == [f"{roi} (level {level})" for roi, (level, _) in PLANTED.items()
+                                                       if roi != "dmPFC"]       # by level, level named
+    colors = [to_hex(line.get_color()) for line in labelled]
+    assert len(set(colors)) == len(colors) == 7                   # V1/A1 and LO/MT share a level, not a colour
+    (untested,) = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert to_hex(untested.get_color()) == to_hex("0.75") and to_hex("0.75") not in colors

@@ -10,6 +10,8 @@ from ..stats import normalize_r
 
 MAPS = ("r", "normalized_r", "best_layer", "best_instruction", "unique_variance", "shared_variance",
         "significant", "noise_ceiling")
+# not significant is the absence of a finding: near white, never a colour as loud as the finding's
+SIGNIFICANCE_COLORS = {0: "whitesmoke", 1: "crimson"}
 
 
 @dataclass
@@ -92,7 +94,7 @@ def layer_maps(scores, subject, kind, models=None, instructions=None, layer="bes
             maps.append(TargetMap(name, subject, np.where(np.isfinite(q), (q < threshold).astype(float), np.nan),
                                   f"{where}: block-permutation test of test r {at}, BH-FDR",
                                   dict(categorical=True, labels={0: "not significant", 1: f"q < {threshold:g}"},
-                                       category_cmap="coolwarm")))
+                                       category_colors=SIGNIFICANCE_COLORS)))
         elif kind == "best_layer":
             maps.append(_best_layer_map(scores, key, name, where, q if only_significant else None, threshold))
     return maps

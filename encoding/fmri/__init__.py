@@ -1,11 +1,11 @@
 """fMRI runs in, ``(n_TR, n_targets)`` arrays out, and per-target maps back to the user's format.
 
-Loaders deal with files (4D NIfTI + mask, GIFTI pairs, CIFTI-2 dtseries, HDF5/NPY arrays); the
+Loaders deal with files (4D NIfTI + mask, GIFTI pairs, CIFTI-2 dtseries, HDF5/NPY arrays, text tables); the
 engine downstream only sees float32 arrays and a :class:`TargetSpace` saying what the columns
 are. Every mistake in a run entry or a file raises :class:`features.errors.InputError`.
 """
 
-from ._cifti import quiet_pixdim
+from ._cifti import cifti_to_vertices, quiet_pixdim
 from ._gifti import save_gifti_pair
 from ._load import load_run, save_map
 from ._peek import peek_space
@@ -16,6 +16,7 @@ __all__ = [
     "MESH_BY_VERTICES",
     "TargetSpace",
     "check_same_space",
+    "cifti_to_vertices",
     "find_bad_targets",
     "load_run",
     "mesh_name",

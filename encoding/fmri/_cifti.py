@@ -1,4 +1,4 @@
-"""CIFTI-2 dense time series (grayordinates), maps written back as dense scalars."""
+"""CIFTI-2 dense time series (grayordinates), maps written back as dense scalars, and read back per vertex."""
 
 from __future__ import annotations
 
@@ -87,6 +87,61 @@ def save_cifti_map(values, space: TargetSpace, output_file, names=None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     nib.save(image, path)
     return path
+
+
+CORTEX = {"left": "CIFTI_STRUCTURE_CORTEX_LEFT", "right": "CIFTI_STRUCTURE_CORTEX_RIGHT"}
+
+
+def cifti_to_vertices(cifti, map_index=0) -> tuple[np.ndarray, np.ndarray]:
+    """One map of a dense CIFTI file as values per vertex of the left and right cortical meshes.
+
+    A ``.dscalar.nii`` holds one value per grayordinate: cortex vertices without the medial wall,
+    then subcortical voxels. Surface plots (nilearn's ``plot_surf_stat_map``) want one value per
+    mesh vertex, so each cortex's grayordinates are put back at their vertex indices (the file's own
+    brain models say which) and the medial wall and subcortex are left out.
+
+    Parameters
+    ----------
+    cifti : str, Path or nibabel.Cifti2Image
+        A dense CIFTI file: a map of ``python -m encoding.run`` (``*_statmap.dscalar.nii``), any
+        ``.dscalar.nii`` or a ``.dtseries.nii``.
+    map_index : int, default=0
+        Which map (row) of the file.
+
+    Returns
+    -------
+    left, right : arrays of float of shape (n_vertices_left,), (n_vertices_right,)
+        32492 each on fsLR-32k; NaN at vertices without a grayordinate (the medial wall).
+    """
+    source = "the image" if isinstance(cifti, nib.Cifti2Image) else str(cifti)
+    if isinstance(cifti, nib.Cifti2Image):
+        image = cifti
+    else:
+        with quiet_pixdim():
+            image = nib.load(str(cifti))
+    if not isinstance(image, nib.Cifti2Image) or not isinstance(image.header.get_axis(1), BrainModelAxis):
+        found = (_CIFTI_TYPES.get(tuple(type(image.header.get_axis(i)) for i in range(image.ndim)), "CIFTI-2")
+                 + " file without grayordinates" if isinstance(image, nib.Cifti2Image) else type(image).__name__)
+        raise InputError(f"{source}: expected a dense CIFTI-2 file (.dscalar.nii or .dtseries.nii), found a {found}.")
+    brain_models = image.header.get_axis(1)
+    n_maps = image.shape[0]
+    if not -n_maps <= map_index < n_maps:
+        raise InputError(f"{source}: field 'map_index' expected one of the file's {n_maps} maps (0 to "
+                         f"{n_maps - 1}), found {map_index}.")
+    values = np.asarray(image.dataobj[map_index], dtype=float)
+    sides = {}
+    for structure, part, model in brain_models.iter_structures():
+        for side, name in CORTEX.items():
+            if structure == name:
+                on_mesh = np.full(model.nvertices[name], np.nan)
+                on_mesh[model.vertex] = values[part]
+                sides[side] = on_mesh
+    missing = [name for side, name in CORTEX.items() if side not in sides]
+    if missing:
+        present = ", ".join(str(structure) for structure, _, _ in brain_models.iter_structures())
+        raise InputError(f"{source}: expected grayordinates on both cortices, found no {' or '.join(missing)} "
+                         f"(structures: {present}).")
+    return sides["left"], sides["right"]
 
 
 def _cifti_kind(brain_models: BrainModelAxis) -> str:

@@ -1,13 +1,17 @@
-"""Line plot of per-ROI score profiles over normalized depth, coloured by hierarchy level."""
-import matplotlib
+"""Line plot of per-ROI score profiles over normalized depth, one colour per ROI, listed by hierarchy level."""
 import numpy as np
 from matplotlib.figure import Figure
+
+from ..plotting import distinct_colors
 
 SCORE_LABELS = {"cv_score": "mean CV R² (training runs)", "test_r": "mean test r (held-out runs)"}
 
 
 def plot_hierarchy(depth, profiles, rows, title=None, score="cv_score", output_file=None):
-    """One line per ROI; ROIs in the rank test coloured by level, a dot at the weighted preferred depth.
+    """One line per ROI; each ROI in the rank test its own colour, a dot at the weighted preferred depth.
+
+    Two ROIs of one level are two findings, so they never share a colour; the legend lists the ROIs by
+    level and names each one's level.
 
     Parameters
     ----------
@@ -26,15 +30,12 @@ def plot_hierarchy(depth, profiles, rows, title=None, score="cv_score", output_f
     """
     fig = Figure(figsize=(8, 4.8))
     ax = fig.add_subplot()
-    levels = [row["level"] for row in rows if np.isfinite(row["level"])]
-    norm = matplotlib.colors.Normalize(min(levels, default=0), max(levels, default=1))
-    cmap = matplotlib.colormaps["viridis"]
+    tested = sorted((row for row in rows if row["in_rank_test"]), key=lambda row: row["level"])
     for row in rows:
-        profile = profiles[row["roi"]]
         if not row["in_rank_test"]:
-            ax.plot(depth, profile, color="0.75", lw=0.8, ls="--", zorder=1)
-            continue
-        color = cmap(norm(row["level"]))
+            ax.plot(depth, profiles[row["roi"]], color="0.75", lw=0.8, ls="--", zorder=1)
+    for row, color in zip(tested, distinct_colors(len(tested))):
+        profile = profiles[row["roi"]]
         ax.plot(depth, profile, color=color, lw=1.6, label=f"{row['roi']} (level {row['level']:g})", zorder=2)
         weighted = row["preferred_depth_weighted"]
         if np.isfinite(weighted):

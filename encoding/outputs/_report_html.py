@@ -6,6 +6,12 @@ import numpy as np
 
 from ._report_text import SECTION_TEXT
 
+#: past this many columns a table may be wider than the page: its caption says it scrolls sideways
+WIDE_TABLE_COLUMNS = 10
+
+# Wide tables scroll inside their box; overlay scrollbars (macOS, phones) hide that they do, so a shadow marks
+# an edge with more columns behind it, headers wrap at underscores (the values do not) and a note under the
+# caption counts the columns.
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1300px;
        padding: 0 1.5em; color: #222; line-height: 1.45; }
@@ -13,10 +19,18 @@ h1 { font-size: 1.6em; border-bottom: 2px solid #333; padding-bottom: .2em; }
 h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ccc; padding-bottom: .15em; }
 nav a { margin-right: 1em; font-size: .9em; }
 .demo { background: #fff4d6; border-left: 4px solid #e0a800; padding: .6em 1em; }
-.table-wrap { overflow-x: auto; max-height: 32em; overflow-y: auto; margin: .5em 0 1.2em; }
+.table-wrap { max-width: 100%; overflow: auto; max-height: 32em; margin: .5em 0 1.2em;
+              background: linear-gradient(to right, #fff 30%, rgba(255,255,255,0)) left / 2em 100% no-repeat local,
+                          linear-gradient(to left, #fff 30%, rgba(255,255,255,0)) right / 2em 100% no-repeat local,
+                          radial-gradient(farthest-side at 0 50%, rgba(0,0,0,.25), transparent) left / .8em 100%
+                          no-repeat scroll,
+                          radial-gradient(farthest-side at 100% 50%, rgba(0,0,0,.25), transparent) right / .8em 100%
+                          no-repeat scroll; }
 table { border-collapse: collapse; font-size: .82em; font-variant-numeric: tabular-nums; }
-th { position: sticky; top: 0; background: #f0f0f0; }
-th, td { border: 1px solid #ddd; padding: .2em .5em; text-align: right; white-space: nowrap; }
+th { position: sticky; top: 0; background: #f0f0f0; white-space: normal; vertical-align: bottom; }
+td { white-space: nowrap; }
+th, td { border: 1px solid #ddd; padding: .2em .5em; text-align: right; }
+.scroll-note { font-size: .75em; color: #777; }
 td:first-child, th:first-child { text-align: left; }
 .caption { font-family: monospace; font-size: .85em; color: #555; margin-bottom: .2em; }
 .figures { display: flex; flex-wrap: wrap; gap: 1em; }
@@ -29,10 +43,11 @@ code { background: #f3f3f3; padding: 0 .2em; }
 
 
 def _inline(text):
-    """Escape, then `code` and **bold** as in the Markdown report."""
+    """Escape, then `code`, **bold** and *emphasis* as in the Markdown report (no asterisk is left)."""
     text = html.escape(text)
     text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
-    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
+    text = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
+    return re.sub(r"(?<![\w*])\*([^*\s][^*]*?)\*(?![\w*])", r"<em>\1</em>", text)
 
 
 def _cell(value):
@@ -41,12 +56,19 @@ def _cell(value):
     return html.escape(str(value))
 
 
+def _header(name):
+    """A column name that may wrap after its underscores: long names, not the numbers, made tables too wide."""
+    return html.escape(str(name)).replace("_", "_<wbr>")
+
+
 def _table(caption, frame):
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    head = "".join(f"<th>{_header(c)}</th>" for c in frame.columns)
     body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>"
                    for row in frame.itertuples(index=False))
-    return (f'<div class="caption">{html.escape(caption)}</div><div class="table-wrap"><table><thead><tr>{head}'
-            f"</tr></thead><tbody>{body}</tbody></table></div>")
+    note = (f'<div class="scroll-note">{len(frame.columns)} columns: scroll sideways for all of them</div>'
+            if len(frame.columns) > WIDE_TABLE_COLUMNS else "")
+    return (f'<div class="caption">{html.escape(caption)}</div>{note}<div class="table-wrap"><table><thead><tr>'
+            f"{head}</tr></thead><tbody>{body}</tbody></table></div>")
 
 
 def _anchor(title):

@@ -15,7 +15,10 @@ SECTION_TEXT = {
              "significant (each target at its own CV-best layer, BH over that map's targets: the best_layer "
              "family below). Every layer's scores are in `alignment.csv`."],
     "heatmaps": ["Mean test r per layer (rows, 0 = embedding output) and ROI (columns); the white dot marks the "
-                 "layer chosen by cross-validation."],
+                 "layer chosen by cross-validation in ROIs where the mean r at that layer is significant (`q_perm` "
+                 "< `fdr_q`, roi family). Cross-validation picks a layer in every ROI, noise included, so an ROI "
+                 "without signal has no dot; without a permutation test every choice is marked and the title says "
+                 "it is untested."],
     "ceiling": ["A noise ceiling is the highest test r a perfect model could reach on a target given its noise, "
                 "on the scale of the r reported here (one prediction against single presentations). From a test "
                 "movie watched several times: the square root of the explainable variance with the bias correction "
@@ -56,12 +59,12 @@ SECTION_TEXT = {
 }
 
 
-def data_lines(config, spaces, permutations=None):
+def data_lines(config, spaces, permutations=None, ceilings=None):
     """Bullet lines on the data and the methods' settings, from the config the run saved.
 
-    ``permutations``: subject -> (permutations used, exact), from scores.h5.
+    ``permutations``: subject -> (permutations used, exact), from scores.h5; ``ceilings``: subject -> the
+    ceiling it used (``report._ceiling_used``) or None, from scores.h5.
     """
-    ceiling = config.get("noise_ceiling") or {}
     cv = config.get("cv_folds")
     alphas = config.get("alphas") or []
     subjects = ", ".join(f"{s} ({space})" for s, space in spaces.items()) or ", ".join(config.get("subjects") or [])
@@ -82,9 +85,39 @@ def data_lines(config, spaces, permutations=None):
                              f"were used, an exact test whose p-values cannot go below 1/{used}")
     else:
         lines.append("significance: no permutation test (n_permutations = 0)")
-    if ceiling:
-        lines.append(f"noise ceiling: method {ceiling.get('method')}, cross-subject extrapolation "
-                     f"{ceiling.get('extrapolation')} with {ceiling.get('n_bootstrap')} bootstraps; normalized r "
-                     f"where the ceiling exceeds {config.get('ceiling_threshold')}")
+    lines += ceiling_lines(config, ceilings or {})
     lines.append(f"layer hierarchy: {config.get('n_bootstrap')} bootstrap resamples; seed {config.get('seed')}")
     return lines
+
+
+def ceiling_lines(config, ceilings):
+    """One line per kind of noise ceiling the subjects actually used (what scores.h5 recorded), not the
+    config's wish: ``method: auto`` means repeats where a test run was watched twice, else across subjects."""
+    settings = config.get("noise_ceiling") or {}
+    by_text = {}
+    for subject, used in ceilings.items():
+        by_text.setdefault(_ceiling_text(used, settings), []).append(subject)
+    lines = [f"noise ceiling of {', '.join(subjects)}: {text}" for text, subjects in by_text.items()]
+    if any(used is not None for used in ceilings.values()):
+        lines.append(f"normalized r where the ceiling exceeds {config.get('ceiling_threshold')} "
+                     f"(`ceiling_threshold`; at or below it no ratio is computed)")
+    return lines
+
+
+def _ceiling_text(used, settings):
+    if used is None:
+        if settings.get("method") == "none":
+            return "none (noise_ceiling.method: none)"
+        return (f"none (method {settings.get('method', 'auto')}: it needs a test run watched twice or more, or "
+                f"two or more subjects)")
+    repeats = ", ".join(used.get("stimuli") or []) or "the repeated test runs"
+    if used["method"] == "repeat":
+        return (f"repeat, from {repeats}: the square root of the explainable variance, bias-corrected for the "
+                f"number of repeats")
+    if used["method"] == "split_half":
+        return f"split-half, from {repeats}: split-half reliability with the Spearman-Brown correction"
+    if used["method"] == "cross_subject":
+        return (f"cross-subject over {used.get('n_subjects', '?')} subjects, extrapolated to infinitely many "
+                f"({used.get('extrapolation') or settings.get('extrapolation')}) with "
+                f"{settings.get('n_bootstrap')} bootstraps over subsets of subjects")
+    return used["method"]

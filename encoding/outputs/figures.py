@@ -14,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ..plotting import colorbar_extend  # noqa: E402
 from ..rois import networks_from_names  # noqa: E402
 
 MAX_LABELLED_ROIS = 60
@@ -23,12 +24,15 @@ _MAX_TICKS = 40
 
 
 def plot_layer_roi_heatmap(table, title=None, output_file=None, value="mean_test_r", networks=None,
-                           max_rois=MAX_LABELLED_ROIS):
+                           max_rois=MAX_LABELLED_ROIS, fdr_q=0.05):
     """Heatmap of one (subject, model, instruction) slice of alignment.csv.
 
     Rows are layers (0 = embedding output at the top), columns ROIs in atlas order (by network when there
     are more than ``max_rois`` and networks are known); a dot marks each ROI's layer chosen by
-    cross-validation.
+    cross-validation where the ROI's mean r at that layer is significant (``q_perm`` < ``fdr_q``, the roi
+    family). Cross-validation picks a layer in every ROI, noise included; unmarked, a noise ROI does not
+    read as a finding. Without a permutation test (no ``q_perm``) every CV choice is marked and the
+    title says they are untested.
 
     Parameters
     ----------
@@ -43,6 +47,8 @@ def plot_layer_roi_heatmap(table, title=None, output_file=None, value="mean_test
         Default: read from Schaefer-style ROI names when they are.
     max_rois : int
         ROIs that one figure labels one by one.
+    fdr_q : float
+        q-value below which a CV-best layer is marked.
 
     Returns
     -------
@@ -50,19 +56,20 @@ def plot_layer_roi_heatmap(table, title=None, output_file=None, value="mean_test
     """
     rois = list(dict.fromkeys(table["roi"]))
     if len(rois) <= max_rois:
-        return _heatmap(table, rois, title, output_file, value, labels=rois)
+        return _heatmap(table, rois, title, output_file, value, fdr_q, labels=rois)
     networks = networks or networks_from_names(rois)
     if networks:
         ordered = sorted(rois, key=_network_order(rois, networks))
-        return _heatmap(table, ordered, title, output_file, value, groups=[networks.get(r, "other") for r in ordered])
+        return _heatmap(table, ordered, title, output_file, value, fdr_q,
+                        groups=[networks.get(r, "other") for r in ordered])
     if output_file is not None:
-        _pages(table, rois, title, Path(output_file), value, max_rois)
+        _pages(table, rois, title, Path(output_file), value, max_rois, fdr_q)
     where = f" in {Path(output_file).stem}_pages/" if output_file is not None else ""
     return _heatmap(table, rois, f"{title or ''} (all {len(rois)} ROIs; pages of {max_rois}{where})".strip(),
-                    output_file, value, labels=rois, stride=int(np.ceil(len(rois) / _MAX_TICKS)))
+                    output_file, value, fdr_q, labels=rois, stride=int(np.ceil(len(rois) / _MAX_TICKS)))
 
 
-def _pages(table, rois, title, output_file, value, max_rois):
+def _pages(table, rois, title, output_file, value, max_rois, fdr_q):
     """Pages of ``max_rois`` labelled ROIs, in ``<stem>_pages/`` beside the overview."""
     folder = output_file.with_name(f"{output_file.stem}_pages")
     folder.mkdir(parents=True, exist_ok=True)
@@ -70,7 +77,7 @@ def _pages(table, rois, title, output_file, value, max_rois):
         chunk = rois[start:start + max_rois]
         figure = _heatmap(table[table["roi"].isin(chunk)], chunk,
                           f"{title or ''} (ROIs {start + 1}-{start + len(chunk)} of {len(rois)})".strip(),
-                          folder / f"{output_file.stem}_page-{page + 1:02d}.png", value, labels=chunk)
+                          folder / f"{output_file.stem}_page-{page + 1:02d}.png", value, fdr_q, labels=chunk)
         plt.close(figure)
 
 
@@ -83,7 +90,15 @@ def _network_order(rois, networks):
     return lambda roi: (first[networks.get(roi, "other")], position[roi])
 
 
-def _heatmap(table, rois, title, output_file, value, labels=None, groups=None, stride=1):
+def _marked(table, fdr_q):
+    """The CV-best rows to mark, and the title's note on what a mark means."""
+    best = table[table["best_layer_by_cv"].astype(bool)]
+    if "q_perm" not in best or not best["q_perm"].notna().any():
+        return best, "layer chosen by CV, not tested for significance (no permutations)"
+    return best[best["q_perm"] < fdr_q], f"layer chosen by CV where significant (ROI mean r, q < {fdr_q:g})"
+
+
+def _heatmap(table, rois, title, output_file, value, fdr_q, labels=None, groups=None, stride=1):
     layers = sorted(table["layer"].unique())
     grid = table.pivot_table(index="layer", columns="roi", values=value, aggfunc="first")
     grid = grid.reindex(index=layers, columns=rois)
@@ -92,7 +107,7 @@ def _heatmap(table, rois, title, output_file, value, labels=None, groups=None, s
     values = grid.to_numpy(float)
     limit = np.nanmax(np.abs(values)) if np.isfinite(values).any() else 1.0
     image = ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto", interpolation="nearest")
-    best = table[table["best_layer_by_cv"].astype(bool)]
+    best, meaning = _marked(table, fdr_q)
     column = {roi: i for i, roi in enumerate(rois)}
     best = best[best["roi"].isin(column)]
     many = len(rois) > MAX_LABELLED_ROIS
@@ -107,9 +122,10 @@ def _heatmap(table, rois, title, output_file, value, labels=None, groups=None, s
         ax.set_xlabel("ROI" if stride == 1 else f"ROI (every {stride}th named)")
     ax.set_yticks(range(len(layers)), layers)
     ax.set_ylabel("layer")
-    fig.colorbar(image, ax=ax, label=f"{value.replace('_', ' ')} (held-out runs)", fraction=0.03, pad=0.01)
+    fig.colorbar(image, ax=ax, label=f"{value.replace('_', ' ')} (held-out runs)", fraction=0.03, pad=0.01,
+                 extend=colorbar_extend(values, -limit, limit))
     # the note sits in the title: a legend beside the colorbar would cover its label
-    ax.set_title((f"{title}\n" if title else "") + ("black mark" if many else "white dot") + ": layer chosen by CV",
+    ax.set_title((f"{title}\n" if title else "") + ("black mark" if many else "white dot") + f": {meaning}",
                  fontsize=9)
     fig.tight_layout()
     if output_file:

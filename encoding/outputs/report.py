@@ -39,16 +39,38 @@ def _csv(folder, name, columns=None):
 
 
 def _instructions(folder):
-    """Prompts, each subject's space, and each subject's permutations (count used, whether exact)."""
+    """Prompts, each subject's space, each subject's permutations (count used, whether exact) and ceiling."""
     try:
         with h5py.File(folder / "scores.h5", "r") as scores:
             subjects = [s for s in scores if s != "noise_ceiling"]
             return (json.loads(scores.attrs.get("instructions", "{}")),
                     {s: scores[s].attrs.get("space", "") for s in subjects},
                     {s: (int(scores[s].attrs["n_permutations"]), bool(scores[s].attrs["permutations_exact"]))
-                     for s in subjects if "n_permutations" in scores[s].attrs})
+                     for s in subjects if "n_permutations" in scores[s].attrs},
+                    {s: _ceiling_used(scores, s) for s in subjects})
     except OSError:
-        return {}, {}, {}
+        return {}, {}, {}, {}
+
+
+def _ceiling_used(scores, subject):
+    """The ceiling a subject's normalized r used, as the analysis recorded it (None: no ceiling).
+
+    Returns
+    -------
+    dict with "method" (repeat, split_half or cross_subject) and, by method, "stimuli" (the repeated test
+    runs) or "extrapolation" and "n_subjects"
+    """
+    key = f"{subject}/noise_ceiling"
+    if f"{key}/ceiling" not in scores:
+        return None
+    used = {"method": str(scores[f"{key}/ceiling"].attrs.get("method", "unknown"))}
+    if used["method"] in ("repeat", "split_half") and f"{key}/explainable_variance" in scores:
+        used["stimuli"] = json.loads(scores[f"{key}/explainable_variance"].attrs.get("stimuli", "[]"))
+    if used["method"] == "cross_subject" and "noise_ceiling/cross_subject" in scores:
+        attrs = scores["noise_ceiling/cross_subject"].attrs
+        used.update(extrapolation=str(attrs.get("method", "")),
+                    n_subjects=len(json.loads(attrs.get("subjects", "[]"))))
+    return used
 
 
 def _images(folder, pattern):
@@ -64,9 +86,9 @@ def build_sections(folder):
     """
     folder = Path(folder)
     config = yaml.safe_load((folder / "config.yaml").read_text()) or {}
-    prompts, spaces, permutations = _instructions(folder)
+    prompts, spaces, permutations, ceilings = _instructions(folder)
     sections = [Section("What was asked", [f"`{name}`: \"{prompt}\"" for name, prompt in prompts.items()]),
-                Section("Data and methods", data_lines(config, spaces, permutations))]
+                Section("Data and methods", data_lines(config, spaces, permutations, ceilings))]
     if config.get("n_permutations"):
         sections.append(Section("Multiple comparisons", SECTION_TEXT["families"]))
     best = _csv(folder, "best_layers.csv")

@@ -9,13 +9,15 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
-from matplotlib import patheffects
 from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from features.errors import InputError
 
+from ._colorbar import colorbar_extend
+from ._colors import distinct_colors
+from ._flat_labels import freeze_layout, name_hemispheres, place_roi_names, roi_name_anchor
 from ._flat_meshes import flat_mesh, values_on_mesh_pair
 
 MISSING_COLOR = "lightgrey"  # medial wall, vertices without a target, NaN values
@@ -24,7 +26,7 @@ OUTPUT_FORMATS = (".png", ".svg")
 
 def plot_flatmap(values, space_kind, output_file=None, title=None, cmap="inferno", vmin=None,
                  vmax=None, categorical=False, labels=None, roi_outlines=None,
-                 colorbar_label=None, category_cmap=None):
+                 colorbar_label=None, category_cmap=None, category_colors=None):
     """Draw per-target values on a flat map of both hemispheres (left on the left).
 
     Parameters
@@ -50,8 +52,12 @@ def plot_flatmap(values, space_kind, output_file=None, title=None, cmap="inferno
     category_cmap : str, optional
         For ordered categories (layers): a continuous colormap sampled once per category, so
         neighbouring categories get neighbouring colors; default tab10/tab20 (unordered).
+    category_colors : dict of float to color, optional
+        Fixed colors of some categories (e.g. a near-white "not significant"); the others take
+        ``category_cmap``'s.
     roi_outlines : dict of str to array of int, optional
-        ROI name -> target indices (same order as ``values``); outlined in black and named.
+        ROI name -> target indices (same order as ``values``); outlined in black and named, the
+        names kept apart (``_flat_labels``).
     colorbar_label : str, optional
 
     Returns
@@ -64,15 +70,19 @@ def plot_flatmap(values, space_kind, output_file=None, title=None, cmap="inferno
     fig = Figure(figsize=(12, 5))
     ax = fig.add_subplot()
     if categorical:
-        _draw_categories(ax, mesh, drawn, labels, category_cmap)
+        _draw_categories(ax, mesh, drawn, labels, category_cmap, category_colors)
     else:
         _draw_continuous(ax, mesh, drawn, cmap, vmin, vmax, colorbar_label)
-    if roi_outlines:
-        _draw_outlines(ax, mesh, roi_outlines, np.size(values), space_kind)
+    names = _draw_outlines(ax, mesh, roi_outlines, np.size(values), space_kind) if roi_outlines else []
     ax.set_aspect("equal")
     ax.set_axis_off()
     if title:
         ax.set_title(title)
+    # names go last, on the final layout, so their sizes on the page are known
+    freeze_layout(ax)
+    triangulation = mesh.triangulation
+    hemispheres = name_hemispheres(ax, triangulation.x, triangulation.y, mesh.is_right)
+    place_roi_names(ax, names, taken=hemispheres)
     if output_path is not None:
         _save(fig, output_path)
     return fig
@@ -86,19 +96,16 @@ def _draw_continuous(ax, mesh, drawn, cmap, vmin, vmax, colorbar_label):
     collection = ax.tripcolor(mesh.triangulation, drawn, shading="gouraud",
                               cmap=colormap.with_extremes(bad=MISSING_COLOR),
                               norm=Normalize(vmin, vmax), rasterized=True)
-    ax.figure.colorbar(collection, ax=ax, shrink=0.6, pad=0.01, label=colorbar_label)
+    # values beyond the limits take the end colours: an arrow says so (r of -0.7 is not r of 0)
+    ax.figure.colorbar(collection, ax=ax, shrink=0.6, pad=0.01, label=colorbar_label,
+                       extend=colorbar_extend(drawn, vmin, vmax))
     return collection
 
 
 def _category_colors(n_categories, category_cmap=None):
     if category_cmap is not None:
         return list(matplotlib.colormaps[category_cmap](np.linspace(0, 1, max(n_categories, 1))))[:n_categories]
-    if n_categories <= 10:
-        return list(matplotlib.colormaps["tab10"].colors[:n_categories])
-    if n_categories <= 20:
-        return list(matplotlib.colormaps["tab20"].colors[:n_categories])
-    # past 20 a qualitative map would repeat colors; spread a rainbow instead
-    return list(matplotlib.colormaps["turbo"](np.linspace(0, 1, n_categories)))
+    return distinct_colors(n_categories)
 
 
 def _category_name(value, labels):
@@ -116,18 +123,21 @@ def _category_name(value, labels):
     return str(labels[int(value)])
 
 
-def _draw_categories(ax, mesh, drawn, labels, category_cmap=None):
+def _draw_categories(ax, mesh, drawn, labels, category_cmap=None, category_colors=None):
     finite = np.isfinite(drawn)
     categories = np.unique(drawn[finite])
     codes = np.full(drawn.shape, np.nan)
     codes[finite] = np.searchsorted(categories, drawn[finite])
     colors = _category_colors(len(categories), category_cmap)
+    fixed = category_colors or {}
+    colors = [fixed.get(float(value), color) for value, color in zip(categories, colors)]
     # code k maps to color k: the norm puts each code in the middle of its own colormap bin
     cmap = ListedColormap(colors or [MISSING_COLOR]).with_extremes(bad=MISSING_COLOR)
     collection = ax.tripcolor(mesh.triangulation, codes, shading="gouraud", cmap=cmap,
                               norm=Normalize(-0.5, max(len(categories), 1) - 0.5),
                               rasterized=True)
-    handles = [Patch(facecolor=color, label=_category_name(value, labels))
+    # an edge keeps a near-white category visible in the legend
+    handles = [Patch(facecolor=color, edgecolor="0.6", linewidth=0.5, label=_category_name(value, labels))
                for color, value in zip(colors, categories)]
     if handles:
         ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
@@ -136,7 +146,9 @@ def _draw_categories(ax, mesh, drawn, labels, category_cmap=None):
 
 
 def _draw_outlines(ax, mesh, roi_outlines, n_targets, space_kind):
+    """Outline each ROI; returns where each ROI's name belongs (``RoiName`` per ROI and hemisphere)."""
     x, y = mesh.triangulation.x, mesh.triangulation.y
+    names = []
     for name, indices in roi_outlines.items():
         indices = np.asarray(indices, dtype=np.int64)
         if indices.size and (indices.min() < 0 or indices.max() >= n_targets):
@@ -154,10 +166,8 @@ def _draw_outlines(ax, mesh, roi_outlines, n_targets, space_kind):
         for right in (False, True):
             members = (inside > 0.5) & (mesh.is_right == right)
             if members.any():
-                # a white halo keeps the name readable on dark and light values alike
-                ax.text(x[members].mean(), y[members].mean(), name, fontsize=6, ha="center",
-                        va="center", path_effects=[patheffects.withStroke(linewidth=1.5,
-                                                                          foreground="white")])
+                names.append(roi_name_anchor(name, x[members], y[members]))
+    return names
 
 
 def _check_output_file(output_file):
