@@ -222,8 +222,11 @@ def _table_rows(table, tr, n_trs, run):
     if not path.is_file():
         raise InputError(f"{path}: per-TR table not found (field 'table').")
     values, names = read_text_table(path)
-    n = n_trs[run] if isinstance(n_trs, dict) else n_trs
-    if n is not None and values.shape[0] < int(n):
+    n = n_trs.get(run) if isinstance(n_trs, dict) else n_trs
+    if n is None:
+        raise InputError(f"{path}: field 'run' is {run!r}, a stimulus run with no fMRI run to give its length "
+                         f"(runs: {', '.join(map(str, n_trs))}).")
+    if values.shape[0] < int(n):
         raise InputError(f"{path}: field 'rows' has {values.shape[0]} rows (TRs), the run {run} has {n}.")
     parameters = {"tr": float(tr), "model_id": path.name, "family": "per-TR table", "pooling": "none",
                   "transcript": {"table": path.name, "table_sha256": file_digest(path), "columns": names,
