@@ -102,7 +102,7 @@ def run_analysis(config, overwrite=False, dry_run=False):
             return None, _dry_run(config, out, stores, prompts, instructions, layers, feature_rows)
         with main_process_first(on_cuda):   # rank 0 caches the responses, the others read them
             work = WorkFolder(work_folder(config, out))
-            subjects = _prepare_subjects(config, feature_rows, work)
+            subjects, excluded = _prepare_subjects(config, feature_rows, work)
             specs = plan_fits(config, subjects, stores, prompts, instructions, layers, work)
         barrier(on_cuda)                    # every process has planned before any fit file appears
         if rank == 0:
@@ -114,7 +114,7 @@ def run_analysis(config, overwrite=False, dry_run=False):
         # the tables, ceilings and maps are many small array operations: one thread unless the config says
         with atomic_folder(out, overwrite) as partial, limited_threads(config["threads"] or 1):
             best = _write_outputs(config, Path(partial), out, stores, prompts, instructions, layers, n_layers,
-                                  subjects, specs, work)
+                                  subjects, specs, work, excluded)
     finally:
         for store in stores.values():
             store.close()
@@ -149,13 +149,16 @@ def _dry_run(config, out, stores, prompts, instructions, layers, feature_rows):
     return describe_plan(specs, work, estimate, config["backend"])
 
 
-def _write_outputs(config, partial, out, stores, prompts, instructions, layers, n_layers, subjects, specs, work):
+def _write_outputs(config, partial, out, stores, prompts, instructions, layers, n_layers, subjects, specs, work,
+                   excluded=None):
     """Every table, figure and the report from the finished fits, into the temporary folder ``partial``
-    (``out`` is the final folder, named in the log); returns best_layers."""
+    (``out`` is the final folder, named in the log); returns best_layers. ``excluded``: subject -> the sentence
+    that left it out, recorded in scores.h5 for the report."""
     _write_inputs(partial, config)
     rows, partitions, test_sets = [], [], {}
     with ScoresFile(partial / "scores.h5", "w") as scores:
         scores.write_root(_jsonable(config), library_versions(), prompts)
+        scores.attrs().update(excluded_subjects=json.dumps(excluded or {}))
         for name, subject in subjects.items():
             subject_rows, subject_partitions, test_sets[name] = _assemble_subject(
                 config, name, subject, [spec for spec in specs if spec["subject"] == name], work, scores, stores,
@@ -256,7 +259,8 @@ def _instructions(config, stores):
     if every:
         held = {m: [i for i in s.instructions() if i != NO_INSTRUCTION] for m, s in instructed.items()}
         names = sorted(set().union(*held.values())) if instructed else [NO_INSTRUCTION]
-    prompts = resolve(names, extra_files=extra)
+    # stores that are all baselines (no instruction) ask for no prompt
+    prompts = resolve(names, extra_files=extra) if instructed or not baselines else {}
     per_model = {m: ([NO_INSTRUCTION] if m in baselines else [i for i in prompts if not every or i in held[m]])
                  for m in stores}
     if baselines:
@@ -311,21 +315,22 @@ def _subjects(config):
 
 
 def _prepare_subjects(config, feature_rows, work):
-    """Every subject's prepared responses; a subject with nothing to fit (every target NaN or constant, such
-    as time courses of zeros) is left out with its sentence logged, and stops the run when it is the only one."""
-    subjects, excluded = {}, []
+    """Every subject's prepared responses, and subject -> sentence for those left out: a subject with nothing to
+    fit (every target NaN or constant, such as time courses of zeros) is left out with its sentence logged, and
+    stops the run when it is the only one."""
+    subjects, excluded = {}, {}
     for name in _subjects(config):
         try:
             subjects[name] = prepare_subject(config, name, feature_rows, work)
         except EmptySubjectError as err:
-            excluded.append(err)
+            excluded[name] = err
             log.warning("excluded: %s", err)
     if not subjects:
-        raise excluded[0]
+        raise next(iter(excluded.values()))
     if excluded:
         log.warning("%d of %d subjects excluded (nothing to fit); the analysis goes on with %d", len(excluded),
                     len(excluded) + len(subjects), len(subjects))
-    return subjects
+    return subjects, {name: str(err) for name, err in excluded.items()}
 
 
 def _assemble_subject(config, name, subject, specs, work, scores, stores, instructions, layers, n_layers, partial):

@@ -110,6 +110,9 @@ def test_the_alice_run_excludes_s33_by_name_and_fits_the_others(alice_run):
     assert table["ceiling_method"].eq("cross_subject").all()
     partition = pd.read_csv(out / "variance_partition.csv")
     assert len(partition) == 2 * len(ROIS) and partition["band_a"].str.startswith("minilm").all()
+    report = (out / "report.md").read_text()
+    assert f"- excluded: {excluded[0].removeprefix('excluded: ')}" in report
+    assert "run alice cut into 5 segments used like runs" in report
     tests = pd.read_csv(out / "hierarchy_tests.csv")
     assert tests["note"].str.startswith("too little to rank").all()        # no ROI of Alice has a level
     with h5py.File(out / "scores.h5", "r") as scores:

@@ -67,15 +67,18 @@ def data_lines(config, spaces, permutations=None, ceilings=None):
     """
     cv = config.get("cv_folds")
     alphas = config.get("alphas") or []
-    subjects = ", ".join(f"{s} ({space})" for s, space in spaces.items()) or ", ".join(config.get("subjects") or [])
     lines = [f"models: {', '.join(map(str, config.get('models') or []))}",
-             f"subjects: {subjects}",
-             f"held-out test runs (scored only): {', '.join(map(str, config.get('test_runs') or []))}",
-             "cross-validation inside the training runs, grouped by stimulus (repeated viewings in one fold): "
-             + ("leave one stimulus out" if cv is None else f"{cv} folds"),
-             f"features z-scored per run, then FIR delays (TRs) within each run: {config.get('delays')}; "
-             f"alphas: {len(alphas)}"
-             + (f" from {min(alphas):.3g} to {max(alphas):.3g}" if alphas else "")]
+             f"subjects: {_subjects_text(config, spaces)}",
+             f"held-out test runs (scored only): {', '.join(map(str, config.get('test_runs') or []))}"]
+    lines += [f"run {run} cut into {_segments_text(spec)} segments used like runs ({run}:1, ...); the training TRs "
+              f"within {max(abs(int(d)) for d in config.get('delays') or [0])} TRs (the longest delay) of a test "
+              f"segment are left out, and the run's features are z-scored without the test segments"
+              for run, spec in (config.get("segments") or {}).items()]
+    lines += ["cross-validation inside the training runs, grouped by stimulus (repeated viewings in one fold): "
+              + ("leave one stimulus out" if cv is None else f"{cv} folds"),
+              f"features z-scored per run, then FIR delays (TRs) within each run: {config.get('delays')}; "
+              f"alphas: {len(alphas)}"
+              + (f" from {min(alphas):.3g} to {max(alphas):.3g}" if alphas else "")]
     if config.get("n_permutations"):
         lines.append(f"significance: {config['n_permutations']} block permutations of the test responses in blocks "
                      f"of {config.get('permutation_block')} TRs; Benjamini-Hochberg FDR at q = {config.get('fdr_q')}")
@@ -88,6 +91,23 @@ def data_lines(config, spaces, permutations=None, ceilings=None):
     lines += ceiling_lines(config, ceilings or {})
     lines.append(f"layer hierarchy: {config.get('n_bootstrap')} bootstrap resamples; seed {config.get('seed')}")
     return lines
+
+
+def _subjects_text(config, spaces):
+    """The subjects and what their columns are; subjects whose runs have the same kind of columns share one
+    description (without each subject's file name), so 27 participants' ROI files make one line."""
+    if not spaces:
+        return ", ".join(config.get("subjects") or [])
+    by_kind = {}
+    for subject, space in spaces.items():
+        by_kind.setdefault(str(space).split(" from ")[0], []).append(subject)
+    if len(by_kind) == len(spaces):
+        return ", ".join(f"{s} ({space})" for s, space in spaces.items())
+    return "; ".join(f"{len(subjects)} subject(s) {', '.join(subjects)}: {kind}" for kind, subjects in by_kind.items())
+
+
+def _segments_text(spec):
+    return str(spec) if isinstance(spec, int) else str(len(spec))
 
 
 def ceiling_lines(config, ceilings):

@@ -39,17 +39,19 @@ def _csv(folder, name, columns=None):
 
 
 def _instructions(folder):
-    """Prompts, each subject's space, each subject's permutations (count used, whether exact) and ceiling."""
+    """Prompts, each subject's space, each subject's permutations (count used, whether exact) and ceiling, and
+    the subjects left out (subject -> the sentence that says why)."""
     try:
         with h5py.File(folder / "scores.h5", "r") as scores:
             subjects = [s for s in scores if s != "noise_ceiling"]
+            excluded = json.loads(scores.attrs.get("excluded_subjects", "{}"))
             return (json.loads(scores.attrs.get("instructions", "{}")),
                     {s: scores[s].attrs.get("space", "") for s in subjects},
                     {s: (int(scores[s].attrs["n_permutations"]), bool(scores[s].attrs["permutations_exact"]))
                      for s in subjects if "n_permutations" in scores[s].attrs},
-                    {s: _ceiling_used(scores, s) for s in subjects})
+                    {s: _ceiling_used(scores, s) for s in subjects}, excluded)
     except OSError:
-        return {}, {}, {}, {}
+        return {}, {}, {}, {}, {}
 
 
 def _ceiling_used(scores, subject):
@@ -86,9 +88,12 @@ def build_sections(folder):
     """
     folder = Path(folder)
     config = yaml.safe_load((folder / "config.yaml").read_text()) or {}
-    prompts, spaces, permutations, ceilings = _instructions(folder)
-    sections = [Section("What was asked", [f"`{name}`: \"{prompt}\"" for name, prompt in prompts.items()]),
-                Section("Data and methods", data_lines(config, spaces, permutations, ceilings))]
+    prompts, spaces, permutations, ceilings, excluded = _instructions(folder)
+    sections = [Section("What was asked", [f"`{name}`: \"{prompt}\"" if prompt or name != "none" else
+                                           "`none`: no instruction (features of the stimulus alone: baselines and "
+                                           "stores built from a transcript)" for name, prompt in prompts.items()]),
+                Section("Data and methods", data_lines(config, spaces, permutations, ceilings)
+                        + [f"excluded: {sentence}" for sentence in excluded.values()])]
     if config.get("n_permutations"):
         sections.append(Section("Multiple comparisons", SECTION_TEXT["families"]))
     best = _csv(folder, "best_layers.csv")
