@@ -97,8 +97,23 @@ def test_plot_gives_every_roi_in_the_rank_test_its_own_colour_even_within_a_leve
     ax = figure.axes[0]
     labelled = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
     assert [line.get_label() for line in labelled] == [f"{roi} (level {level})" for roi, (level, _) in PLANTED.items()
-                                                       if roi != "dmPFC"]       # by level, level named
+                                                       if roi != "dmPFC"] + ["dmPFC (not in rank test)"]
     colors = [to_hex(line.get_color()) for line in labelled]
-    assert len(set(colors)) == len(colors) == 7                   # V1/A1 and LO/MT share a level, not a colour
+    assert len(set(colors)) == len(colors) == 8            # V1/A1 and LO/MT share a level, not a colour
     (untested,) = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
-    assert to_hex(untested.get_color()) == to_hex("0.75") and to_hex("0.75") not in colors
+    assert untested.get_label() == "dmPFC (not in rank test)"
+
+
+def test_plot_keeps_many_rois_outside_the_rank_test_anonymous_and_grey():
+    from matplotlib.colors import to_hex
+
+    from encoding.hierarchy import plot_hierarchy
+    from encoding.hierarchy._plot import MAX_NAMED_OTHERS
+
+    names = [f"parcel_{i}" for i in range(MAX_NAMED_OTHERS + 1)]
+    rows = [{"roi": name, "level": np.nan, "in_rank_test": False, "preferred_depth_weighted": np.nan,
+             "weighted_ci_low": np.nan, "weighted_ci_high": np.nan} for name in names]
+    figure = plot_hierarchy(DEPTH, {name: DEPTH * 0 for name in names}, rows)
+    lines = [line for line in figure.axes[0].get_lines() if line.get_linestyle() == "--"]
+    assert len(lines) == len(names) and {to_hex(line.get_color()) for line in lines} == {to_hex("0.75")}
+    assert figure.axes[0].get_legend() is None
