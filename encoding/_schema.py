@@ -203,6 +203,8 @@ class EncodingConfig(_Section):
                                           "max_subsets": 20}, "noise ceiling settings (keys may be given in part)")
     n_bootstrap: Positive = _field(1000, "resamples of the layer-hierarchy intervals", "a whole number >= 1")
     seed: StrictInt = _field(0, "seed of permutations, bootstraps and subsets", "a whole number")
+    save_models: StrictBool = _field(False, "keep every layer fit as an encoder (weights, alphas, delays, space) "
+                                            "in `<out>/models/`, for python -m encoding.predict", "true or false")
     threads: Optional[Positive] = _field(None, "BLAS/torch threads per fit: null chooses (one for a small fit or "
                                                "below 4 cores, every core for a large one); Dask workers use one",
                                          "a whole number >= 1 or null")

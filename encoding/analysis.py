@@ -77,6 +77,9 @@ def run_analysis(config, overwrite=False, dry_run=False):
     out = output_folder(config)
     if not dry_run:
         refuse_existing(out, overwrite)
+    if config["save_models"] and config["pca_components"]:
+        raise InputError(f"{config['config_file']}: field 'save_models' cannot keep encoders of fits made on principal "
+                         f"components (pca_components is {config['pca_components']}); set one or the other.")
     _set_backend(config["backend"])
     rank, world = launcher_world()
     on_cuda = config["backend"] == "torch_cuda"
@@ -115,6 +118,9 @@ def run_analysis(config, overwrite=False, dry_run=False):
         with atomic_folder(out, overwrite) as partial, limited_threads(config["threads"] or 1):
             best = _write_outputs(config, Path(partial), out, stores, prompts, instructions, layers, n_layers,
                                   subjects, specs, work, excluded)
+            if config["save_models"]:
+                from .encoders import save_fitted_encoders
+                save_fitted_encoders(config, Path(partial), subjects, specs, work, stores, prompts)
     finally:
         for store in stores.values():
             store.close()

@@ -37,6 +37,9 @@ def build_parser():
                         help="fit on an existing Dask cluster, e.g. tcp://head:8786 (config 'scheduler')")
     parser.add_argument("--work-dir", help="where finished fits are kept for resuming (default <out>.work; config "
                                            "'work_dir')")
+    parser.add_argument("--save-models", action="store_true", default=None,
+                        help="keep every layer fit as an encoder in <out>/models/ for python -m encoding.predict "
+                             "(config 'save_models')")
     parser.add_argument("--threads", type=_positive_int, metavar="N",
                         help="BLAS/torch threads per fit (default: one for a small fit, every core for a large one; "
                              "config 'threads')")
@@ -58,7 +61,7 @@ def config_from_args(args):
     overrides = {"instructions": args.instruction, "models": parse_list(args.model) or None,
                  "layers": args.layers, "out": args.out, "backend": args.backend, "stimuli": args.stimuli,
                  "workers": args.workers, "scheduler": args.scheduler, "work_dir": args.work_dir,
-                 "threads": args.threads}
+                 "threads": args.threads, "save_models": args.save_models}
     config = load_config(args.config, overrides)
     if args.subjects:
         wanted = parse_list(args.subjects)
