@@ -11,7 +11,9 @@ from pathlib import Path
 import pandas as pd
 
 from .config import load_config
-from .encoders import FittedEncoder, load_encoder, save_encoder
+from .encoders import FittedEncoder
+from .encoders import load_encoder as load_model
+from .encoders import save_encoder as save_model
 from .estimators import RunwiseBandedRidgeCV, RunwiseRidgeCV
 from .fmri import TargetSpace, cifti_to_vertices, load_run, save_map
 from .outputs.native_maps import write_native_maps
@@ -86,6 +88,6 @@ def analyze(config, overwrite=False, base_dir=None, **overrides):
     return read_results(output_folder(loaded))
 
 
-__all__ = ["AUTO_ATLAS", "AnalysisResults", "FittedEncoder", "load_encoder", "save_encoder", "BUILTIN_ATLASES", "RunwiseBandedRidgeCV", "RunwiseRidgeCV",
+__all__ = ["AUTO_ATLAS", "AnalysisResults", "FittedEncoder", "load_model", "save_model", "BUILTIN_ATLASES", "RunwiseBandedRidgeCV", "RunwiseRidgeCV",
            "TargetSpace", "analyze", "cifti_to_vertices", "load_config", "load_run", "read_results", "save_map",
            "write_native_maps"]

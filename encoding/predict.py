@@ -1,7 +1,6 @@
 """Command line: predicted responses to a stimulus nobody scanned, from encoders saved by ``encoding.run``.
 
-    python -m encoding.predict --model results/study/models/sub-01_model-qwen25vl_task-caption_layer-16_encoder.h5 \\
-        --features new_movie/qwen2.5-vl.h5 --out pred/
+    python -m encoding.predict --model results/study/models/ --features new_movie/qwen2.5-vl.h5 --out pred/
 
 For each stimulus run of the features store (under the encoder's instruction), the predicted time courses
 go to ``<out>/<encoder stem>_run-<run>_pred.h5`` (dataset ``prediction``, shape (n_TR, n_targets), NaN for
@@ -58,7 +57,7 @@ def write_predictions(model_files, features, out, overwrite=False):
     """
     out = Path(out)
     refuse_existing(out, overwrite)
-    encoders = [(Path(path), load_encoder(path)) for path in model_files]
+    encoders = [(path, load_encoder(path)) for path in encoder_files(model_files)]
     written = []
     with atomic_folder(out, overwrite) as partial:
         partial = Path(partial)
@@ -79,11 +78,23 @@ def write_predictions(model_files, features, out, overwrite=False):
     return written
 
 
+def encoder_files(paths):
+    """The encoder files named: files as given, and every ``*_encoder.h5`` of a folder (``<out>/models``)."""
+    files = []
+    for path in map(Path, paths):
+        found = sorted(path.glob("*_encoder.h5")) if path.is_dir() else [path]
+        if not found:
+            raise InputError(f"{path}: field '--model' names a folder without encoder files (*_encoder.h5).")
+        files += found
+    return files
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m encoding.predict",
                                      description="Predicted responses to new stimuli from saved encoders.")
     parser.add_argument("--model", required=True, action="append",
-                        help="an encoder file written by encoding.run --save-models (repeat for several)")
+                        help="an encoder file written by encoding.run --save-models, or a folder of them "
+                             "(<out>/models); repeat for several")
     parser.add_argument("--features", required=True, help="the new stimulus's features store (.h5)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")

@@ -74,8 +74,9 @@ def test_predict_writes_the_time_courses_and_a_mean_map_on_the_subjects_grid(toy
     folder, out, _ = toy
     path = out / "models" / "sub-sub02_model-toy_task-caption_layer-4_encoder.h5"
     store = folder / "toy" / "features" / "toy.h5"
-    assert predict_main(["--model", str(path), "--features", str(store), "--out", str(tmp_path / "pred"),
-                         "--quiet"]) == 0
+    assert predict_main(["--model", str(out / "models"), "--features", str(store), "--out", str(tmp_path / "pred"),
+                         "--quiet"]) == 0                    # the folder: both layers' encoders
+    assert len(list((tmp_path / "pred").glob("*_pred.h5"))) == 2 * 5
     encoder = load_encoder(path)
     with FeatureStore(store) as features:
         expected = encoder.predict(features.read_layer("caption", "run-2", 4))
