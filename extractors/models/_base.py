@@ -267,10 +267,14 @@ class ChatAdapter(RowBatching, Adapter):
     def load(self):
         import transformers
 
-        self.processor = self._from_pretrained(getattr(transformers, self.processor_class))
+        processor = self._from_pretrained(getattr(transformers, self.processor_class))
+        model = self._from_pretrained(getattr(transformers, self.model_class), dtype=torch_dtype(self.dtype_name))
+        return self.attach(processor, model.to(self.device).eval())
+
+    def attach(self, processor, model):
+        """Use this processor and model (``load`` reads them from the source; benchmarks build them)."""
+        self.processor, self.model = processor, model
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
-        self.model = self._from_pretrained(getattr(transformers, self.model_class),
-                                           dtype=torch_dtype(self.dtype_name)).to(self.device).eval()
         self.template_source = "the checkpoint's chat template"
         if getattr(self.processor, "chat_template", None) is None:
             if self.fallback_template is None:
