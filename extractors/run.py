@@ -307,7 +307,11 @@ class _Ranks:
         from accelerate import PartialState
 
         # On CPU, accelerate joins the processes of a launcher (torchrun, accelerate launch) only when asked to.
-        self._state = PartialState(cpu=str(device).startswith("cpu") or not torch.cuda.is_available())
+        # A device given with its index (cuda:0) pins every process to it, so several processes can share one
+        # GPU: they then meet over gloo (CPU), since NCCL refuses two processes on one GPU and accelerate would
+        # give each process the GPU of its local rank. The processes exchange no tensors, only barriers.
+        pinned = str(device).startswith("cuda:")
+        self._state = PartialState(cpu=str(device).startswith("cpu") or pinned or not torch.cuda.is_available())
         self.rank, self.world = self._state.process_index, self._state.num_processes
         self.is_main = self._state.is_main_process
         device = self._state.device
