@@ -20,11 +20,15 @@ generated part weighs as much as it can.
 
 **Clips in batches** (``--batch-clips``, issue 30): throughput of ``--clips`` clips run one by one
 (``clip_features``, what ``--batch-clips 1`` does) against batches of N (``clips_features``), with all
-``--instructions`` per clip decoded as one batch (``--batch-instructions``; ``--one-by-one`` adds the
-per-clip run with one instruction per pass, on two clips)::
+``--instructions`` per clip decoded as one batch (``--modes batched``, ``--batch-instructions``) and/or one
+instruction per pass (``--modes one-by-one``: then a batch of N clips decodes N rows at a time; its one clip at a
+time runs on the first ``--one-by-one-clips``)::
 
     python bench/extract.py --model llava-onevision-0.5b --batch-clips 4 --clips 4          # CPU, full-size 0.9B
-    python bench/extract.py --model qwen2.5-vl-7b --device cuda --batch-clips 4,16 --clips 16 --json out.jsonl
+    python bench/extract.py --model llava-onevision-0.5b --batch-clips 4 --clips 4 --modes one-by-one \
+        --one-by-one-clips 2
+    python bench/extract.py --model qwen2.5-vl-7b --device cuda --batch-clips 4,16 --clips 16 --modes both \
+        --one-by-one-clips 2 --json out.jsonl
     python bench/extract.py --model llava-onevision-7b --tiny --batch-clips 2 --clips 2     # CPU stand-in
 
 Prints per batch size: seconds, clips/s, generated tokens/s, the ratio to one clip at a time, the largest
@@ -91,8 +95,12 @@ def main(argv=None):
     throughput.add_argument("--instructions", default="all", help="video instructions: all, or a comma list")
     throughput.add_argument("--dtype", default="auto", help="auto: bfloat16 on CUDA, float32 on the CPU")
     throughput.add_argument("--movie-size", default="720x1280", help="HEIGHTxWIDTH of the synthetic movie")
-    throughput.add_argument("--one-by-one", action="store_true",
-                            help="also one instruction per pass, one clip at a time (on two clips)")
+    throughput.add_argument("--modes", default="batched", choices=("batched", "one-by-one", "both"),
+                            help="a clip's instructions decoded as one batch, one per pass, or both")
+    throughput.add_argument("--one-by-one-batch-clips",
+                            help="batch sizes > 1 of the one-instruction-per-pass mode (default: --batch-clips)")
+    throughput.add_argument("--one-by-one-clips", type=int,
+                            help="clips of the one-clip-at-a-time run with one instruction per pass (default all)")
     throughput.add_argument("--json", help="append one JSON record per variant to this file")
     throughput.add_argument("--cache", default=str(Path.home() / ".cache" / "mllm-encoding" / "bench"),
                             help="where llava-onevision-0.5b is built once (bench/extract_fullsize.py)")
@@ -304,12 +312,12 @@ def _prefill_rate(adapter, n_clips, n_tokens, n_decoder, device):
     return flops / best, best
 
 
-def _matmul_peak(device):
-    """A measured bf16 peak: an 8192^3 matrix product, mean of 10 after 3 warm-ups, FLOP/s."""
+def _matmul_peak(device, size=8192):
+    """A measured bf16 peak: a size^3 matrix product, mean of 10 after 3 warm-ups, FLOP/s."""
     import torch
 
-    a = torch.randn(8192, 8192, device=device, dtype=torch.bfloat16)
-    b = torch.randn(8192, 8192, device=device, dtype=torch.bfloat16)
+    a = torch.randn(size, size, device=device, dtype=torch.bfloat16)
+    b = torch.randn(size, size, device=device, dtype=torch.bfloat16)
     for _ in range(3):
         a @ b
     _sync(device)
@@ -317,7 +325,7 @@ def _matmul_peak(device):
     for _ in range(10):
         a @ b
     _sync(device)
-    return 10 * 2 * 8192 ** 3 / (time.perf_counter() - start)
+    return 10 * 2 * size ** 3 / (time.perf_counter() - start)
 
 
 def clips_throughput(args):
@@ -349,55 +357,92 @@ def clips_throughput(args):
     name = torch.cuda.get_device_name(args.device) if cuda else f"CPU, {os.cpu_count()} cores, {args.threads} threads"
     print(f"{described}; {dtype} on {name}; built in {built:.0f} s")
     print(f"{len(clips)} clips of {args.frames} frames ({height}x{width}), {n_prefix} prefix tokens; {len(prompts)} "
-          f"instructions decoded as one batch per clip; max_new_tokens {args.max_new_tokens}; load average "
+          f"instructions ({args.modes}); max_new_tokens {args.max_new_tokens}; load average "
           f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     _timed_clips(adapter, counter, prepared[:1], 1, args)  # warm-up (CUDA kernels, allocator)
-    variants = [dict(batch_clips=1, clips=len(prepared))]
-    if args.one_by_one:
-        variants.append(dict(batch_clips=1, instructions="one by one", clips=min(2, len(prepared))))
-    variants += [dict(batch_clips=size, clips=len(prepared)) for size in sizes]
-    reference = None
-    for _ in range(args.repeat):  # the variants take turns, so that a change of load hits them alike
-        for row in variants:
-            results, wall, cpu, tokens, peak = _timed_clips(adapter, counter, prepared[:row["clips"]],
-                                                            row["batch_clips"], args, batched="instructions" not in row)
-            reference = reference or results
-            if wall < row.get("wall", float("inf")):
-                row.update(wall=wall, cpu=cpu, tokens=tokens, peak_gib=peak)
-            row["worst"], row["same"] = _worst(results, reference) if "instructions" not in row else (None, None)
-    rows = variants
-    base = rows[0]["wall"] / len(prepared)
+    record = {"model": args.model, "tiny": args.tiny, "device": name, "dtype": dtype, "frames": args.frames,
+              "prefix_tokens": n_prefix, "instructions": len(prompts), "max_new_tokens": args.max_new_tokens}
+    if n_decoder:  # first: cheap, and kept where a large batch runs out of time or memory (CPU: the dry run)
+        record.update(_prefill_report(adapter, [1] + sizes, n_prefix, n_decoder, args.device, name))
+    variants = []
+    if args.modes in ("batched", "both"):
+        variants += [dict(batch_clips=size, clips=len(prepared)) for size in [1] + sizes]
+    if args.modes in ("one-by-one", "both"):
+        first = min(args.one_by_one_clips or len(prepared), len(prepared))
+        one_sizes = sorted({int(n) for n in (args.one_by_one_batch_clips or args.batch_clips).split(",")} - {1})
+        variants += [dict(batch_clips=size, instructions="one by one", clips=first if size == 1 else len(prepared))
+                     for size in [1] + one_sizes]
     print(f"  best of {args.repeat} round(s), wall clock")
     print(f"  {'batch of clips':28s} {'s/clip':>8s} {'CPU s/clip':>10s} {'clips/s':>8s} {'tokens/s':>9s} "
-          f"{'x per-clip':>10s} {'max rel diff':>12s} {'same text':>9s} {'peak GiB':>8s}")
-    for row in rows:
+          f"{'x per-clip':>10s} {'max rel diff':>12s} {'same text':>9s} {'peak GiB':>8s}", flush=True)
+    reference = {}  # per mode: the results of one clip at a time
+    for round_ in range(args.repeat):  # the variants take turns, so that a change of load hits them alike
+        for row in variants:
+            try:
+                results, wall, cpu, tokens, peak = _timed_clips(adapter, counter, prepared[:row["clips"]],
+                                                                row["batch_clips"], args,
+                                                                batched="instructions" not in row)
+            except torch.cuda.OutOfMemoryError as err:
+                row["error"] = f"out of GPU memory: {str(err).splitlines()[0]}"
+                torch.cuda.empty_cache()
+                continue
+            mode = row.get("instructions", "batched")
+            reference.setdefault(mode, results)
+            if wall < row.get("wall", float("inf")):
+                row.update(wall=wall, cpu=cpu, tokens=tokens, peak_gib=peak)
+            row["worst"], row["same"] = _worst(results, reference[mode])
+            if round_ == args.repeat - 1:
+                first = next(v for v in variants if v.get("instructions", "batched") == mode)
+                _print_row(row, first, args.json, record)
+    return variants
+
+
+def _print_row(row, first, path, record):
+    """One variant's line (and JSON record): its rates and its speed-up over one clip at a time (``first``, in
+    the same mode); its features' difference from that run's, on the clips both ran."""
+    label = f"{row['batch_clips']}" + (", one instruction per pass" if row.get("instructions") else "")
+    if "wall" not in row:
+        print(f"  {label:28s} {row.get('error', 'not run')}", flush=True)
+    else:
         n = row["clips"]
-        row.update(clips=n, seconds_per_clip=row["wall"] / n, clips_per_s=n / row["wall"],
-                   tokens_per_s=row["tokens"] / row["wall"], speedup=base / (row["wall"] / n))
-        label = f"{row['batch_clips']}" + (", one instruction per pass" if row.get("instructions") else "")
+        row.update(seconds_per_clip=row["wall"] / n, clips_per_s=n / row["wall"],
+                   tokens_per_s=row["tokens"] / row["wall"], speedup=first["wall"] / first["clips"] / (row["wall"] / n))
         print(f"  {label:28s} {row['seconds_per_clip']:8.3f} {row['cpu'] / n:10.3f} {row['clips_per_s']:8.3f} "
               f"{row['tokens_per_s']:9.1f} {row['speedup']:10.2f} "
               f"{'-' if row['worst'] is None else format(row['worst'], '.1e'):>12s} {str(row['same']):>9s} "
-              f"{'-' if row['peak_gib'] is None else format(row['peak_gib'], '.1f'):>8s}")
-    extra = {}
-    if cuda and n_decoder:
-        measured = _matmul_peak(args.device)
-        sheet = next((v for k, v in BF16_PEAK.items() if k in name), None)
-        for size in [1] + sizes:
-            rate, took = _prefill_rate(adapter, size, n_prefix, n_decoder, args.device)
-            extra[f"prefill_{size}"] = dict(flops_per_s=rate, seconds=took, of_matmul=rate / measured,
-                                            of_sheet=None if sheet is None else rate / sheet)
-            print(f"  prefill of {size} x {n_prefix} tokens: {took:.3f} s, {rate / 1e12:.0f} TFLOP/s = "
-                  f"{rate / measured:.0%} of a measured 8192^3 bf16 product ({measured / 1e12:.0f} TFLOP/s)"
-                  + ("" if sheet is None else f", {rate / sheet:.0%} of the data sheet's {sheet / 1e12:.0f}"))
-        print(f"  GPU memory: {torch.cuda.memory_allocated(args.device) / 2 ** 30:.1f} GiB held by the model")
-    if args.json:
-        with open(args.json, "a") as out:
-            for row in rows:
-                out.write(json.dumps({"model": args.model, "tiny": args.tiny, "device": name, "dtype": dtype,
-                                      "frames": args.frames, "prefix_tokens": n_prefix, "instructions": len(prompts),
-                                      "max_new_tokens": args.max_new_tokens, **row, **extra}) + "\n")
-    return rows
+              f"{'-' if row['peak_gib'] is None else format(row['peak_gib'], '.1f'):>8s}", flush=True)
+    if path:
+        with open(path, "a") as out:
+            out.write(json.dumps({**record, **row}) + "\n")
+
+
+def _prefill_report(adapter, sizes, n_prefix, n_decoder, device, name):
+    """The language model's prefill FLOP/s at each batch size, against a measured and the data sheet's bf16 peak."""
+    import torch
+
+    cuda = str(device).startswith("cuda")
+    size = 8192 if cuda else 512
+    measured = _matmul_peak(device, size)
+    sheet = next((v for k, v in BF16_PEAK.items() if k in name), None)
+    report = {"matmul_bf16_flops_per_s": measured, "sheet_bf16_flops_per_s": sheet,
+              "model_gib": torch.cuda.memory_allocated(device) / 2 ** 30 if cuda else None}
+    print(("" if not cuda else f"  GPU memory held by the model: {report['model_gib']:.1f} GiB; ")
+          + f"  a {size}^3 bf16 product: {measured / 1e12:.2f} TFLOP/s"
+          + ("" if sheet is None else f" (data sheet: {sheet / 1e12:.0f})"))
+    for n_clips in sizes:
+        try:
+            rate, took = _prefill_rate(adapter, n_clips, n_prefix, n_decoder, device)
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            print(f"  prefill of {n_clips} x {n_prefix} tokens: out of GPU memory")
+            continue
+        report[f"prefill_{n_clips}"] = dict(flops_per_s=rate, seconds=took, of_matmul=rate / measured,
+                                         of_sheet=None if sheet is None else rate / sheet)
+        print(f"  prefill of {n_clips} x {n_prefix} tokens (language model): {took:.3f} s, {rate / 1e12:.2f} TFLOP/s = "
+              f"{rate / measured:.0%} of the measured product" + ("" if sheet is None else
+                                                                   f", {rate / sheet:.0%} of the data sheet's"),
+              flush=True)
+    return report
 
 
 if __name__ == "__main__":
