@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Every GPU measurement the project lacks (issue 30, with issue 17's ridge tables) in one call of one H100 or
-# H200: each step under its own time limit, so that a slow or failing step leaves the others' results. The limits
-# add up to 9.5 minutes with the install; the steps usually end well before them.
+# H200: each step under its own time limit, so that a slow or failing step leaves the others' results.
 #
 #     bash bench/gpu_issue30.sh [OUTDIR]           # OUTDIR: default $OUT, else /tmp/gpu_issue30
 #     bash bench/gpu_issue30.sh --dry [OUTDIR]     # every step on the CPU at tiny shapes, same limits: control flow
@@ -11,18 +10,19 @@
 # gpu.txt (nvidia-smi), extract.jsonl (bench/extract.py's records) and table.jsonl (bench/ridge_kernel.py's). The
 # numbers go to BENCHMARKS.md by hand, with the card's name from gpu.txt.
 #
-# Steps (limit in seconds):
-#   extract_qwen   150  Qwen2.5-VL-7B's architecture from its released config, random bfloat16 weights drawn on the
+# Steps (limit in seconds; with the install, 9 minutes at most):
+#   extract_qwen   135  Qwen2.5-VL-7B's architecture from its released config, random bfloat16 weights drawn on the
 #                       GPU (bench/fullsize_models.py), 16 clips of 8 frames of a 720p movie, 13 instructions, 32 new
-#                       tokens, instructions batched: --batch-clips 1, 4, 16, and one instruction per pass (two
-#                       clips). Seconds per clip, clips/s, tokens/s, peak GPU memory, batched vs per-clip answers and
-#                       features, prefill FLOP/s as a share of the bf16 peak (data sheet, measured 8192^3 product)
+#                       tokens: --batch-clips 1, 4, 16 with the instructions batched, and 1 (two clips) and 16 with
+#                       one instruction per pass. Seconds per clip, clips/s, tokens/s, peak GPU memory, batched vs
+#                       per-clip answers and features, prefill FLOP/s as a share of the bf16 peak (data sheet, and
+#                       a measured 8192^3 product)
 #   extract_llava  110  the same for LLaVA-OneVision-7B
-#   shard           50  extractors.run over 2 processes on the GPU (one per GPU where several), batches of 2 clips,
+#   shard           60  extractors.run over 2 processes on the GPU (one per GPU where several), batches of 2 clips,
 #                       against one process clip by clip (bench/extract_sharded.py)
-#   ridge_smoke     40  issue 17: fast engine and himalaya on torch_cuda, n = 1,000, float64 referee
-#   ridge_table     90  issue 17: n = 2,000, 3,000, 4,000, p = 17,920, 5,000 targets, float64 referee (CPU)
-#   whole_brain    150  issue 17: one whole-brain fit, n = 10,000, p = 17,920, 80,000 targets, float64 referee
+#   ridge_smoke     35  issue 17: fast engine and himalaya on torch_cuda, n = 1,000, float64 referee
+#   ridge_table     75  issue 17: n = 2,000, 3,000, 4,000, p = 17,920, 5,000 targets, float64 referee (CPU)
+#   whole_brain    110  issue 17: one whole-brain fit, n = 10,000, p = 17,920, 80,000 targets, float64 referee
 #                       (torch on the GPU) on 1,000 targets
 #
 # Packages: the device image has torch but transformers 5.17 (the extractors need >= 5.24), no av and no himalaya.
@@ -73,26 +73,27 @@ step() {   # step NAME SECONDS COMMAND...
 }
 
 if [ "$dry" = 0 ]; then
-    extract="--device cuda --batch-clips 4,16 --clips 16 --max-new-tokens 32 --one-by-one --repeat 1 --threads 8"
-    step extract_qwen 150 $PY bench/extract.py --model qwen2.5-vl-7b $extract --json "$out/extract.jsonl"
+    extract="--device cuda --batch-clips 4,16 --clips 16 --max-new-tokens 32 --modes both --one-by-one-clips 2
+             --one-by-one-batch-clips 16 --repeat 1 --threads 8"
+    step extract_qwen 135 $PY bench/extract.py --model qwen2.5-vl-7b $extract --json "$out/extract.jsonl"
     step extract_llava 110 $PY bench/extract.py --model llava-onevision-7b $extract --json "$out/extract.jsonl"
-    step shard 50 $PY bench/extract_sharded.py --device cuda
-    step ridge_smoke 40 $PY bench/ridge_kernel.py --backend torch_cuda --n 1000 --targets 2000 --referee-targets 200 \
+    step shard 60 $PY bench/extract_sharded.py --device cuda
+    step ridge_smoke 35 $PY bench/ridge_kernel.py --backend torch_cuda --n 1000 --targets 2000 --referee-targets 200 \
         --competitors fast,himalaya-kernel
-    step ridge_table 90 $PY bench/ridge_kernel.py --backend torch_cuda --n 2000,3000,4000 --targets 5000 \
+    step ridge_table 75 $PY bench/ridge_kernel.py --backend torch_cuda --n 2000,3000,4000 --targets 5000 \
         --json "$out/table.jsonl"
-    step whole_brain 150 $PY bench/whole_brain.py --backend torch_cuda --whole --referee-targets 1000
+    step whole_brain 110 $PY bench/whole_brain.py --backend torch_cuda --whole --referee-targets 1000
 else
     extract="--tiny --device cpu --batch-clips 2 --clips 2 --instructions caption,narrative --max-new-tokens 4
-             --movie-size 360x640 --one-by-one --repeat 1 --threads 2"
-    step extract_qwen 150 $PY bench/extract.py --model qwen2.5-vl-7b $extract --json "$out/extract.jsonl"
+             --movie-size 360x640 --modes both --one-by-one-clips 1 --repeat 1 --threads 2"
+    step extract_qwen 135 $PY bench/extract.py --model qwen2.5-vl-7b $extract --json "$out/extract.jsonl"
     step extract_llava 110 $PY bench/extract.py --model llava-onevision-7b $extract --json "$out/extract.jsonl"
-    step shard 50 $PY bench/extract_sharded.py --device cpu
-    step ridge_smoke 40 $PY bench/ridge_kernel.py --backend torch --n 300 --p 200 --targets 200 --referee-targets 50 \
+    step shard 60 $PY bench/extract_sharded.py --device cpu
+    step ridge_smoke 35 $PY bench/ridge_kernel.py --backend torch --n 300 --p 200 --targets 200 --referee-targets 50 \
         --competitors fast,himalaya-kernel
-    step ridge_table 90 $PY bench/ridge_kernel.py --backend torch --n 300,400 --p 200 --targets 300 \
+    step ridge_table 75 $PY bench/ridge_kernel.py --backend torch --n 300,400 --p 200 --targets 300 \
         --json "$out/table.jsonl"
-    step whole_brain 150 $PY bench/whole_brain.py --backend torch --whole --n 500 --p 400 --whole-brain 1000 \
+    step whole_brain 110 $PY bench/whole_brain.py --backend torch --whole --n 500 --p 400 --whole-brain 1000 \
         --referee-targets 100
 fi
 grep -h "^== .*: exit" "$out"/*.log
