@@ -12,17 +12,24 @@ transformers reports it):
 - ``last_token``: one forward pass; the hidden state at the last prompt token. No answer generated.
 - ``token_mean`` (baselines): the mean over the encoder's tokens.
 
-Determinism: batch of one clip, greedy argmax, no sampling and fixed shapes, so the same inputs and
-settings give bit-identical features on the same machine and software; a clip's features do not depend
-on which other clips or instructions ran in the same process.
+Determinism: one clip at a time (``clip_features``), greedy argmax, no sampling and fixed shapes, so the
+same inputs and settings give bit-identical features on the same machine and software; a clip's features do
+not depend on which other clips or instructions ran in the same process.
 
 Batched instructions (``batched=True``): a clip's instructions run as one batch on the shared prefix
-cache (see ``extractors/models/_base.py``), each row stopping at its own end-of-turn token or
+cache (see ``extractors/models/_rows.py``), each row stopping at its own end-of-turn token or
 ``max_new_tokens``; a finished row leaves the batch and adds nothing more to its mean. Same tokens, and
-features equal to the one-by-one run up to float rounding (about 1e-6 relative in float32): an
-instruction's features then depend, at that level, on which instructions shared its batch, so re-runs
+features equal to the one-by-one run up to float rounding (about 1e-7 of the largest feature in float32):
+an instruction's features then depend, at that level, on which instructions shared its batch, so re-runs
 are bit-identical only with the same instruction set. Families without a shared prefix (InstructBLIP,
-whose Q-Former reads the instruction) run one by one.
+whose Q-Former reads the instruction; VideoChat-R1, whose instruction comes before the video) run one by one.
+
+Batched clips (``clips_features``, ``--batch-clips``): several clips' prefixes run as one left-padded batch,
+then their (clip, instruction) rows, one batch per instruction or, with ``batched=True``, all at once;
+families without a shared prefix batch the clips of one instruction (whole prompts), baselines encode the
+clips as one batch. Same answers, and features equal to one clip at a time within the README's tolerance
+(float32: 1e-5 of each layer's largest feature; bfloat16: 1e-2), depending at that level on which clips
+shared the batch.
 """
 from __future__ import annotations
 

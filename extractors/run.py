@@ -9,7 +9,8 @@
 One store per (stimulus set, model): ``<out>/<model>.h5``, layout in ``features/store.py``. Every
 parameter that changes the numbers is recorded in it, and a store (or an unfinished part file) written
 with other parameters is an error. Finished clips are skipped on a re-run; a process killed at any
-moment loses at most the clip it was computing (see ``extractors/parts.py``).
+moment loses at most the clips it was computing (one, or a batch with ``--batch-clips``; see
+``extractors/parts.py``).
 
 Sharding: under ``accelerate launch`` the (run, clip) pairs are dealt round-robin to the processes;
 each process appends to its own part file and the first process consolidates them into the store. One

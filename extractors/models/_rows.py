@@ -241,7 +241,7 @@ class RowBatching:
             raise ValueError(f"whole prompts of one batch must have one length, found {sorted(lengths)}")
         batch = self._to_device(stack_inputs(inputs, self._pad_id()))
         out = self._whole_forward(batch)
-        n_rows, width = batch["input_ids"].shape
+        n_rows, width = out.hidden_states[0].shape[:2]  # the language model's sequence (its cache's length)
         offsets = torch.zeros(n_rows, dtype=torch.long, device=self.device)
         deltas = self._rope_deltas()
         if deltas is not None:
