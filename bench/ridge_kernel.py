@@ -119,6 +119,39 @@ def referee(X_train, Y_train, splits, X_test, alphas):
     return best, prediction
 
 
+def referee_torch(X_train, Y_train, splits, X_test, alphas, device="cpu"):
+    """:func:`referee` in torch, float64 on ``device``: the same arithmetic (eigh per fold, direct validation
+    predictions, a Cholesky refit) where scipy on the CPU would take minutes (n = 10,000 on a GPU node)."""
+    import torch
+
+    def tensor(a):
+        return torch.as_tensor(np.asarray(a), device=device).double()
+
+    X, Y, X_test = tensor(X_train), tensor(Y_train), tensor(X_test)
+    kernel, test_kernel = X @ X.T, X_test @ X.T
+    del X, X_test
+    alphas_t = torch.as_tensor(alphas, device=device, dtype=torch.float64)
+    scores = torch.zeros(len(alphas), Y.shape[1], device=device, dtype=torch.float64)
+    for train, val in splits:
+        train, val = torch.as_tensor(train, device=device), torch.as_tensor(val, device=device)
+        eigenvalues, vectors = torch.linalg.eigh(kernel[train][:, train])
+        val_map, projected = kernel[val][:, train] @ vectors, vectors.T @ Y[train]
+        Y_val = Y[val]
+        ss_tot = ((Y_val - Y_val.mean(0)) ** 2).sum(0)
+        for a, alpha in enumerate(alphas):
+            residual = Y_val - val_map @ (projected / (eigenvalues + alpha)[:, None])
+            score = (-1e5 if alpha < -2 * float(eigenvalues.min()) else 1 - (residual ** 2).sum(0) / ss_tot)
+            scores[a] += score / len(splits)
+    best = (scores + torch.log(alphas_t)[:, None] * 1e-10).argmax(0)
+    prediction = torch.empty(test_kernel.shape[0], Y.shape[1], device=device, dtype=torch.float64)
+    eye = torch.eye(len(kernel), device=device, dtype=torch.float64)
+    for a in torch.unique(best).tolist():
+        chosen = best == a
+        factor = torch.linalg.cholesky(kernel + alphas[a] * eye)
+        prediction[:, chosen] = test_kernel @ torch.cholesky_solve(Y[:, chosen], factor)
+    return best.cpu().numpy(), prediction.cpu().numpy()
+
+
 def make_clean(X, Y_train, Y_test, train, test, fraction, seed):
     """The first ``fraction`` of the targets replaced by a linear function of the design plus 1% noise."""
     k = int(round(fraction * Y_train.shape[1]))

@@ -34,6 +34,7 @@ import numpy as np
 import scipy.linalg  # noqa: F401  (loads scipy's BLAS before --threads limits it)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout's code
+sys.path.insert(1, str(Path(__file__).resolve().parent))
 from encoding.ridge import fit_ridge  # noqa: E402
 from _memory import PeakMemory  # noqa: E402
 from ridge_sweep import describe_machine, limit_threads, simulate, use_backend  # noqa: E402
@@ -48,6 +49,9 @@ def parse_args(argv=None):
     parser.add_argument("--whole-brain", type=int, default=80000, help="targets of one whole-brain fit")
     parser.add_argument("--study-fits", type=int, default=13700, help="whole-brain fits of the study")
     parser.add_argument("--whole", action="store_true", help="fit all --whole-brain targets at once instead")
+    parser.add_argument("--referee-targets", type=int, default=0,
+                        help="with --whole: targets a float64 referee scores (bench/ridge_kernel.py's, in torch, on "
+                             "the fit's device)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="BLAS and torch threads (default: as set)")
@@ -88,9 +92,12 @@ def main(argv=None):
     del X
     alphas = np.logspace(-2, 6, 17)
     if args.whole:
-        cpu, _ = timed("fast", "auto", X_train, Y_train, runs, X_test, Y_test, alphas, on_gpu)
+        cpu, fast_scores = timed("fast", "auto", X_train, Y_train, runs, X_test, Y_test, alphas, on_gpu)
         print(f"one whole-brain fit ({args.whole_brain:,} targets): {cpu / 60:.1f} min {clock}; {args.study_fits:,} "
               f"such fits: {cpu * args.study_fits / 3600:,.0f} {hours}", flush=True)
+        if args.referee_targets:
+            _against_referee(fast_scores, X_train, Y_train, runs, X_test, Y_test, alphas, args.referee_targets,
+                             "cuda" if on_gpu else "cpu")
         return
     cpu, fast = {}, {}
     for t in args.targets:
@@ -113,6 +120,21 @@ def main(argv=None):
         dr = np.nanmax(np.abs(himalaya.test_r - fast[t1].test_r[:t])) if t <= t1 else float("nan")
         print(f"himalaya at {t:,} targets: {himalaya_cpu:.1f} s {clock}, x{himalaya_cpu / ours:.2f} the fast line "
               f"there ({ours:.1f} s); same alpha {same:.4f}, max|dr| {dr:.1e}", flush=True)
+
+
+def _against_referee(scores, X_train, Y_train, runs, X_test, Y_test, alphas, n_targets, device):
+    """The fit's test r and chosen alphas on its first ``n_targets`` against the float64 referee's."""
+    from encoding.ridge import pearson_r, run_splits
+    from ridge_kernel import referee_torch
+
+    cols = slice(0, min(n_targets, Y_train.shape[1]))
+    start = time.perf_counter()
+    best, prediction = referee_torch(X_train, Y_train[:, cols], run_splits(runs), X_test, alphas, device)
+    r_referee = pearson_r(np.asarray(Y_test[:, cols], np.float64), prediction)
+    index = np.abs(np.log(np.asarray(scores.alpha, np.float64))[:, None] - np.log(alphas)[None]).argmin(1)
+    print(f"float64 referee ({device}, {cols.stop:,} targets, {time.perf_counter() - start:.1f} s wall): max|dr| "
+          f"{np.nanmax(np.abs(np.asarray(scores.test_r)[cols] - r_referee)):.1e}, same alpha "
+          f"{np.mean(index[cols] == best):.4f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -12,17 +12,24 @@ transformers reports it):
 - ``last_token``: one forward pass; the hidden state at the last prompt token. No answer generated.
 - ``token_mean`` (baselines): the mean over the encoder's tokens.
 
-Determinism: batch of one clip, greedy argmax, no sampling and fixed shapes, so the same inputs and
-settings give bit-identical features on the same machine and software; a clip's features do not depend
-on which other clips or instructions ran in the same process.
+Determinism: one clip at a time (``clip_features``), greedy argmax, no sampling and fixed shapes, so the
+same inputs and settings give bit-identical features on the same machine and software; a clip's features do
+not depend on which other clips or instructions ran in the same process.
 
 Batched instructions (``batched=True``): a clip's instructions run as one batch on the shared prefix
-cache (see ``extractors/models/_base.py``), each row stopping at its own end-of-turn token or
+cache (see ``extractors/models/_rows.py``), each row stopping at its own end-of-turn token or
 ``max_new_tokens``; a finished row leaves the batch and adds nothing more to its mean. Same tokens, and
-features equal to the one-by-one run up to float rounding (about 1e-6 relative in float32): an
-instruction's features then depend, at that level, on which instructions shared its batch, so re-runs
+features equal to the one-by-one run up to float rounding (about 1e-7 of the largest feature in float32):
+an instruction's features then depend, at that level, on which instructions shared its batch, so re-runs
 are bit-identical only with the same instruction set. Families without a shared prefix (InstructBLIP,
-whose Q-Former reads the instruction) run one by one.
+whose Q-Former reads the instruction; VideoChat-R1, whose instruction comes before the video) run one by one.
+
+Batched clips (``clips_features``, ``--batch-clips``): several clips' prefixes run as one left-padded batch,
+then their (clip, instruction) rows, one batch per instruction or, with ``batched=True``, all at once;
+families without a shared prefix batch the clips of one instruction (whole prompts), baselines encode the
+clips as one batch. Same answers, and features equal to one clip at a time within the README's tolerance
+(float32: 1e-5 of each layer's largest feature; bfloat16: 1e-2), depending at that level on which clips
+shared the batch.
 """
 from __future__ import annotations
 
@@ -57,7 +64,7 @@ def check_pooling(adapter_class, pooling):
     return pooling
 
 
-def clip_features(adapter, clip, prompts, pooling, max_new_tokens=32, batched=False) -> dict:
+def clip_features(adapter, clip, prompts, pooling, max_new_tokens=32, batched=False, prepared=None) -> dict:
     """Features of one clip for each instruction.
 
     The clip's media are processed once (and, for prefix-sharing families, the media prefix is run
@@ -74,6 +81,8 @@ def clip_features(adapter, clip, prompts, pooling, max_new_tokens=32, batched=Fa
         Cap on the answer length for ``generated_mean``.
     batched : bool
         Run the instructions as one batch over the shared prefix where the family allows it.
+    prepared : Prepared, optional
+        The clip's processor outputs made ahead (``adapter.preprocess``); made here when None.
 
     Returns
     -------
@@ -83,14 +92,73 @@ def clip_features(adapter, clip, prompts, pooling, max_new_tokens=32, batched=Fa
 
     with torch.inference_mode():
         if not adapter.instructed:
-            layers = adapter.layer_features(clip)
+            layers = adapter.layer_features(clip, prepared)
             return {name: ClipFeatures(layers, "") for name in prompts}
-        media = adapter.prepare(clip, keep_prefix_hidden=pooling == "prompt_mean")
+        media = adapter.prepare(clip, keep_prefix_hidden=pooling == "prompt_mean", prepared=prepared)
         if batched and len(prompts) > 1 and adapter.can_batch(media):
             return dict(zip(prompts, _batch_features(adapter, media, list(prompts.values()), pooling,
                                                      max_new_tokens)))
         return {name: _instruction_features(adapter, media, prompt, pooling, max_new_tokens)
                 for name, prompt in prompts.items()}
+
+
+def clips_features(adapter, prepared, pooling, max_new_tokens=32, batched=False) -> list:
+    """Features of several clips, run as batches of (clip, instruction) rows.
+
+    Parameters
+    ----------
+    adapter : a loaded adapter
+    prepared : list of Prepared
+        The clips (``adapter.preprocess(clip, prompts)``), each with the instructions it needs.
+    pooling, max_new_tokens :
+        As :func:`clip_features`.
+    batched : bool
+        Decode every row of the clips as one batch (``--batch-instructions``); otherwise one batch per
+        instruction, a row per clip. Families without a shared prefix always run one batch per
+        instruction, clips of one prompt length together.
+
+    Returns
+    -------
+    list of dict of {instruction name: ClipFeatures}, one per clip, in the order of ``prepared``
+    """
+    import torch
+
+    with torch.inference_mode():
+        if not adapter.instructed:
+            return [{name: ClipFeatures(layers, "") for name in item.prompts}
+                    for item, layers in zip(prepared, adapter.encode(prepared))]
+        want_sums = pooling == "prompt_mean"
+        rows = [(k, name) for k, item in enumerate(prepared) for name in item.prompts]
+        results = [{} for _ in prepared]
+        if adapter.shares_prefix:
+            media = adapter.prepare_clips(prepared, keep_prefix_hidden=want_sums)
+            if not adapter.can_batch(media):
+                return [clip_features(adapter, item.clip, item.prompts, pooling, max_new_tokens, batched, item)
+                        for item in prepared]
+            for group in [rows] if batched else _by_instruction(rows):
+                batch = adapter.rows_prompt_pass(media, [(k, prepared[k].prompts[name]) for k, name in group],
+                                                 want_sums)
+                for (k, name), features in zip(group, _pool_rows(adapter, batch, pooling, max_new_tokens)):
+                    results[k][name] = features
+        else:
+            for group in _by_instruction(rows):
+                inputs = {}  # prompt length -> rows
+                for k, name in group:
+                    whole = prepared[k].inputs[prepared[k].prompts[name]]
+                    inputs.setdefault(whole["input_ids"].shape[1], []).append((k, name, whole))
+                for same in inputs.values():
+                    batch = adapter.whole_prompts_pass([whole for _, _, whole in same], want_sums)
+                    for (k, name, _), features in zip(same, _pool_rows(adapter, batch, pooling, max_new_tokens)):
+                        results[k][name] = features
+        return [{name: result[name] for name in item.prompts} for item, result in zip(prepared, results)]
+
+
+def _by_instruction(rows) -> list:
+    """The rows grouped by instruction, in the order the instructions first appear."""
+    groups = {}
+    for k, name in rows:
+        groups.setdefault(name, []).append((k, name))
+    return list(groups.values())
 
 
 def _instruction_features(adapter, media, prompt, pooling, max_new_tokens) -> ClipFeatures:
@@ -110,19 +178,27 @@ def _instruction_features(adapter, media, prompt, pooling, max_new_tokens) -> Cl
 
 
 def _batch_features(adapter, media, prompts, pooling, max_new_tokens) -> list:
-    """The instructions' features as one batch: the same pooling and stopping as one by one, per row."""
+    """One clip's instructions as one batch: the same pooling and stopping as one by one, per row."""
+    batch = adapter.batch_prompt_pass(media, prompts, want_sums=pooling == "prompt_mean")
+    return _pool_rows(adapter, batch, pooling, max_new_tokens)
+
+
+def _pool_rows(adapter, batch, pooling, max_new_tokens) -> list:
+    """Each row's ClipFeatures from its prompt pass (a BatchPass), decoding the rows together for
+    ``generated_mean``: each row stops at its own end-of-turn token or ``max_new_tokens``, and a finished
+    row leaves the batch and adds nothing more to its mean."""
     import torch
 
-    batch = adapter.batch_prompt_pass(media, prompts, want_sums=pooling == "prompt_mean")
+    n_rows = len(batch.counts)
     if pooling == "prompt_mean":
         return [ClipFeatures(_numpy([s[row] / count for s in batch.sums]), "")
                 for row, count in enumerate(batch.counts)]
     if pooling == "last_token":
-        return [ClipFeatures(_numpy([h[row] for h in batch.last]), "") for row in range(len(prompts))]
+        return [ClipFeatures(_numpy([h[row] for h in batch.last]), "") for row in range(n_rows)]
     sums = [h.clone() for h in batch.last]  # per layer (n_rows, hidden), rows in prompt order
     tokens = [[int(t)] for t in batch.logits.argmax(-1)]
     eos = torch.tensor(sorted(adapter.eos_ids), dtype=torch.long)
-    active = torch.arange(len(prompts))  # prompt row of each batch row still generating
+    active = torch.arange(n_rows)  # prompt row of each batch row still generating
     while True:
         last = torch.tensor([tokens[row][-1] for row in active.tolist()])
         going = ~torch.isin(last, eos) & (len(tokens[int(active[0])]) < max_new_tokens)

@@ -9,7 +9,8 @@
 One store per (stimulus set, model): ``<out>/<model>.h5``, layout in ``features/store.py``. Every
 parameter that changes the numbers is recorded in it, and a store (or an unfinished part file) written
 with other parameters is an error. Finished clips are skipped on a re-run; a process killed at any
-moment loses at most the clip it was computing (see ``extractors/parts.py``).
+moment loses at most the clips it was computing (one, or a batch with ``--batch-clips``; see
+``extractors/parts.py``).
 
 Sharding: under ``accelerate launch`` the (run, clip) pairs are dealt round-robin to the processes;
 each process appends to its own part file and the first process consolidates them into the store. One
@@ -31,7 +32,8 @@ from features.errors import InputError
 from features.store import FeatureStore, check_parameters
 from instructions import NO_INSTRUCTION, UnknownInstructionError, load_instructions, resolve
 
-from .extract import POOLINGS, check_pooling, clip_features
+from .batching import AUTO, PeakMemory, auto_batch_size, check_batch_clips, chunks
+from .extract import POOLINGS, check_pooling, clip_features, clips_features
 from .media import count_clips, iter_clips, list_runs, probe_movie
 from .parts import PartWriter, consolidate, part_path
 from .registry import MODELS, adapter_class, families, resolve_model
@@ -70,7 +72,10 @@ def ensure_features(stimuli, tr, model, instructions="caption", out="features", 
         since batched and one-by-one numbers differ at float rounding). ``video_max_pixels``: the
         per-frame pixel cap of the families that resize video frames to a budget (Qwen2.5-VL,
         VideoChat-R1, Qwen2.5-Omni; default: the model's reference budget, qwen-vl-utils' or VideoChat-R1's
-        evaluation's), recorded in the store.
+        evaluation's), recorded in the store. ``batch_clips``: clips run as one batch, a whole number
+        (default 1) or ``"auto"`` (as many as the free memory holds, from the first clip's need; see
+        ``extractors/batching.py``); not recorded in the store (see the README: batched features equal
+        per-clip ones within a stated tolerance, so stores resume with any batch size).
 
     Returns
     -------
@@ -90,7 +95,7 @@ class _Job:
     def __init__(self, stimuli, tr, model, instructions, out, family=None, frames=None, window=None,
                  align="end", pooling=None, max_new_tokens=DEFAULT_MAX_NEW_TOKENS, dtype="auto", device=None,
                  trust_remote_code=False, instruction_files=(), partial="drop", progress=True, name=None,
-                 batch_instructions=False, video_max_pixels=None):
+                 batch_instructions=False, video_max_pixels=None, batch_clips=1):
         if not float(tr) > 0:
             raise InputError(f"--tr: expected a positive repetition time in seconds, found {tr}.")
         if name in MODELS and family is None and Path(model).is_dir():
@@ -114,6 +119,7 @@ class _Job:
         self.trust_remote_code = trust_remote_code
         # only generation gains from batching the instructions (one-pass poolings are already cheap)
         self.batch_instructions = bool(batch_instructions) and self.pooling == "generated_mean"
+        self.batch_clips = check_batch_clips(batch_clips)
         self.progress = progress
         self.runs = list_runs(stimuli)
         self.run_names = [path.stem for path in self.runs]
@@ -205,19 +211,46 @@ class _Job:
         for r, clip, names in mine:
             by_run.setdefault(r, {})[clip] = names
         bar = tqdm(total=len(mine), desc=f"{self.spec.name} clips", unit="clip", disable=not self.progress)
+        # Clips are decoded and their processors run (frames resized, sound to spectrograms, prompts tokenized)
+        # in a background thread, on the adapter's own copy of its processors, while the model runs.
+        prepared = self._prepared(adapter.for_thread(), by_run)
+        size = self.batch_clips
         with PartWriter(part_path(self.store, self.ranks.rank), parameters, self._provenance(adapter),
                         runs) as writer:
-            for r, wanted in by_run.items():
-                log.info("read %s: %d clips", self.runs[r], len(wanted))
-                for clip in _prefetch(self._clips(r, wanted)):
-                    prompts = {name: self.prompts[name] for name in wanted[clip.index]}
-                    results = clip_features(adapter, clip, prompts, self.pooling, self.max_new_tokens,
-                                            batched=self.batch_instructions)
-                    for name, result in results.items():
-                        writer.append(name, self.prompts[name], self.run_names[r], self.n_clips[r],
-                                      clip.index, result.layers, result.text)
-                    bar.update()
+            if size == AUTO:
+                first = next(prepared)
+                with PeakMemory(adapter.device) as memory:
+                    self._write(adapter, [first], writer, bar)
+                size = auto_batch_size(memory.extra_bytes, memory.free_bytes, adapter.device)
+            for batch in chunks(_prefetch(prepared, depth=2 * size), size):
+                self._write(adapter, batch, writer, bar)
         bar.close()
+
+    def _prepared(self, worker, by_run):
+        """Each pending clip with the instructions it needs, its processors' outputs made (a Prepared whose
+        ``tag`` is the run's index)."""
+        for r, wanted in by_run.items():
+            log.info("read %s: %d clips", self.runs[r], len(wanted))
+            for clip in self._clips(r, wanted):
+                item = worker.preprocess(clip, {name: self.prompts[name] for name in wanted[clip.index]})
+                item.tag = r
+                yield item
+
+    def _write(self, adapter, batch, writer, bar):
+        """Run one batch of prepared clips and append each clip's rows to the part file."""
+        if len(batch) == 1:
+            item = batch[0]
+            results = [clip_features(adapter, item.clip, item.prompts, self.pooling, self.max_new_tokens,
+                                     batched=self.batch_instructions, prepared=item)]
+        else:
+            results = clips_features(adapter, batch, self.pooling, self.max_new_tokens,
+                                     batched=self.batch_instructions)
+        for item, result in zip(batch, results):
+            r = item.tag
+            for name, features in result.items():
+                writer.append(name, self.prompts[name], self.run_names[r], self.n_clips[r], item.clip.index,
+                              features.layers, features.text)
+            bar.update()
 
     def _provenance(self, adapter) -> dict:
         """Root attributes that follow from the parameters: the prompt format and how answers are decoded
@@ -275,7 +308,11 @@ class _Ranks:
         from accelerate import PartialState
 
         # On CPU, accelerate joins the processes of a launcher (torchrun, accelerate launch) only when asked to.
-        self._state = PartialState(cpu=str(device).startswith("cpu") or not torch.cuda.is_available())
+        # A device given with its index (cuda:0) pins every process to it, so several processes can share one
+        # GPU: they then meet over gloo (CPU), since NCCL refuses two processes on one GPU and accelerate would
+        # give each process the GPU of its local rank. The processes exchange no tensors, only barriers.
+        pinned = str(device).startswith("cuda:")
+        self._state = PartialState(cpu=str(device).startswith("cpu") or pinned or not torch.cuda.is_available())
         self.rank, self.world = self._state.process_index, self._state.num_processes
         self.is_main = self._state.is_main_process
         device = self._state.device
@@ -288,7 +325,7 @@ class _Ranks:
 
 
 def _prefetch(clips, depth=4):
-    """Decode clips in a background thread while the model works on the previous ones."""
+    """Run the generator ``clips`` in a background thread, up to ``depth`` items ahead of the consumer."""
     buffer = queue.Queue(maxsize=depth)
     stop = threading.Event()
     done = object()
@@ -358,6 +395,10 @@ def build_parser():
     parser.add_argument("--batch-instructions", action="store_true",
                         help="decode a clip's instructions as one batch over the shared media prefix "
                              "(generated_mean only; faster, equal to one-by-one decoding to ~1e-6, not bit for bit)")
+    parser.add_argument("--batch-clips", default="1",
+                        help="clips run as one batch: a number, or 'auto' (as many as the free GPU memory holds, "
+                             "sized from the first clip and logged); default 1. Features equal per-clip ones "
+                             "within the README's tolerance; not a store parameter")
     parser.add_argument("--video-max-pixels", type=int,
                         help="pixels per video frame at most, for Qwen2.5-VL, VideoChat-R1 and Qwen2.5-Omni "
                              "(default: the reference video budget, 602112 for 8 frames)")
@@ -388,7 +429,7 @@ def main(argv=None) -> int:
             max_new_tokens=args.max_new_tokens, dtype=args.dtype, device=args.device,
             trust_remote_code=args.trust_remote_code, instruction_files=args.instruction_file,
             partial=args.partial, progress=not args.quiet, batch_instructions=args.batch_instructions,
-            video_max_pixels=args.video_max_pixels)
+            video_max_pixels=args.video_max_pixels, batch_clips=args.batch_clips)
     except (InputError, UnknownInstructionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,12 +1,17 @@
 """What every adapter provides, and the shared machinery of the chat (instruction-following) families.
 
-An adapter turns one clip into model inputs and runs the model; the greedy loop and the pooling are in
-``extractors/extract.py`` and are the same for every family.
+An adapter turns clips into model inputs and runs the model; the greedy loop and the pooling are in
+``extractors/extract.py`` and are the same for every family. Every adapter splits its work in two:
+``preprocess(clip, prompts)`` runs the processors (frame resizing, spectrograms, tokenizing) on the CPU and
+returns a :class:`~extractors.models._rows.Prepared`, which the extraction runner makes in its prefetching
+thread (on :meth:`Adapter.for_thread`'s copy of the processors) while the model works on earlier clips; the
+model passes then take those outputs.
 
 Two kinds:
 
-- :class:`EncoderAdapter` (baselines): ``layer_features(media)`` returns one vector per layer, the mean
-  over the model's tokens. No instruction.
+- :class:`EncoderAdapter` (baselines): ``encode(prepared)`` returns, per clip, one vector per layer, the
+  mean over the model's tokens; several clips run as one batch (they have the same input size). No
+  instruction.
 - :class:`ChatAdapter` (MLLMs): ``prompt_pass(media, prompt)`` runs the chat prompt (media, then the
   instruction) and ``token_pass(token, cache)`` feeds back one generated token.
 
@@ -19,14 +24,7 @@ tokenized whole and compared with the tokenized prefix, so the tokens the model 
 of the whole prompt (where a tokenizer merges across the boundary, the merged tail is recomputed).
 The features of an instruction therefore do not depend on which other instructions ran with it.
 
-Batched instructions. :meth:`ChatAdapter.batch_prompt_pass` runs several instructions at once, one row
-each, on a copy of the prefix cache repeated to the batch; :meth:`ChatAdapter.batch_token_pass` then
-feeds one generated token per row. The instructions differ in length, so their tokens are right-padded:
-an attention mask hides the padding from every later token, and explicit position ids give each row the
-positions it has alone (prefix length + its own token count; for multimodal rope, Qwen2.5-VL and
-Qwen2.5-Omni, plus the clip's ``rope_deltas`` on all three axes). A row computes what its sequential run
-computes, up to float rounding (matrix products over a batch round differently from one row), so
-batched features equal sequential ones to about 1e-6 relative, not bitwise.
+Batched rows (several instructions of a clip, several clips): ``extractors/models/_rows.py``.
 """
 from __future__ import annotations
 
@@ -37,6 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from features.errors import InputError
+
+from ._rows import Prepared, RowBatching
 
 # Text inserted where the instruction goes, to find the instruction's place in a rendered template.
 _SENTINEL = "\u2063INSTRUCTION\u2063"
@@ -104,6 +104,8 @@ class Adapter:
     default_frames = 8
     poolings = ("generated_mean", "prompt_mean", "last_token")
     version = 1
+    # The attributes holding processors, which :meth:`for_thread` copies.
+    processor_attributes = ("processor",)
 
     def __init__(self, source, dtype="float32", device="cpu", trust_remote_code=False, video_max_pixels=None):
         self.source = str(source)
@@ -150,6 +152,25 @@ class Adapter:
             where = "folder" if local else "Hugging Face id"
             raise InputError(f"--model {source}: cannot load it as a {where} ({err}).") from None
 
+    def for_thread(self):
+        """A copy of this adapter, with processors of its own, for :meth:`preprocess` in another thread.
+
+        The model is shared (the copy only preprocesses); the processors are not, since a fast tokenizer
+        changes its padding settings on every call and must not be used by two threads at once.
+        """
+        import copy
+
+        twin = copy.copy(self)
+        for name in self.processor_attributes:
+            setattr(twin, name, copy.deepcopy(getattr(self, name)))
+        if hasattr(self, "tokenizer"):
+            twin.tokenizer = getattr(twin.processor, "tokenizer", twin.processor)
+        return twin
+
+    def preprocess(self, clip, prompts=None) -> Prepared:
+        """The processors' outputs for one clip and the instructions it still needs (CPU only, no model)."""
+        raise NotImplementedError
+
     def _to_device(self, inputs, float_keys=("pixel_values", "input_features", "input_values")):
         """Tensors to the model's device; pixel/audio features also to its dtype."""
         import torch
@@ -169,14 +190,24 @@ class EncoderAdapter(Adapter):
     instructed = False
     poolings = ("token_mean",)
 
-    def layer_features(self, clip) -> list[np.ndarray]:
-        """Per layer, float32 array of shape (hidden,)."""
+    def encode(self, prepared) -> list[list[np.ndarray]]:
+        """Per clip, per layer, a float32 array of shape (hidden,): the clips run as one batch.
+
+        ``prepared`` : list of Prepared from :meth:`preprocess`, of one input size (each baseline's
+        processor gives every clip the same size).
+        """
         raise NotImplementedError
 
+    def layer_features(self, clip, prepared=None) -> list[np.ndarray]:
+        """One clip's features: per layer, float32 array of shape (hidden,)."""
+        return self.encode([prepared or self.preprocess(clip)])[0]
 
-def _token_means(hidden_states) -> list[np.ndarray]:
-    """Mean over every axis but the last of each layer's hidden states, as float32 numpy."""
-    return [h.float().reshape(-1, h.shape[-1]).mean(0).cpu().numpy() for h in hidden_states]
+
+def _token_means(hidden_states) -> list[list[np.ndarray]]:
+    """Per clip (the first axis), the mean over every other axis but the last of each layer's hidden states,
+    as float32 numpy."""
+    return [[h[clip].float().reshape(-1, h.shape[-1]).mean(0).cpu().numpy() for h in hidden_states]
+            for clip in range(len(hidden_states[0]))]
 
 
 @dataclass
@@ -205,37 +236,6 @@ class PromptPass:
 
 
 @dataclass
-class BatchPass:
-    """Several instructions run on one clip's prefix, one row each; what generation continues from.
-
-    Attributes
-    ----------
-    last : list of tensors of shape (n_rows, hidden)
-        Per layer, the hidden state at each row's last prompt token.
-    sums : list of tensors of shape (n_rows, hidden) or None
-        Per layer, each row's sum over all its prompt tokens (only when asked for).
-    counts : list of int
-        Each row's number of prompt tokens.
-    logits : tensor of shape (n_rows, vocab)
-        Next-token logits at each row's last prompt token.
-    cache : transformers DynamicCache
-        Key/value cache of batch n_rows (the prefix repeated, then each row's padded tokens).
-    mask : tensor of shape (n_rows, cache length)
-        1 where a row's cache entry is one of its tokens, 0 on padding.
-    next_positions : tensor of shape (n_rows,)
-        The position id of each row's next token (its own token count so far).
-    """
-
-    last: list
-    sums: list | None
-    counts: list
-    logits: object
-    cache: object
-    mask: object
-    next_positions: object
-
-
-@dataclass
 class ClipMedia:
     """One clip, prepared once for every instruction.
 
@@ -250,7 +250,7 @@ class ClipMedia:
     extra: dict = field(default_factory=dict)
 
 
-class ChatAdapter(Adapter):
+class ChatAdapter(RowBatching, Adapter):
     """An instruction-following MLLM driven through its processor's chat template.
 
     Subclasses set ``model_class`` (a transformers class name), ``media_content`` (the content items of
@@ -267,10 +267,14 @@ class ChatAdapter(Adapter):
     def load(self):
         import transformers
 
-        self.processor = self._from_pretrained(getattr(transformers, self.processor_class))
+        processor = self._from_pretrained(getattr(transformers, self.processor_class))
+        model = self._from_pretrained(getattr(transformers, self.model_class), dtype=torch_dtype(self.dtype_name))
+        return self.attach(processor, model.to(self.device).eval())
+
+    def attach(self, processor, model):
+        """Use this processor and model (``load`` reads them from the source; benchmarks build them)."""
+        self.processor, self.model = processor, model
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
-        self.model = self._from_pretrained(getattr(transformers, self.model_class),
-                                           dtype=torch_dtype(self.dtype_name)).to(self.device).eval()
         self.template_source = "the checkpoint's chat template"
         if getattr(self.processor, "chat_template", None) is None:
             if self.fallback_template is None:
@@ -338,18 +342,30 @@ class ChatAdapter(Adapter):
         """Processor keyword arguments carrying the clip's media (``videos=...``, ``audio=...``)."""
         raise NotImplementedError
 
-    def prepare(self, clip, keep_prefix_hidden=False) -> ClipMedia:
-        """Process the clip once; for prefix-sharing families also run the shared prefix."""
+    def preprocess(self, clip, prompts=None) -> Prepared:
+        """The processor's outputs: of the shared prefix (under ``""``), or of each prompt's whole text."""
+        prompts = dict(prompts or {})
+        media = self.media_inputs(clip)
+        if self.shares_prefix:
+            inputs = {"": dict(self.processor(text=[self._prefix_text], return_tensors="pt", **media))}
+        else:
+            inputs = {prompt: dict(self.processor(text=[self.render(prompt)], return_tensors="pt", **media))
+                      for prompt in dict.fromkeys(prompts.values())}
+        return Prepared(clip=clip, prompts=prompts, inputs=inputs)
+
+    def prepare(self, clip, keep_prefix_hidden=False, prepared=None) -> ClipMedia:
+        """Process the clip once (unless ``prepared`` holds it); for prefix-sharing families also run the
+        shared prefix."""
         import torch
 
         if not self.shares_prefix:
-            return ClipMedia(inputs=self.media_inputs(clip))
+            return ClipMedia(inputs=self.media_inputs(clip), extra={"whole": prepared.inputs if prepared else {}})
         # The attention mask (all ones: one clip, no padding) stays: some families (Qwen2.5-Omni) build their
         # 3D rope positions from it. Later passes give none, so positions continue from the cache.
-        inputs = self.processor(text=[self._prefix_text], return_tensors="pt", **self.media_inputs(clip))
+        inputs = prepared.inputs[""] if prepared else self.preprocess(clip).inputs[""]
         inputs = self._to_device(dict(inputs))
         with torch.inference_mode():
-            out = self.model(**inputs, use_cache=True, output_hidden_states=True, logits_to_keep=1)
+            out = self.model(**inputs, use_cache=True, output_hidden_states=keep_prefix_hidden, logits_to_keep=1)
         hidden = [h[0].float() for h in out.hidden_states] if keep_prefix_hidden else None
         return ClipMedia(inputs=inputs, n_prefix=inputs["input_ids"].shape[1], cache=out.cache,
                          prefix_hidden=hidden)
@@ -398,105 +414,31 @@ class ChatAdapter(Adapter):
         return PromptPass(last=[h[0, -1].float() for h in out.hidden_states], sums=sums,
                           count=keep + len(suffix), logits=out.logits[0, -1], cache=out.cache)
 
-    def can_batch(self, media: ClipMedia) -> bool:
-        """Whether instructions can run as one batch on this clip's prefix cache.
-
-        Needs a shared prefix held in a plain DynamicCache (no sliding-window or quantized layers, whose
-        cropping and padding rules differ); otherwise instructions run one after another.
-        """
-        from transformers.cache_utils import DynamicCache, DynamicLayer
-
-        return (self.shares_prefix and type(media.cache) is DynamicCache
-                and all(type(layer) is DynamicLayer for layer in media.cache.layers))
-
-    def batch_prompt_pass(self, media: ClipMedia, prompts, want_sums=False) -> BatchPass:
-        """Run several instructions on the clip's prefix as one batch, right-padded to the longest.
-
-        Every row keeps the prefix up to the shortest kept prefix (see :meth:`_suffix`); a row whose
-        tokenization keeps more re-runs those prefix tokens itself. The clip's own prefix cache is left
-        as it was (the batch works on a copy).
-        """
-        import torch
-        from transformers.cache_utils import DynamicCache
-
-        split = [self._suffix(prompt) for prompt in prompts]
-        keep = media.n_prefix - max(drop for drop, _ in split)
-        prefix_ids = media.inputs["input_ids"][0].tolist()
-        rows = [prefix_ids[keep:media.n_prefix - drop] + list(suffix) for drop, suffix in split]
-        lengths = torch.tensor([len(row) for row in rows], device=self.device)
-        n_rows, width = len(rows), int(lengths.max())
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else rows[0][-1]
-        ids = torch.tensor([row + [pad] * (width - len(row)) for row in rows], device=self.device)
-        own = torch.arange(width, device=self.device)[None] < lengths[:, None]
-        mask = torch.cat([torch.ones(n_rows, keep, dtype=torch.long, device=self.device), own.long()], 1)
-        cache = DynamicCache([(layer.keys[:, :, :keep].expand(n_rows, -1, -1, -1),
-                               layer.values[:, :, :keep].expand(n_rows, -1, -1, -1))
-                              for layer in media.cache.layers])
-        positions = keep + torch.arange(width, device=self.device).expand(n_rows, -1)
-        # Logits at each row's last token only (families without logits_to_keep return all positions).
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=self._position_ids(positions),
-                         cache=cache, use_cache=True, output_hidden_states=True,
-                         logits_to_keep=(lengths - 1)[:, None])
-        at_last = (lengths - 1)[:, None, None]
-        last = [h.float().take_along_dim(at_last, 1)[:, 0] for h in out.hidden_states]
-        logits = out.logits[:, 0] if out.logits.shape[1] == 1 else out.logits.take_along_dim(at_last, 1)[:, 0]
-        sums = None
-        if want_sums:
-            sums = [p[:keep].sum(0) + (h.float() * own[..., None]).sum(1)
-                    for p, h in zip(media.prefix_hidden, out.hidden_states)]
-        return BatchPass(last=last, sums=sums, counts=(keep + lengths).tolist(), logits=logits,
-                         cache=out.cache, mask=mask, next_positions=keep + lengths)
-
-    def batch_token_pass(self, tokens, batch: BatchPass):
-        """Feed one generated token per row; returns (per-layer hidden of shape (n_rows, hidden), logits).
-
-        ``tokens`` : long tensor of shape (n_rows,). The batch's mask and positions advance by one.
-        """
-        import torch
-
-        batch.mask = torch.cat([batch.mask, batch.mask.new_ones(len(tokens), 1)], 1)
-        out = self.model(input_ids=tokens[:, None].to(self.device), attention_mask=batch.mask,
-                         position_ids=self._position_ids(batch.next_positions[:, None]),
-                         cache=batch.cache, use_cache=True, output_hidden_states=True,
-                         logits_to_keep=1)
-        batch.next_positions = batch.next_positions + 1
-        return [h[:, -1].float() for h in out.hidden_states], out.logits[:, -1]
-
-    @staticmethod
-    def batch_keep_rows(batch: BatchPass, rows):
-        """Drop finished rows from the batch: keep only ``rows`` (long tensor of row indices)."""
-        batch.cache.batch_select_indices(rows.to(batch.mask.device))
-        batch.mask = batch.mask[rows]
-        batch.next_positions = batch.next_positions[rows]
-
-    def _position_ids(self, positions):
-        """Position ids to pass for text tokens at ``positions`` (shape (n_rows, n_tokens)).
-
-        Multimodal rope (Qwen2.5-VL, Qwen2.5-Omni): text after the media sits at its sequence position
-        plus the clip's ``rope_deltas`` on all three axes, which the model computed on the prefix.
-        """
-        for module in (self.model, getattr(self.model, "model", None)):
-            deltas = getattr(module, "rope_deltas", None)
-            if deltas is not None:
-                return (positions + deltas.to(positions.device)).unsqueeze(0).expand(3, -1, -1)
-        return positions
-
     def _whole_prompt_pass(self, media, prompt, want_sums):
-        inputs = self.processor(text=[self.render(prompt)], return_tensors="pt", **media.inputs)
-        out = self.model(**self._to_device(dict(inputs)), use_cache=True, output_hidden_states=True,
-                         logits_to_keep=1)
+        inputs = media.extra.get("whole", {}).get(prompt)
+        if inputs is None:
+            inputs = self.processor(text=[self.render(prompt)], return_tensors="pt", **media.inputs)
+        out = self._whole_forward(self._to_device(dict(inputs)))
         sums = [h[0].float().sum(0) for h in out.hidden_states] if want_sums else None
         return PromptPass(last=[h[0, -1].float() for h in out.hidden_states], sums=sums,
                           count=out.hidden_states[0].shape[1], logits=out.logits[0, -1],
                           cache=out.cache)
+
+    def _whole_forward(self, inputs):
+        """A whole prompt's forward pass (processor outputs on the device): hidden_states, logits, cache."""
+        return self.model(**inputs, use_cache=True, output_hidden_states=True, logits_to_keep=1)
+
+    def _decoder(self):
+        """The module that takes generated tokens (the language model of families that wrap it otherwise)."""
+        return self.model
 
     def token_pass(self, token, cache):
         """Feed one generated token; returns (per-layer hidden of shape (hidden,), next-token logits)."""
         import torch
 
         ids = torch.tensor([[token]], device=self.device)
-        out = self.model(input_ids=ids, cache=cache, use_cache=True, output_hidden_states=True,
-                         logits_to_keep=1)
+        out = self._decoder()(input_ids=ids, cache=cache, use_cache=True, output_hidden_states=True,
+                              logits_to_keep=1)
         return [h[0, -1].float() for h in out.hidden_states], out.logits[0, -1]
 
     def decode(self, tokens) -> str:

@@ -24,6 +24,7 @@ import numpy as np
 from features.errors import InputError
 
 from ._base import EncoderAdapter, torch_dtype
+from ._rows import Prepared, stack_inputs
 
 FRAME_LENGTH, FRAME_SHIFT = 400, 160  # samples at 16 kHz: Kaldi fbank's 25 ms windows every 10 ms
 N_SUMMARY_TOKENS = 2  # [CLS] and distillation, before the patch tokens
@@ -63,17 +64,24 @@ class Adapter(EncoderAdapter):
                              f"frames but the model takes {self.model.config.max_length}.")
         return self
 
-    def layer_features(self, clip):
-        import torch
-
+    def preprocess(self, clip, prompts=None):
         n_frames = n_fbank_frames(clip.audio.size, self.processor.max_length)
         if n_frames == 0:
             raise InputError(f"--window: AST needs at least {FRAME_LENGTH / 16:.0f} ms of sound per clip, "
                              f"clip {clip.index} has {clip.audio.size / 16:.1f} ms.")
-        inputs = self.processor(clip.audio, sampling_rate=16000, return_tensors="pt")
-        out = self.model(**self._to_device(dict(inputs)), output_hidden_states=True)
-        keep = torch.from_numpy(audio_token_index(n_frames, self.model.config)).to(self.device)
-        return [h[0].index_select(0, keep).float().mean(0).cpu().numpy() for h in out.hidden_states]
+        inputs = dict(self.processor(clip.audio, sampling_rate=16000, return_tensors="pt"))
+        return Prepared(clip=clip, prompts=dict(prompts or {}), inputs={"": inputs}, extra={"n_frames": n_frames})
+
+    def encode(self, prepared):
+        import torch
+
+        inputs = stack_inputs([item.inputs[""] for item in prepared], pad_id=0)
+        out = self.model(**self._to_device(inputs), output_hidden_states=True)
+        features = []
+        for row, item in enumerate(prepared):
+            keep = torch.from_numpy(audio_token_index(item.extra["n_frames"], self.model.config)).to(self.device)
+            features.append([h[row].index_select(0, keep).float().mean(0).cpu().numpy() for h in out.hidden_states])
+        return features
 
     def describe(self):
         return {"pooled_tokens": "patch tokens overlapping the clip's real audio frames ([CLS], distillation "

@@ -17,7 +17,7 @@ known to differ from the card's.
 """
 from features.errors import InputError
 
-from ._base import ChatAdapter, ClipMedia, PromptPass, torch_dtype
+from ._base import ChatAdapter, torch_dtype
 
 N_FRAMES = 4
 # The model card's and transformers' conversion script's generate() settings (not applied: decoding is greedy).
@@ -69,21 +69,8 @@ class Adapter(ChatAdapter):
                              f"found {len(clip.frames)}.")
         return {"images": [clip.frames]}
 
-    def prepare(self, clip, keep_prefix_hidden=False):
-        return ClipMedia(inputs=self.media_inputs(clip))
+    def _whole_forward(self, inputs):
+        return self.model(**inputs, use_cache=True, output_hidden_states=True).language_model_outputs
 
-    def prompt_pass(self, media, prompt, want_sums=False):
-        inputs = self.processor(text=[prompt], return_tensors="pt", **media.inputs)
-        out = self.model(**self._to_device(dict(inputs)), use_cache=True, output_hidden_states=True)
-        lm = out.language_model_outputs
-        sums = [h[0].float().sum(0) for h in lm.hidden_states] if want_sums else None
-        return PromptPass(last=[h[0, -1].float() for h in lm.hidden_states], sums=sums,
-                          count=lm.hidden_states[0].shape[1], logits=lm.logits[0, -1], cache=lm.cache)
-
-    def token_pass(self, token, cache):
-        import torch
-
-        ids = torch.tensor([[token]], device=self.device)
-        out = self.model.language_model(input_ids=ids, cache=cache, use_cache=True,
-                                        output_hidden_states=True, logits_to_keep=1)
-        return [h[0, -1].float() for h in out.hidden_states], out.logits[0, -1]
+    def _decoder(self):
+        return self.model.language_model

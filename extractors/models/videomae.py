@@ -7,6 +7,7 @@ The default checkpoint, MCG-NJU/videomae-large (self-supervised on Kinetics-400)
 from features.errors import InputError
 
 from ._base import EncoderAdapter, _token_means, torch_dtype
+from ._rows import Prepared, stack_inputs
 
 
 class Adapter(EncoderAdapter):
@@ -20,11 +21,15 @@ class Adapter(EncoderAdapter):
         self.model = self._from_pretrained(VideoMAEModel, dtype=torch_dtype(self.dtype_name)).to(self.device).eval()
         return self
 
-    def layer_features(self, clip):
+    def preprocess(self, clip, prompts=None):
         expected = self.model.config.num_frames
         if len(clip.frames) != expected:
             raise InputError(f"--frames: {self.source} takes exactly {expected} frames per clip (its config's "
                              f"num_frames), found {len(clip.frames)}.")
-        inputs = self.processor(list(clip.frames), return_tensors="pt")
-        out = self.model(**self._to_device(dict(inputs)), output_hidden_states=True)
+        return Prepared(clip=clip, prompts=dict(prompts or {}),
+                        inputs={"": dict(self.processor(list(clip.frames), return_tensors="pt"))})
+
+    def encode(self, prepared):
+        inputs = stack_inputs([item.inputs[""] for item in prepared], pad_id=0)
+        out = self.model(**self._to_device(inputs), output_hidden_states=True)
         return _token_means(out.hidden_states)

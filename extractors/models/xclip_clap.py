@@ -21,6 +21,7 @@ from pathlib import Path
 from features.errors import InputError
 
 from ._base import EncoderAdapter, _token_means, torch_dtype
+from ._rows import Prepared, stack_inputs
 
 CLAP_RATE = 48000
 
@@ -28,6 +29,7 @@ CLAP_RATE = 48000
 class Adapter(EncoderAdapter):
     modality = "audio+video"
     default_frames = 8
+    processor_attributes = ("video_processor", "audio_processor")
 
     def _sources(self):
         folder = Path(self.source)
@@ -52,30 +54,38 @@ class Adapter(EncoderAdapter):
         self.model = self.video_model  # for the dtype of inputs
         return self
 
-    def layer_features(self, clip):
-        import torch
-
+    def preprocess(self, clip, prompts=None):
         if clip.audio.size > 10 * 16000:
             raise InputError(f"--window: CLAP takes at most 10 s of sound, this clip has "
                              f"{clip.audio.size / 16000:.1f} s.")
         from scipy.signal import resample_poly
 
         pixels = self.video_processor(list(clip.frames), return_tensors="pt")["pixel_values"]
-        pixels = pixels.to(self.device, self.video_model.dtype)
-        n_frames = pixels.shape[1]
-        vision = self.video_model.vision_model(pixel_values=pixels.flatten(0, 1), output_hidden_states=True)
-        cls = self.video_model.visual_projection(vision.pooler_output).view(1, n_frames, -1)
-        mit = _mit_hidden_states(self.video_model.mit, cls)
         audio = resample_poly(clip.audio, CLAP_RATE // 16000, 1).astype("float32")
         # The unfused checkpoint takes one mel channel; clips under CLAP's 10 s are padded, never cropped.
         fusion = self.audio_model.config.audio_config.enable_fusion
-        inputs = self.audio_processor(audio, sampling_rate=CLAP_RATE, return_tensors="pt",
-                                      truncation="fusion" if fusion else "rand_trunc")
+        sound = self.audio_processor(audio, sampling_rate=CLAP_RATE, return_tensors="pt",
+                                     truncation="fusion" if fusion else "rand_trunc")
+        return Prepared(clip=clip, prompts=dict(prompts or {}), inputs={"video": {"pixel_values": pixels},
+                                                                        "audio": dict(sound)})
+
+    def encode(self, prepared):
+        import torch
+
+        pixels = torch.cat([item.inputs["video"]["pixel_values"] for item in prepared])
+        pixels = pixels.to(self.device, self.video_model.dtype)
+        n_clips, n_frames = pixels.shape[:2]
+        vision = self.video_model.vision_model(pixel_values=pixels.flatten(0, 1), output_hidden_states=True)
+        cls = self.video_model.visual_projection(vision.pooler_output).view(n_clips, n_frames, -1)
+        mit = _mit_hidden_states(self.video_model.mit, cls)
+        inputs = stack_inputs([item.inputs["audio"] for item in prepared], pad_id=0)
         inputs = {k: v.to(self.device, self.audio_model.dtype) if v.is_floating_point() else v.to(self.device)
                   for k, v in inputs.items()}
         sound = self.audio_model.audio_model(**inputs, output_hidden_states=True)
         stages = [torch.movedim(h, 1, -1) for h in sound.hidden_states]  # (batch, C, H, W) -> channels last
-        return _token_means(vision.hidden_states) + _token_means(mit) + _token_means(stages)
+        # the vision tower's batch is clips x frames: each clip's rows are its frames
+        frames = [h.unflatten(0, (n_clips, n_frames)) for h in vision.hidden_states]
+        return [a + b + c for a, b, c in zip(_token_means(frames), _token_means(mit), _token_means(stages))]
 
     def describe(self):
         return {"layer_map": "X-CLIP vision (embeddings + layers), X-CLIP MIT (input + layers), "
