@@ -49,11 +49,14 @@ def things_items(tmp_path_factory):
 
 
 def test_minilm_similarity_judge_is_deterministic_and_its_spose_embedding_follows_its_similarity(things_items,
-                                                                                                  tmp_path):
+                                                                                                  tmp_path, capsys):
     from extractors.words import load_text_model, minilm_folder, word_embeddings
 
     first = collect_judgments(things_items, minilm_folder(), tmp_path / "a", n_triplets=8000, progress=False)
-    again = collect_judgments(things_items, minilm_folder(), tmp_path / "b", n_triplets=8000, progress=False)
+    # the command line names the offline MiniLM: the same judge, the same store
+    assert main(["collect", "--items", str(things_items), "--model", "minilm", "--n-triplets", "8000", "--out",
+                 str(tmp_path / "b"), "--quiet"]) == 0
+    again = tmp_path / "b" / "triplets.h5"
     assert_same_h5(first, again)                                  # same choices, same scores, same record
     judgments = read_judgments(first)
     assert judgments.done.all() and judgments.parameters["judge"] == "similarity"

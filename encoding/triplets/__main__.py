@@ -32,7 +32,8 @@ def build_parser():
     collect = commands.add_parser("collect", help="judge triplets with a model into <out>/triplets.h5")
     collect.add_argument("--items", required=True, help="TSV/CSV with a 'name' column (optional 'label', 'image'), "
                                                          "or one name per line")
-    collect.add_argument("--model", required=True, help="registry name, local model folder or cached Hub id")
+    collect.add_argument("--model", required=True, help="minilm (the offline MiniLM similarity judge), a registry name, "
+                                                         "a local model folder or a cached Hub id")
     collect.add_argument("--out", required=True, help="collection folder")
     collect.add_argument("--n-triplets", type=int, help="triplets drawn uniformly with --seed")
     collect.add_argument("--triplets", help="a triplet file instead: three item names per line (tab or comma)")
