@@ -15,7 +15,7 @@ from scipy.optimize import linear_sum_assignment
 from encoding.rsa import compare_rdms, pattern_rdm, upper_triangle
 from encoding.rsa.__main__ import main as rsa_main
 from encoding.triplets import (SPoSE, dimension_reproducibility, fit_spose, heldout_accuracy, make_plan, odd_last,
-                               odd_one_out_probabilities, prune, reference_rsa, repeat_consistency, sample_triplets,
+                               odd_one_out_probabilities, prune, reference_rsa, repeat_agreement, sample_triplets,
                                spose_similarity)
 from encoding.triplets._spose import INIT_MEAN, INIT_STD
 from features.errors import InputError
@@ -168,7 +168,7 @@ def test_plan_holds_out_a_test_split_and_repeats_test_triplets_with_every_item_m
     np.testing.assert_array_equal(make_plan(triplets, 0.5, 0, 3).triplets, triplets)
 
 
-def test_accuracy_and_ceiling_are_the_shares_they_name():
+def test_accuracy_and_repeat_agreement_are_the_shares_they_name():
     embedding = planted_embedding(30, 4, 2)
     triplets = sample_triplets(30, 400, 2)
     choices = simulate_choices(embedding, triplets, 3)
@@ -181,8 +181,8 @@ def test_accuracy_and_ceiling_are_the_shares_they_name():
     assert 0 < sum(c not in (0, 1) for c in credit)                 # ties happen: pairs sharing no dimension
     assert result["accuracy"] == pytest.approx(np.mean(credit), abs=1e-12)
     assert result["ci_low"] < result["accuracy"] < result["ci_high"]
-    ceiling = repeat_consistency([1, 2, 3, 4], [1, 2, 0, 4], n_bootstrap=0)
-    assert ceiling["consistency"] == 0.75 and ceiling["n"] == 4
+    agreement = repeat_agreement([1, 2, 3, 4], [1, 2, 0, 4], n_bootstrap=0)
+    assert agreement["agreement"] == 0.75 and agreement["n"] == 4
 
 
 @pytest.mark.skipif(not THINGS.is_file(), reason="needs ../shared/data/things")

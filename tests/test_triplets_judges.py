@@ -49,11 +49,14 @@ def things_items(tmp_path_factory):
 
 
 def test_minilm_similarity_judge_is_deterministic_and_its_spose_embedding_follows_its_similarity(things_items,
-                                                                                                  tmp_path):
+                                                                                                  tmp_path, capsys):
     from extractors.words import load_text_model, minilm_folder, word_embeddings
 
     first = collect_judgments(things_items, minilm_folder(), tmp_path / "a", n_triplets=8000, progress=False)
-    again = collect_judgments(things_items, minilm_folder(), tmp_path / "b", n_triplets=8000, progress=False)
+    # the command line names the offline MiniLM: the same judge, the same store
+    assert main(["collect", "--items", str(things_items), "--model", "minilm", "--n-triplets", "8000", "--out",
+                 str(tmp_path / "b"), "--quiet"]) == 0
+    again = tmp_path / "b" / "triplets.h5"
     assert_same_h5(first, again)                                  # same choices, same scores, same record
     judgments = read_judgments(first)
     assert judgments.done.all() and judgments.parameters["judge"] == "similarity"
@@ -90,7 +93,7 @@ def test_minilm_similarity_judge_is_deterministic_and_its_spose_embedding_follow
     credit = hits(odd_one_out_probabilities(embedding, test_triplets), test_choices)
     assert summary["accuracy"]["accuracy"] == pytest.approx(credit.mean(), abs=1e-12)
     assert credit.mean() > 0.75
-    assert summary["noise_ceiling"] == {"n": 800, "consistency": 1.0, "ci_low": 1.0, "ci_high": 1.0}
+    assert summary["repeat_agreement"] == {"n": 800, "agreement": 1.0, "ci_low": 1.0, "ci_high": 1.0}
     assert summary["reference_rsa"]["n_items"] == 40
     assert "Spearman" in (fit / "evaluation" / "evaluation.md").read_text()
     # --heldout <collection>/<split>: here the training split, on which the fit must do at least as well
@@ -99,6 +102,16 @@ def test_minilm_similarity_judge_is_deterministic_and_its_spose_embedding_follow
     on_train = json.loads((tmp_path / "on-train" / "evaluation.json").read_text())
     assert on_train["split"] == "train" and on_train["accuracy"]["n"] == 7200
     assert on_train["accuracy"]["accuracy"] >= summary["accuracy"]["accuracy"] - 0.02
+    # a held-out store whose item index lies past the embedding's items: one sentence, no traceback
+    shutil.copytree(tmp_path / "b", tmp_path / "corrupt")
+    with h5py.File(tmp_path / "corrupt" / "triplets.h5", "a") as h5:
+        h5["triplets"][-1, 1] = 40                                  # a repeat of the test split; 40 items: 0..39
+    capsys.readouterr()
+    code, message = _error(capsys, ["evaluate", str(fit), "--heldout", str(tmp_path / "corrupt"), "--out",
+                                    str(tmp_path / "corrupt-eval"), "--quiet"])
+    assert code == 2 and "\n" not in message and not (tmp_path / "corrupt-eval").exists()
+    assert "corrupt/triplets.h5: field 'triplets' holds item index 40" in message, message
+    assert f"{fit / 'embedding.h5'} has 40 items" in message, message
 
 
 def _images(folder, names, seed=0):

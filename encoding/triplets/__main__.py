@@ -5,6 +5,7 @@
     python -m encoding.triplets collect --items things.tsv --model <hf id or folder> [--images folder/] \\
         --n-triplets 100000 --out triplets/
     python -m encoding.triplets fit triplets/ --dims 100 --out spose/
+    python -m encoding.triplets fit judgments.tsv --items items.tsv --out spose/     # judgments made elsewhere
     python -m encoding.triplets evaluate spose/ --heldout triplets/test --reference things_spose66.csv
 
 Bad input ends in one sentence naming the file and the field, and exit status 2.
@@ -14,6 +15,8 @@ import logging
 import sys
 
 from features.errors import InputError
+
+from ._estimator import DEFAULT_LAMBDAS
 
 
 def _floats(text):
@@ -32,7 +35,8 @@ def build_parser():
     collect = commands.add_parser("collect", help="judge triplets with a model into <out>/triplets.h5")
     collect.add_argument("--items", required=True, help="TSV/CSV with a 'name' column (optional 'label', 'image'), "
                                                          "or one name per line")
-    collect.add_argument("--model", required=True, help="registry name, local model folder or cached Hub id")
+    collect.add_argument("--model", required=True, help="minilm (the offline MiniLM similarity judge), a registry name, "
+                                                         "a local model folder or a cached Hub id")
     collect.add_argument("--out", required=True, help="collection folder")
     collect.add_argument("--n-triplets", type=int, help="triplets drawn uniformly with --seed")
     collect.add_argument("--triplets", help="a triplet file instead: three item names per line (tab or comma)")
@@ -50,10 +54,13 @@ def build_parser():
     collect.add_argument("--trust-remote-code", action="store_true")
 
     fit = commands.add_parser("fit", help="fit a SPoSE embedding on a collection's training triplets")
-    fit.add_argument("collection", help="collection folder (or its triplets.h5)")
+    fit.add_argument("collection", help="collection folder (or its triplets.h5), or a triplet table (TSV/CSV with "
+                                        "item_1, item_2, item_3, odd and optional split) with --items")
+    fit.add_argument("--items", help="items file of a triplet table (the names it uses, in embedding order)")
     fit.add_argument("--out", required=True, help="output folder")
     fit.add_argument("--dims", type=int, default=100, help="initial dimensions (pruned as their weight vanishes)")
-    fit.add_argument("--lambdas", type=_floats, default=None, help="sparsity weights tried (0.004,0.006,0.008,0.01)")
+    fit.add_argument("--lambdas", type=_floats, default=None,
+                     help=f"sparsity weights tried, chosen on held-out triplets ({','.join(map(str, DEFAULT_LAMBDAS))})")
     fit.add_argument("--seeds", type=int, default=5, help="fits per lambda from different starts (5)")
     fit.add_argument("--epochs", type=int, default=500)
     fit.add_argument("--batch-size", type=int, default=100)
@@ -63,9 +70,11 @@ def build_parser():
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--overwrite", action="store_true")
 
-    evaluate = commands.add_parser("evaluate", help="held-out accuracy, noise ceiling, stability, RSA")
+    evaluate = commands.add_parser("evaluate", help="held-out accuracy beside the agreement between repeats, stability, "
+                                                    "RSA")
     evaluate.add_argument("fit", help="a fit output folder")
-    evaluate.add_argument("--heldout", help="collection folder (its test split) or <folder>/<test|train|all>")
+    evaluate.add_argument("--heldout", help="collection folder (its test split) or <folder>/<test|train|all>, or a "
+                                            "triplet table in the fit's item names (its test rows, or all)")
     evaluate.add_argument("--reference", help="reference embedding (TSV/CSV/HDF5) or similarity matrix for RSA")
     evaluate.add_argument("--reference-similarity", default="dot", choices=("dot", "spose"))
     evaluate.add_argument("--permutations", type=int, default=1000)
@@ -90,7 +99,6 @@ def main(argv=None):
 
 def _run(args):
     from . import collect_judgments, evaluate_embedding, fit_embedding
-    from ._estimator import DEFAULT_LAMBDAS
 
     if args.command == "collect":
         path = collect_judgments(args.items, args.model, args.out, args.n_triplets, args.triplets, args.images,
@@ -101,8 +109,9 @@ def _run(args):
     elif args.command == "fit":
         out, model = fit_embedding(args.collection, args.out, args.dims, args.lambdas or DEFAULT_LAMBDAS, args.seeds,
                                    args.epochs, args.batch_size, args.lr, args.validation_fraction, args.device,
-                                   args.seed, overwrite=args.overwrite)
-        print(f"{model.embedding_.shape[1]} dimensions at lambda {model.lambda_:g}; results in {out}/")
+                                   args.seed, overwrite=args.overwrite, items=args.items)
+        print(f"{model.embedding_.shape[1]} of {args.dims} dimensions kept after pruning, at lambda {model.lambda_:g} "
+              f"(chosen on held-out triplets); results in {out}/")
     else:
         out, summary = evaluate_embedding(args.fit, args.heldout, args.reference, args.reference_similarity, None
                                           if args.out is None else args.out, args.bootstrap, args.permutations,

@@ -87,7 +87,8 @@ class SPoSE:
         """
         ordered = odd_last(triplets, choices)
         if ordered.size and (ordered.min() < 0 or ordered.max() >= n_items):
-            raise InputError(f"SPoSE.fit: field 'triplets' holds item indices outside 0..{n_items - 1}.")
+            raise InputError(f"SPoSE: field 'triplets' holds item indices outside the {n_items} items (0 to "
+                             f"{n_items - 1}).")
         lambdas = [float(v) for v in np.atleast_1d(self.lambdas)]
         if not lambdas or min(lambdas) < 0 or int(self.n_seeds) < 1 or int(self.n_dims) < 1:
             raise InputError("SPoSE: fields 'lambdas' (non-negative), 'n_seeds' and 'n_dims' (at least 1) are "
@@ -116,7 +117,8 @@ class SPoSE:
         self.embeddings_ = [fits[self.lambda_, s] for s in range(int(self.n_seeds))]
         self.embedding_ = fits[self.lambda_, self.seed_ - int(self.random_state)]
         if self.embedding_.shape[1] == 0:
-            raise InputError(f"SPoSE: every dimension was pruned at lambda {self.lambda_}; try smaller lambdas.")
+            raise InputError(f"SPoSE: every dimension was pruned at lambda {self.lambda_:g} (field 'lambdas'); try "
+                             f"smaller lambdas.")
         others = [e for s, e in enumerate(self.embeddings_) if s != self.seed_ - int(self.random_state)]
         self.reproducibility_ = dimension_reproducibility(self.embedding_, others)
         table["chosen"] = table.index == best

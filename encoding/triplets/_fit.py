@@ -1,4 +1,5 @@
-"""``fit``: a SPoSE embedding from a collection's training triplets, written as one output folder.
+"""``fit``: a SPoSE embedding from a collection's training triplets (or a triplet table's), written as one
+output folder.
 
 The folder (complete or absent, never half-written; ``encoding/outputs/folder.py``)::
 
@@ -29,7 +30,8 @@ from ..outputs.folder import atomic_folder, refuse_existing
 from ..versions import library_versions
 from ._estimator import DEFAULT_LAMBDAS, SPoSE
 from ._figures import plot_top_items, top_items
-from ._store import read_judgments
+from ._items import read_items
+from ._table import TableJudgments, open_judgments
 
 log = logging.getLogger(__name__)
 
@@ -38,19 +40,23 @@ MIN_TRIPLETS = 20
 
 
 def fit_embedding(collection, out, n_dims=100, lambdas=DEFAULT_LAMBDAS, n_seeds=5, epochs=500, batch_size=100,
-                  lr=0.001, validation_fraction=0.1, device="cpu", random_state=0, top_k=10, overwrite=False):
-    """Fit SPoSE on the finished training triplets of a collection and write the output folder.
+                  lr=0.001, validation_fraction=0.1, device="cpu", random_state=0, top_k=10, overwrite=False,
+                  items=None):
+    """Fit SPoSE on the finished training triplets of a collection (or the rows of a triplet table) and write
+    the output folder.
 
     Parameters
     ----------
     collection : str or Path
-        A collection folder (or its ``triplets.h5``).
+        A collection folder (or its ``triplets.h5``), or a triplet table (``_table.py``) with ``items``.
     out : str or Path
         The output folder; an existing one is replaced only with ``overwrite``.
     n_dims, lambdas, n_seeds, epochs, batch_size, lr, validation_fraction, device, random_state :
         See :class:`SPoSE`.
     top_k : int
         Items listed per dimension.
+    items : str or Path, optional
+        The items file of a triplet table (``_items.py``); not for a collection, which lists its own.
 
     Returns
     -------
@@ -59,22 +65,53 @@ def fit_embedding(collection, out, n_dims=100, lambdas=DEFAULT_LAMBDAS, n_seeds=
     """
     out = Path(out)
     refuse_existing(out, overwrite)
-    judgments = read_judgments(collection)
+    judgments = open_judgments(collection, None if items is None else read_items(items))
+    path, n_items = judgments.path, len(judgments.items)
     triplets, choices = judgments.select("train")
     if len(triplets) < MIN_TRIPLETS:
-        raise InputError(f"{judgments.path}: field 'done' counts {len(triplets)} finished training triplets; "
-                         f"at least {MIN_TRIPLETS} are needed (is the collection finished?).")
-    log.info("read %s: %d training triplets over %d items", judgments.path, len(triplets), len(judgments.items))
-    model = SPoSE(n_dims, lambdas, n_seeds, epochs, batch_size, lr, validation_fraction, device=device,
-                  random_state=random_state, progress=True).fit(triplets, choices, len(judgments.items))
+        field = "split" if isinstance(judgments, TableJudgments) else "done"
+        raise InputError(f"{path}: field '{field}' leaves {len(triplets)} training triplets; at least "
+                         f"{MIN_TRIPLETS} are needed (is the collection finished?).")
+    check_settings(path, len(triplets), n_dims, lambdas, n_seeds, epochs, batch_size, lr, validation_fraction)
+    if int(n_dims) > n_items:
+        log.warning("%s: --dims %d exceeds its %d items, and the fit keeps every dimension the sparsity penalty does "
+                    "not prune, so start from at most %d (the dimensions kept are printed at the end).", path,
+                    int(n_dims), n_items, n_items)
+    log.info("read %s: %d training triplets over %d items", path, len(triplets), n_items)
+    try:
+        model = SPoSE(n_dims, lambdas, n_seeds, epochs, batch_size, lr, validation_fraction, device=device,
+                      random_state=random_state, progress=True).fit(triplets, choices, n_items)
+    except InputError as err:   # the estimator names its fields, the file is ours to name
+        raise InputError(f"{path}: {str(err).removeprefix('SPoSE: ')}") from None
     settings = {"n_dims_initial": int(n_dims), "lambdas": [float(v) for v in np.atleast_1d(lambdas)],
                 "n_seeds": int(n_seeds), "epochs": int(epochs), "batch_size": int(batch_size), "lr": float(lr),
                 "validation_fraction": float(validation_fraction), "device": str(device),
                 "random_state": int(random_state)}
     with atomic_folder(out, overwrite) as partial:
         write_fit(partial, model, judgments, settings, top_k)
-    log.info("wrote %s: %d dimensions at lambda %g", out, model.embedding_.shape[1], model.lambda_)
+    log.info("wrote %s: %d of %d dimensions kept after pruning, at lambda %g", out, model.embedding_.shape[1],
+             int(n_dims), model.lambda_)
     return out, model
+
+
+def check_settings(path, n_triplets, n_dims, lambdas, n_seeds, epochs, batch_size, lr, validation_fraction):
+    """InputError naming ``path`` and the flag when a fit setting cannot work, before anything is fitted."""
+    lambdas = np.atleast_1d(np.asarray(lambdas, dtype=float))
+    checks = [("--dims", n_dims, int(n_dims) >= 1, "at least 1"),
+              ("--seeds", n_seeds, int(n_seeds) >= 1, "at least 1"),
+              ("--epochs", epochs, int(epochs) >= 1, "at least 1"),
+              ("--batch-size", batch_size, int(batch_size) >= 1, "at least 1"),
+              ("--lr", lr, float(lr) > 0, "a positive learning rate"),
+              ("--lambdas", ",".join(f"{v:g}" for v in lambdas), lambdas.size > 0 and (lambdas >= 0).all(),
+               "non-negative sparsity weights")]
+    for flag, value, ok, expected in checks:
+        if not ok:
+            raise InputError(f"{path}: {flag} {value}: expected {expected}.")
+    n_validation = int(round(float(validation_fraction) * n_triplets))
+    if not 0 < n_validation < n_triplets:
+        raise InputError(f"{path}: --validation-fraction {validation_fraction} of its {n_triplets} training "
+                         f"triplets leaves {n_validation} to choose lambda on and {n_triplets - n_validation} to "
+                         f"fit; both need at least one.")
 
 
 def write_fit(folder, model, judgments, settings, top_k=10):

