@@ -71,7 +71,7 @@ def parse_args(argv=None):
     parser.add_argument("--targets", type=ints, default=[5000], help="targets (comma list)")
     parser.add_argument("--alphas", type=int, default=17, help="alphas, log-spaced over 1e-2..1e6")
     parser.add_argument("--runs", type=int, default=5, help="training runs (leave-one-run-out folds)")
-    parser.add_argument("--competitors", default="fast,himalaya-kernel", help=f"comma list of {', '.join(COMPETITORS)}")
+    parser.add_argument("--competitors", default="fast,himalaya-kernel,himalaya-kernel64", help=f"comma list of {', '.join(COMPETITORS)}")
     parser.add_argument("--referee-targets", type=int, default=1000,
                         help="targets the float64 referee scores (0: no referee)")
     parser.add_argument("--memory-gb", type=float, help="fast engine's working-memory budget (default: its own)")
