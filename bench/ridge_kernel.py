@@ -2,21 +2,31 @@
 
     python bench/ridge_kernel.py --threads 1 --repeat 2 --n 2000,3000,4000 --targets 5000
     python bench/ridge_kernel.py --threads 1 --repeat 2 --n 2000 --targets 15000
+    python bench/ridge_kernel.py --threads 1 --repeat 2 --n 2000 --simulation planted-layer   # before issue 31
     python bench/ridge_kernel.py --threads 1 --n 2000 --targets 2000 --clean 0.1   # small alphas chosen
 
 A 7B multimodal LLM has 3,584 hidden units; 5 delays make p = 17,920 delayed features, far more than the TRs
 per fold, so every fit is in the kernel form. One process, the same arrays and leave-one-run-out folds
-(``--runs`` training runs of n / runs TRs plus one test run of that length, ``bench/ridge_sweep.py``'s
-simulation: one layer, targets driven by its latents with noise levels spread over targets), 17 alphas
-log-spaced over 1e-2..1e6, float32 data.
+(``--runs`` training runs of n / runs TRs plus one test run of that length), 17 alphas log-spaced over
+1e-2..1e6, float32 data. The data (``bench/simulations.py``, ``--simulation``):
+
+- ``whole-brain`` (the default): stimulus latents with a decaying spectrum, a layer's features a mix of
+  them plus private noise, and a whole-brain mix of targets: most of them noise alone (``--noise-fraction``),
+  the others at signal shares spread over 0.01..0.9, AR(1) noise, z-scored per run. The chosen alphas
+  spread over the grid and most targets choose the largest, as on real data;
+- ``planted-layer`` (the benchmark's data before issue 31): every target driven by one layer's features at
+  noise levels spread over 0.5..8; the chosen alphas fall in a narrow band, none at the top of the grid.
+
+The histogram of the chosen alphas (the fast engine's, over all targets) is printed per configuration.
 
 Competitors: ``fast`` (``fit_ridge``, solver "auto"), ``himalaya-kernel`` (himalaya KernelRidgeCV on the
-float32 arrays, r2_score), ``himalaya-kernel64`` (the same on float64 copies). The referee, computed
-here in float64 with scipy's LAPACK and no code of the engine or himalaya: per fold an eigendecomposition
-of the training kernel, every alpha's validation prediction formed directly, himalaya's r2_score averaged
-over folds with its tie-break toward larger alphas, and the refit on all training TRs by a Cholesky solve
-per chosen alpha. It scores the first ``--referee-targets`` targets; every competitor's test r and chosen
-alphas are compared with it there.
+float32 arrays, r2_score: himalaya's default precision), ``himalaya-kernel64`` (the same on float64 copies).
+The referee, computed here in float64 with scipy's LAPACK and no code of the engine or himalaya: per fold an
+eigendecomposition of the training kernel, every alpha's validation prediction formed directly, himalaya's
+r2_score averaged over folds with its tie-break toward larger alphas, and the refit on all training TRs by a
+Cholesky solve per chosen alpha. It scores the first ``--referee-targets`` targets; every competitor's test r
+and chosen alphas are compared with it there (the largest |delta r|, and how many targets drift by more than
+1e-4 and 1e-2).
 
 With ``--repeat`` the competitors take turns for that many rounds and each one's fastest round (CPU time)
 is the one reported and compared: on a shared machine one round's time varied by up to 12 %.
@@ -47,7 +57,8 @@ import scipy.linalg  # (also loads scipy's BLAS before --threads limits it)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout's code
 from encoding.ridge import fit_ridge, pearson_r, run_splits  # noqa: E402
 from _memory import PeakMemory  # noqa: E402
-from ridge_sweep import describe_machine, limit_threads, simulate, use_backend  # noqa: E402
+from ridge_sweep import describe_machine, limit_threads, use_backend  # noqa: E402
+from simulations import SIMULATIONS, alpha_histogram  # noqa: E402
 
 COMPETITORS = ("fast", "himalaya-kernel", "himalaya-kernel64")
 
@@ -60,12 +71,19 @@ def parse_args(argv=None):
     parser.add_argument("--targets", type=ints, default=[5000], help="targets (comma list)")
     parser.add_argument("--alphas", type=int, default=17, help="alphas, log-spaced over 1e-2..1e6")
     parser.add_argument("--runs", type=int, default=5, help="training runs (leave-one-run-out folds)")
-    parser.add_argument("--competitors", default="fast,himalaya-kernel", help=f"comma list of {', '.join(COMPETITORS)}")
+    parser.add_argument("--competitors", default="fast,himalaya-kernel,himalaya-kernel64", help=f"comma list of {', '.join(COMPETITORS)}")
     parser.add_argument("--referee-targets", type=int, default=1000,
                         help="targets the float64 referee scores (0: no referee)")
     parser.add_argument("--memory-gb", type=float, help="fast engine's working-memory budget (default: its own)")
     parser.add_argument("--clean", type=float, default=0.0,
                         help="fraction of targets made nearly noiseless (1%% noise): the smallest alphas are best")
+    parser.add_argument("--simulation", default="whole-brain", choices=tuple(SIMULATIONS),
+                        help="the simulated study (bench/simulations.py); planted-layer: the data before issue 31")
+    parser.add_argument("--noise-fraction", type=float, default=0.55, help="whole-brain: share of noise targets")
+    parser.add_argument("--latent-rank", type=int, default=256, help="whole-brain: stimulus latents")
+    parser.add_argument("--decay", type=float, default=1.0, help="whole-brain: latent k's variance ~ k^-decay")
+    parser.add_argument("--private", type=float, default=0.1,
+                        help="whole-brain: each feature's private noise variance relative to its latent part")
     parser.add_argument("--repeat", type=int, default=1,
                         help="rounds, the competitors taking turns in each; each one's best round is reported")
     parser.add_argument("--seed", type=int, default=0)
@@ -178,7 +196,12 @@ def run_competitor(name, X_train, Y_train, runs, X_test, Y_test, alphas, args):
 
 def bench_configuration(n, p, n_targets, args):
     """Every competitor and the referee on one (n, p, targets); returns the records."""
-    Y_train, Y_test, runs, train, test, layer_design = simulate(n, p, n_targets, args.runs, 1, args.seed)
+    design = {}
+    if args.simulation == "whole-brain":
+        design = dict(noise_fraction=args.noise_fraction, rank=args.latent_rank, decay=args.decay,
+                      private=args.private)
+    Y_train, Y_test, runs, train, test, layer_design = SIMULATIONS[args.simulation](n, p, n_targets, args.runs, 1,
+                                                                                    args.seed, **design)
     X = layer_design(0)
     Y_train, Y_test = make_clean(X, Y_train, Y_test, train, test, args.clean, args.seed)
     X_train, X_test = X[train], X[test]
@@ -195,7 +218,8 @@ def bench_configuration(n, p, n_targets, args):
             record = dict(n=n, p=p, targets=n_targets, competitor=name, seconds=seconds, cpu_seconds=cpu_seconds,
                           peak_extra_gb=memory.extra_gb, gpu_peak_gb=memory.gpu_gb, data_gb=data_gb,
                           load=os.getloadavg()[0], n_targets_batch=results[name][2], round=round_,
-                          rounds=args.repeat, backend=args.backend, clock=args.clock)
+                          rounds=args.repeat, backend=args.backend, clock=args.clock, simulation=args.simulation,
+                          design=design)
             print(_line(record), flush=True)
             if name not in records or record[args.clock] < records[name][args.clock]:
                 records[name] = record
@@ -206,15 +230,21 @@ def bench_configuration(n, p, n_targets, args):
         best, prediction = referee(X_train, Y_train[:, cols], run_splits(runs), X_test, alphas)
         r_referee = pearson_r(np.asarray(Y_test[:, cols], np.float64), prediction)
         print(f"  referee (float64, {cols.stop} targets): {time.process_time() - start:.1f} s CPU", flush=True)
+        print(f"  referee's alphas ({cols.stop} targets): {alpha_histogram(best, alphas)}", flush=True)
         for record in records:
             index, r, _ = results[record["competitor"]]
+            drift = np.abs(r[cols] - r_referee)
             record.update(referee_targets=cols.stop,
-                          max_dr_vs_referee=float(np.nanmax(np.abs(r[cols] - r_referee))),
+                          max_dr_vs_referee=float(np.nanmax(drift)),
+                          n_dr_above_1e4=int(np.sum(drift > 1e-4)), n_dr_above_1e2=int(np.sum(drift > 1e-2)),
                           same_alpha_vs_referee=float(np.mean(index[cols] == best)))
             if args.clean:   # the nearly noiseless targets alone
                 k = min(int(round(args.clean * n_targets)), cols.stop)
                 record.update(clean_max_dr_vs_referee=float(np.nanmax(np.abs(r[:k] - r_referee[:k]))),
                               clean_same_alpha_vs_referee=float(np.mean(index[:k] == best[:k])))
+    fast_index = results["fast"][0]
+    print(f"  fast's alphas ({n_targets} targets): {alpha_histogram(fast_index, alphas)}", flush=True)
+    records[0]["alpha_counts"] = np.bincount(fast_index, minlength=len(alphas)).tolist()
     fast = records[0][args.clock]
     for record in records:
         record["x_fast"] = record[args.clock] / fast
@@ -235,7 +265,8 @@ def _line(record):
 def _summary(record):
     referee_part = ""
     if "max_dr_vs_referee" in record:
-        referee_part = (f"  max|dr| vs float64 referee {record['max_dr_vs_referee']:.1e}, same alpha "
+        referee_part = (f"  max|dr| vs float64 referee {record['max_dr_vs_referee']:.1e} (|dr| > 1e-4 on "
+                        f"{record['n_dr_above_1e4']}, > 1e-2 on {record['n_dr_above_1e2']}), same alpha "
                         f"{record['same_alpha_vs_referee']:.4f} ({record['referee_targets']} targets)")
         if "clean_max_dr_vs_referee" in record:
             referee_part += (f"; nearly noiseless targets: max|dr| {record['clean_max_dr_vs_referee']:.1e}, same alpha "
@@ -253,6 +284,9 @@ def main(argv=None):
     limit_threads(args.threads)
     use_backend(args.backend)
     print(describe_machine(), flush=True)
+    print(f"simulation: {args.simulation}" + ("" if args.simulation != "whole-brain" else
+          f" (noise fraction {args.noise_fraction}, {args.latent_rank} latents, decay {args.decay}, "
+          f"private {args.private})"), flush=True)
     for n, p, n_targets in itertools.product(args.n, args.p, args.targets):
         records = bench_configuration(n, p, n_targets, args)
         if args.json:

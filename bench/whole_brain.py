@@ -3,11 +3,13 @@
     python bench/whole_brain.py --threads 1
     python bench/whole_brain.py --threads 1 --n 10000 --targets 2048,6144 --himalaya-targets 1024
     python bench/whole_brain.py --threads 1 --whole     # the whole-brain fit itself (about 40 min)
+    python bench/whole_brain.py --threads 1 --whole --simulation planted-layer   # BENCHMARKS.md's issue 17 rows
 
 A full fit (n = 10,000 training TRs, p = 17,920 delayed features, 80,000 targets) takes about an hour of
 one core, and himalaya's several. So the fast engine (``fit_ridge``, solver "auto": the kernel form) is
-timed on the first ``--targets`` counts of the same simulated study (``bench/ridge_sweep.py``'s: 5
-training runs, a test run of n / 5 TRs, 17 alphas over 1e-2..1e6, float32), and its CPU time is split
+timed on the first ``--targets`` counts of the same simulated study (``--simulation``, as in
+``bench/ridge_kernel.py``: ``whole-brain`` by default, ``planted-layer`` the data before issue 31; 5 training
+runs, a test run of n / 5 TRs, 17 alphas over 1e-2..1e6, float32), and its CPU time is split
 into a fixed part (the kernels, five fold decompositions) and a per-target part by a line through the two
 points. Both the engine and himalaya batch their targets, so the time grows linearly in the targets; the
 whole-brain time is that line at ``--whole-brain`` targets. himalaya KernelRidgeCV (r2_score) runs on
@@ -37,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout's
 sys.path.insert(1, str(Path(__file__).resolve().parent))
 from encoding.ridge import fit_ridge  # noqa: E402
 from _memory import PeakMemory  # noqa: E402
-from ridge_sweep import describe_machine, limit_threads, simulate, use_backend  # noqa: E402
+from ridge_sweep import describe_machine, limit_threads, use_backend  # noqa: E402
+from simulations import SIMULATIONS  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -53,6 +56,8 @@ def parse_args(argv=None):
                         help="with --whole: targets a float64 referee scores (bench/ridge_kernel.py's, in torch, on "
                              "the fit's device)")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--simulation", default="whole-brain", choices=tuple(SIMULATIONS),
+                        help="the simulated study (bench/simulations.py); planted-layer: the data before issue 31")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="BLAS and torch threads (default: as set)")
     parser.add_argument("--backend", default="numpy", choices=("numpy", "torch", "torch_cuda"),
@@ -86,7 +91,8 @@ def main(argv=None):
     on_gpu = args.backend == "torch_cuda"
     clock, hours = ("wall", "GPU-hours") if on_gpu else ("CPU", "core-hours")
     largest = args.whole_brain if args.whole else max(args.targets[1], args.himalaya_targets)
-    Y_train, Y_test, runs, train, test, layer_design = simulate(args.n, args.p, largest, args.runs, 1, args.seed)
+    Y_train, Y_test, runs, train, test, layer_design = SIMULATIONS[args.simulation](args.n, args.p, largest, args.runs,
+                                                                                    1, args.seed)
     X = layer_design(0)
     X_train, X_test = X[train], X[test]
     del X

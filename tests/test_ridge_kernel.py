@@ -78,7 +78,8 @@ def test_refined_float32_eigendecomposition_matches_float64_at_the_small_end():
     X_train, _, labels, X_test, _ = _study()
     kernel, _ = _kernel.linear_kernels(X_train, X_test)
     train, val = run_splits(labels)[0]
-    eigenvalues, vectors, refined = _kernel.eigh_fold(kernel, train, ALPHAS.min(), "float32", keep64=True)
+    eigenvalues, vectors, refined, in_float64 = _kernel.eigh_fold(kernel, train, ALPHAS.min(), "float32", keep64=True)
+    assert not in_float64
     exact_values, exact_vectors = scipy.linalg.eigh(kernel[np.ix_(train, train)])
     n_refined = refined.shape[1]
     assert 4 <= n_refined < 0.25 * len(train)   # at least the four training runs' null directions

@@ -133,8 +133,11 @@ def banded_kernel_cv(kernels, test_kernels, Y_train, splits, Y_test, alphas, gam
         kernel = sum(float(g) * K for g, K in zip(gamma, kernels))
         test_kernel = sum(float(g) * K for g, K in zip(gamma, test_kernels))
         scores = np.empty((n_folds, len(alphas), n_share))
+        try_float32 = True
         for index in list(range(1, n_folds)) + [0]:   # fold 0 last: its batches complete the scores and refit
-            fold, Q, val_map = decompose_fold(kernel, *splits[index], alphas, dtype, method, keep64=index == 0)
+            fold, Q, val_map = decompose_fold(kernel, *splits[index], alphas, dtype, method, keep64=index == 0,
+                                              try_float32=try_float32)
+            try_float32 = not fold.in_float64   # as in ``_kernel.fit_kernel``
             if index == 0:
                 refit = kernel_refit(kernel, test_kernel, fold, Q, val_map, alphas)
                 band_maps = _band_test_maps(test_kernels, fold, Q)

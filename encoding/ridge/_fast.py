@@ -109,6 +109,7 @@ class Fold(NamedTuple):
     basis: object                 # (p, r) V in the primal form, (n_train_fold, r) Q in the kernel form
     val_map: object               # (n_val_fold, r) A
     fractions: Optional[Fractions] = None
+    in_float64: bool = False      # kernel form: decomposed in float64 (not float32 refined at its small end)
 
 
 class Refit(NamedTuple):

@@ -180,12 +180,13 @@ def refine_small_end(kernel_train, eigenvalues, vectors, alpha_min, n_refined):
     return eigenvalues, vectors, small
 
 
-def eigh_fold(kernel, train, alpha_min, dtype, keep64=False):
+def eigh_fold(kernel, train, alpha_min, dtype, keep64=False, try_float32=True):
     """Eigendecomposition of a fold's training kernel K[train, train], largest first.
 
     For float32 work (float32 designs) in float32 with the small end refined in float64
-    (``refine_small_end``); for float64 designs, or when refining would take more than a quarter of the
-    axes, in float64.
+    (``refine_small_end``); for float64 designs, when refining would take more than a quarter of the
+    axes, or without ``try_float32`` (a sibling fold needed float64: the folds of one kernel share its
+    spectrum), in float64.
 
     Returns
     -------
@@ -194,10 +195,11 @@ def eigh_fold(kernel, train, alpha_min, dtype, keep64=False):
         in ``dtype``
     refined : array of shape (r, n_refined), float64: the refined eigenvectors (the last columns of
         ``vectors``, in the same order), or None
+    in_float64 : bool, whether the fold was decomposed in float64
     """
     backend = get_backend()
     result = None
-    if dtype != "float64":
+    if dtype != "float64" and try_float32:
         kernel_train = kernel[train][:, train]
         eigenvalues, vectors = _eigh_ascending(backend.asarray(kernel_train, dtype="float32"))
         eigenvalues = backend.asarray(eigenvalues, dtype="float64")
@@ -210,31 +212,33 @@ def eigh_fold(kernel, train, alpha_min, dtype, keep64=False):
             result = (eigenvalues, vectors, None) if not n_refined else \
                 refine_small_end(kernel_train, eigenvalues, vectors, alpha_min, n_refined)
         del kernel_train, vectors
-    if result is None:
+    in_float64 = result is None
+    if in_float64:
         result = (*_eigh_ascending(kernel[train][:, train]), None)
     eigenvalues, vectors, refined = result
     vectors = backend.flip(vectors, 1)
     vectors = np.ascontiguousarray(vectors) if backend.name == "numpy" else vectors.contiguous()
-    return backend.flip(eigenvalues, 0), vectors, None if refined is None else backend.flip(refined, 1)
+    return backend.flip(eigenvalues, 0), vectors, None if refined is None else backend.flip(refined, 1), in_float64
 
 
-def decompose_fold(kernel, train, val, alphas, dtype, method="auto", keep64=False):
+def decompose_fold(kernel, train, val, alphas, dtype, method="auto", keep64=False, try_float32=True):
     """One fold of the kernel form from the training kernel.
 
     With ``keep64`` (the refit's fold) the basis and validation map are also returned in float64. Else
     A = K_val,train Q and H = A^T A are formed in the work dtype, except A's refined columns, formed in
     float64 from the refined eigenvectors (their true values are tiny, and float32 products of
-    K_val,train with them would be rounding noise of its size).
+    K_val,train with them would be rounding noise of its size). ``try_float32``: as ``eigh_fold``.
 
     Returns
     -------
-    fold : Fold with basis Q and validation map A = K_val,train Q in ``dtype``
+    fold : Fold with basis Q and validation map A = K_val,train Q in ``dtype``; its ``in_float64`` says
+        whether it was decomposed in float64
     Q, A : the same in float64, or None without ``keep64``
     """
     backend = get_backend()
     train, val = backend.asarray(train), backend.asarray(val)
     keep64 = keep64 or dtype == "float64"
-    eigenvalues, Q, refined = eigh_fold(kernel, train, float(np.min(alphas)), dtype, keep64)
+    eigenvalues, Q, refined, in_float64 = eigh_fold(kernel, train, float(np.min(alphas)), dtype, keep64, try_float32)
     kernel_val = kernel[val][:, train]
     if keep64:
         val_map = kernel_val @ Q
@@ -245,10 +249,11 @@ def decompose_fold(kernel, train, val, alphas, dtype, method="auto", keep64=Fals
     del kernel_val
     fractions = _fractions_if_cheaper("kernel", eigenvalues, lambda: val_map.T @ val_map, len(val), alphas,
                                       method, dtype)
-    log.debug("kernel fold of %d training TRs: %s, %s axes refined in float64", len(train),
-              "fractions" if fractions is not None else "direct", 0 if refined is None else refined.shape[1])
+    log.debug("kernel fold of %d training TRs: %s, %s", len(train), "fractions" if fractions is not None else "direct",
+              "decomposed in float64" if in_float64 else f"{0 if refined is None else refined.shape[1]} axes refined "
+              f"in float64")
     fold = Fold(train, val, eigenvalues, backend.asarray(Q, dtype=dtype), backend.asarray(val_map, dtype=dtype),
-                fractions)
+                fractions, in_float64)
     return (fold, Q, val_map) if keep64 else (fold, None, None)
 
 
@@ -345,8 +350,11 @@ def fit_kernel(X_train, Y_train, splits, X_test, Y_test, alphas, dtype, method, 
     scores = np.empty((n_folds, len(alphas), n_share))
     methods = [None] * n_folds
     bar = tqdm(total=n_folds * -(-n_share // batch), desc="ridge folds x target batches", disable=not progress)
+    try_float32 = True
     for index in list(range(1, n_folds)) + [0]:   # fold 0 last: its batches complete the scores and refit
-        fold, Q, val_map = decompose_fold(kernel, *splits[index], alphas, dtype, method, keep64=index == 0)
+        fold, Q, val_map = decompose_fold(kernel, *splits[index], alphas, dtype, method, keep64=index == 0,
+                                          try_float32=try_float32)
+        try_float32 = not fold.in_float64   # a steep spectrum in one fold is a steep spectrum in the next
         methods[index] = "fractions" if fold.fractions is not None else "direct"
         decomposition = None
         if index == 0:
