@@ -13,7 +13,7 @@ A minimal config (paths relative to its folder; every key: ``encoding/words/_con
     models: [gpt2-xl]                     # Hugging Face ids or local folders (or {name: id or folder})
     context: {unit: sentences, size: 1}   # or {unit: words, size: 20}
     pooling: last_token                   # or token_mean
-    epochs: {tmin: -0.2, tmax: 0.8, baseline: [-0.2, 0.0], decim: 4}
+    epochs: {tmin: -0.2, tmax: 0.8, decim: 4}
     windows: {start: 0.0, stop: 0.5, width: 0.025}
     subjects:
       sub-01: {raw: sub-01_meg.fif, words: sub-01_words.tsv}   # onset (s), word; or runs: [...]

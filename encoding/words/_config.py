@@ -44,7 +44,9 @@ DEFAULTS = {
 NESTED = {
     "context": {"unit": "sentences", "size": 1, "max_tokens": 512, "bos": True},
     "extraction": {"device": "cpu", "dtype": "float32", "batch_size": 16},
-    "epochs": {"tmin": -0.2, "tmax": 0.8, "baseline": [-0.2, 0.0], "decim": 1, "picks": "data"},
+    # no baseline by default: in continuous speech the 200 ms before a word hold the previous word's
+    # response, and subtracting it leaks that response (and whatever predicts it) into every window
+    "epochs": {"tmin": -0.2, "tmax": 0.8, "baseline": None, "decim": 1, "picks": "data"},
     "windows": {"start": 0.0, "stop": 0.5, "width": 0.025},
     "compare": {"models": None, "layers": {}, "windows": None, "sensor_group": "all", "n_permutations": 1000,
                 "threshold": None},

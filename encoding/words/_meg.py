@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from features.errors import InputError
 
@@ -70,6 +71,9 @@ def read_run(run, config, subject, base):
         source = expand_path(run["epochs"], config, base, subject=subject)
         table = read_word_table(table_path, need_onset=False)
         epochs = _epochs_from_file(source, run, config, base, subject)
+        onsets = pd.to_numeric(table["onset"], errors="coerce") if "onset" in table else None
+        if onsets is not None and onsets.notna().all():
+            check_baseline_gap(onsets.to_numpy(float), config["epochs"], table_path)
         if len(epochs) != len(table):
             raise InputError(f"{source}: field 'epochs' holds {len(epochs)} epochs, its table {table_path} lists "
                              f"{len(table)} words.")
@@ -89,6 +93,7 @@ def _epochs_from_raw(source, table, table_path, run, settings):
     samples = _onset_samples(raw, table, table_path, run, source)
     tmin, tmax = float(settings["tmin"]), float(settings["tmax"])
     seconds = (samples - raw.first_samp) / raw.info["sfreq"]
+    check_baseline_gap(seconds, settings, table_path)
     last = raw.times[-1]
     outside = np.flatnonzero((seconds + tmin < 0) | (seconds + tmax > last))
     if outside.size:
@@ -127,6 +132,34 @@ def _onset_samples(raw, table, table_path, run, source):
         raise InputError(f"{source}: field 'events' finds {len(events)} word events, the table {table_path} lists "
                          f"{len(table)} words.")
     return events[:, 0]
+
+
+def check_baseline_gap(onsets, settings, table_path):
+    """Warn when the baseline interval falls inside the previous word's epoch.
+
+    With words every 500 ms and epochs to 800 ms, a baseline of -200 to 0 ms is the previous word's
+    300-500 ms response: subtracting it puts that response, negated, into every window of the current
+    word, and a model whose context carries the previous word "predicts" it there (false early effects).
+    A baseline is safe for a word only when ``onset + baseline start >= previous onset + tmax``.
+
+    Returns
+    -------
+    n_overlapping : int, the words whose baseline overlaps the previous word's epoch
+    """
+    baseline = _baseline(settings)
+    onsets = np.asarray(onsets, dtype=np.float64)
+    if baseline is None or onsets.size < 2:
+        return 0
+    start = float(settings["tmin"]) if baseline[0] is None else baseline[0]
+    gaps = np.diff(onsets)
+    needed = float(settings["tmax"]) - start
+    overlapping = int(np.sum(gaps < needed - 1e-9))
+    if overlapping:
+        log.warning("%s: the baseline [%s, %s] s overlaps the previous word's epoch for %d of %d words (it needs "
+                    "%.3f s between onsets, the median gap is %.3f s); the previous word's response leaks into "
+                    "every window. Set epochs.baseline: null (the default) for continuous speech.", table_path,
+                    baseline[0], baseline[1], overlapping, onsets.size, needed, float(np.median(gaps)))
+    return overlapping
 
 
 def _baseline(settings):
