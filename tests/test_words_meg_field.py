@@ -54,3 +54,19 @@ def test_the_old_baseline_gives_false_early_effects_and_the_default_none(planted
     assert (new.p[np.ix_(rows, LATE)] < 0.01).all() and (old.p[np.ix_(rows, LATE)] < 0.01).all()
     assert new.r[np.ix_(rows, LATE)].min() > 0.3
 
+
+def test_permuted_blocks_stay_inside_a_segment_and_move_across_segments():
+    """The README's words: blocks of consecutive words, none crossing a segment boundary, exchanged across
+    the whole story; a segment's leftover words stay in place."""
+    from encoding.stats import block_permutations
+
+    lengths = [25, 23, 30]                                   # segments of 25, 23 and 30 words
+    permutations = block_permutations(lengths, 10, 200, seed=0)
+    segment = np.repeat([0, 1, 2], lengths)
+    blocks = permutations.blocks
+    assert len(blocks) == 2 + 2 + 3 and all(len(set(segment[b])) == 1 for b in blocks)
+    assert sorted(permutations.fixed.tolist()) == [20, 21, 22, 23, 24, 45, 46, 47]
+    # how often a block lands in another segment's place: 1 - sum(n_s^2) / n^2 of all slots = 0.65
+    moved = np.mean([segment[blocks[order[b]][0]] != segment[blocks[b][0]] for order in permutations.order
+                     for b in range(len(blocks))])
+    assert moved == pytest.approx(1 - (4 + 4 + 9) / 49, abs=0.05)

@@ -8,9 +8,11 @@ words' statistics. Every word thus gets a held-out prediction, and:
 - r per sensor x window is the Pearson correlation over all words of responses and predictions, each
   centred within its segment (so a segment's offset, common to its responses and its fold's
   predictions, adds nothing);
-- its p-value comes from block permutations of words within segments (``encoding.stats``; adjacent
-  words' epochs overlap in time, so blocks of ``permutation_block`` consecutive words are exchanged,
-  not single words), and q from Benjamini-Hochberg over all sensors x windows of the map;
+- its p-value comes from block permutations (``encoding.stats``; adjacent words' epochs overlap in
+  time, so blocks of ``permutation_block`` consecutive words are exchanged, not single words): each
+  segment is cut into blocks (none crosses a segment boundary, a segment's leftover words stay in
+  place) and the blocks of all segments are exchanged with one another, and q comes from
+  Benjamini-Hochberg over all sensors x windows of the map;
 - the per-word error is the squared error of the z-scored prediction, averaged over each sensor
   group's sensors, per window; the per-word r terms ``z_y * z_p`` (columns scaled to unit norm, so
   they sum over words to r) are averaged the same way: the paired comparison of two models works on them.
