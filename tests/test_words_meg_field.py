@@ -70,3 +70,80 @@ def test_permuted_blocks_stay_inside_a_segment_and_move_across_segments():
     moved = np.mean([segment[blocks[order[b]][0]] != segment[blocks[b][0]] for order in permutations.order
                      for b in range(len(blocks))])
     assert moved == pytest.approx(1 - (4 + 4 + 9) / 49, abs=0.05)
+
+
+def _hand_targets(raw, onsets, decim, windows, tmin=-0.2, tmax=0.8):
+    """Independent reference: cut every word's samples by hand, keep every decim-th, average per window."""
+    data, sfreq = raw.get_data(), raw.info["sfreq"]
+    first, last = int(round(tmin * sfreq)), int(round(tmax * sfreq))
+    start = np.round(onsets * sfreq).astype(int)
+    epochs = np.stack([data[:, s + first:s + last + 1] for s in start])[..., ::decim]
+    times = (np.arange(first, last + 1) / sfreq)[::decim]
+    return np.stack([epochs[..., (times >= a - 1e-9) & (times < b - 1e-9)].mean(-1) for a, b in windows], -1)
+
+
+def test_mne_warnings_reach_the_user_and_filtering_is_mnes(planted, tmp_path):
+    import mne
+    import yaml
+
+    folder, config_path, facts = planted
+    raw = mne.io.read_raw(folder / "sub-01_raw.fif", preload=True, verbose="error")
+    level = logging.getLogger("mne").level
+    windows = [(w / 10, (w + 1) / 10) for w in range(6)]
+
+    def targets(**sections):
+        settings = yaml.safe_load(config_path.read_text())
+        settings["subjects"]["sub-01"] = {k: str(folder / v) for k, v in settings["subjects"]["sub-01"].items()}
+        settings.update(sections)
+        path = tmp_path / "study.yaml"
+        path.write_text(yaml.safe_dump(settings))
+        return prepare(load_words_config(path))[1]["sub-01"].Y
+
+    # decimating 200 Hz by 4 with the recording's 100 Hz low-pass aliases: without the anti-alias low-pass
+    # MNE says so, and the warning is no longer silenced for the whole process
+    with pytest.warns(RuntimeWarning, match="aliasing"):
+        unfiltered = targets(epochs={"tmin": -0.2, "tmax": 0.8, "decim": 4}, filter={"antialias": False})
+    np.testing.assert_allclose(unfiltered, _hand_targets(raw, facts["onsets"], 4, windows), rtol=1e-5, atol=1e-12)
+    assert logging.getLogger("mne").level == level
+    # the default low-passes at a third of the decimated rate (50 / 3 Hz) first, with MNE's own filter, and a
+    # band-pass asked for is MNE's band-pass of the whole recording: no aliasing warning either way
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        antialiased = targets(epochs={"tmin": -0.2, "tmax": 0.8, "decim": 4})
+        band = targets(epochs={"tmin": -0.2, "tmax": 0.8, "decim": 4}, filter={"l_freq": 1.0, "h_freq": 12.0})
+    reference = raw.copy().filter(None, 200 / 4 / 3, verbose="error")
+    np.testing.assert_allclose(antialiased, _hand_targets(reference, facts["onsets"], 4, windows), rtol=1e-5,
+                               atol=1e-12)
+    reference = raw.copy().filter(1.0, 12.0, verbose="error")
+    np.testing.assert_allclose(band, _hand_targets(reference, facts["onsets"], 4, windows), rtol=1e-5, atol=1e-12)
+    assert not np.allclose(band, antialiased, atol=1e-8)
+
+
+def test_epochs_overlapping_bad_annotations_are_dropped_and_counted(planted, tmp_path, caplog):
+    import mne
+    import yaml
+
+    from encoding.words._study import with_every_word
+
+    folder, config_path, facts = planted
+    raw = mne.io.read_raw(folder / "sub-01_raw.fif", preload=True, verbose="error")
+    # a blink from 100.0 to 101.0 s: the epochs (-0.2 to 0.8 s) of the words at 99.5, 100, 100.5 and 101 s
+    raw.set_annotations(mne.Annotations([100.0, 150.0], [1.0, 0.5], ["BAD_blink", "speech"]))
+    raw.save(tmp_path / "sub-01_raw.fif", verbose="error")
+    settings = yaml.safe_load(config_path.read_text())
+    settings["subjects"]["sub-01"] = {"raw": str(tmp_path / "sub-01_raw.fif"), "words": str(folder / "sub-01_words.tsv")}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    with caplog.at_level(logging.WARNING, logger="encoding.words._meg"):
+        target = prepare(load_words_config(path))[1]["sub-01"]
+    assert "dropped 4 of 400 word epochs that overlap BAD annotations" in caplog.text
+    assert np.flatnonzero(~target.kept).tolist() == [197, 198, 199, 200]      # the "speech" annotation is no BAD
+    full = prepare(load_words_config(config_path))[1]["sub-01"]
+    np.testing.assert_array_equal(target.Y, full.Y[target.kept])
+    assert len(target.segments) == 396
+    X, _ = model_features(facts["amplitude"], facts["number"])
+    fit = with_every_word(fit_words(X[target.kept], target.Y, target.segments, n_permutations=0), target.kept)
+    assert fit.word_error.shape[0] == 400 and np.isnan(fit.word_error[197:201]).all()
+    assert np.isfinite(fit.word_error[target.kept]).all()

@@ -109,6 +109,8 @@ def compare_fits(fits, subjects, models, layers, group="all", windows=None, n_pe
         fit_a, fit_b = fits[subject, a, layers[a]], fits[subject, b, layers[b]]
         g = _group_index(fit_a, group)
         terms_a, terms_b = fit_a.word_r_terms[:, g].astype(np.float64), fit_b.word_r_terms[:, g].astype(np.float64)
+        kept = np.isfinite(terms_a).all(1) & np.isfinite(terms_b).all(1)     # words of dropped epochs are NaN
+        terms_a, terms_b = terms_a[kept], terms_b[kept]
         chosen = _window_mask(target.windows, windows)
         for w, (start, stop) in enumerate(target.windows):
             rows.append({"subject": subject, "window": w, "window_start": start, "window_stop": stop,

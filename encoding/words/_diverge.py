@@ -51,8 +51,11 @@ def word_errors(fits, subjects, model, layer, windows=None, group="all"):
                              f"{', '.join(fit.extra['groups'])}.")
         chosen = _chosen_windows(target.windows, windows)
         e = fit.word_error[:, fit.extra["groups"].index(group)][:, chosen].mean(1)
-        per_subject.append((e - e.mean()) / (e.std() if e.std() > 0 else 1))
-    return np.mean(per_subject, 0)
+        # words whose epochs overlapped a BAD annotation are NaN, and left out of a subject's mean
+        per_subject.append((e - np.nanmean(e)) / (np.nanstd(e) if np.nanstd(e) > 0 else 1))
+    per_subject = np.array(per_subject)
+    counted = np.isfinite(per_subject).sum(0)
+    return np.where(counted > 0, np.nansum(per_subject, 0) / np.maximum(counted, 1), np.nan)
 
 
 def _chosen_windows(windows, span):
@@ -87,7 +90,7 @@ def word_groups(errors, sentence_of, k, seed=0):
     table = pd.DataFrame({"word_index": np.arange(len(errors)), "error": errors, "split": split, "group": "",
                           "rank_in_split": -1})
     for name in ("proposal", "validation"):
-        index = np.flatnonzero(split == name)
+        index = np.flatnonzero((split == name) & np.isfinite(errors))
         if index.size < 2 * k:
             raise InputError(f"diverge: field 'diverge.k' is {k}, but the {name} half has only {index.size} words; "
                              f"use k <= {index.size // 2}.")

@@ -6,7 +6,8 @@ The folder (written under a temporary name, renamed when complete, never replace
 - ``words_scores.csv``: the tidy table, one row per (subject, model, layer, sensor, window): r, p, q,
   significant, the median alpha over the outer folds and the inner-CV score;
 - ``layers.csv``: per (subject, model, layer): mean and max r, significant sensor x windows, the
-  inner-CV score, and the layer chosen by it (``best_layer_by_cv``);
+  inner-CV score, the layer chosen by it (``best_layer_by_cv``), the words fitted (``n_words``) and
+  those left out because their epochs overlapped a BAD annotation (``n_words_dropped_bad``);
 - ``scores.h5``: ``/<subject>/<model>/layer_<k>/{r, p, q, alpha, cv_score, word_error}`` (word_error:
   (n_words, n_sensor_groups, n_windows)) with the sensor names, windows and groups as attributes;
 - ``figures/``: r over time per sensor group and a topography per window, at each model's CV-best layer;
@@ -99,8 +100,14 @@ def layers_table(fits, subjects, models, layers, fdr_q):
                 rows.append({"subject": subject, "model": model, "layer": layer, "mean_r": float(np.nanmean(fit.r)),
                              "max_r": float(np.nanmax(fit.r)), "n_significant": int((fit.q < fdr_q).sum()),
                              "n_targets": int(fit.r.size), "mean_cv_score": float(np.nanmean(fit.cv_score)),
-                             "best_layer_by_cv": layer == best})
+                             "best_layer_by_cv": layer == best, "n_words": int(len(subjects[subject].Y)),
+                             "n_words_dropped_bad": _n_dropped(subjects[subject])})
     return pd.DataFrame(rows)
+
+
+def _n_dropped(target):
+    """Words whose epochs overlapped a BAD annotation of the recording."""
+    return 0 if target.kept is None else int((~target.kept).sum())
 
 
 def _write_scores(path, fits, subjects):
