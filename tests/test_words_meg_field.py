@@ -147,3 +147,21 @@ def test_epochs_overlapping_bad_annotations_are_dropped_and_counted(planted, tmp
     fit = with_every_word(fit_words(X[target.kept], target.Y, target.segments, n_permutations=0), target.kept)
     assert fit.word_error.shape[0] == 400 and np.isnan(fit.word_error[197:201]).all()
     assert np.isfinite(fit.word_error[target.kept]).all()
+
+
+def test_foldwise_r_is_unbiased_under_the_null_where_pooled_r_is_below_zero():
+    """Random features on white noise: the pooled r (each fold its own alpha per target) lies below zero,
+    the mean over folds does not; the permutation test uses the pooled r and stays conservative."""
+    rng = np.random.default_rng(0)
+    n_words, n_targets = 400, 300
+    X, Y = rng.standard_normal((n_words, 8)), rng.standard_normal((n_words, n_targets, 1))
+    segments = np.repeat(np.arange(4), n_words // 4)
+    fit = fit_words(X, Y, segments, alphas=np.logspace(-1, 5, 13), n_permutations=200, permutation_block=10)
+    assert fit.r.mean() == pytest.approx(-0.040, abs=0.01)
+    assert abs(fit.r_foldwise.mean()) < 0.01
+    assert (fit.p < 0.05).mean() <= 0.05           # 3.3 % of 300 null targets: not liberal
+    # with a planted signal both say the same
+    Y[:, :10, 0] += X[:, :1]
+    planted = fit_words(X, Y, segments, alphas=np.logspace(-1, 5, 13), n_permutations=0)
+    np.testing.assert_allclose(planted.r_foldwise[:10], planted.r[:10], atol=0.03)
+    assert planted.r[:10].min() > 0.6

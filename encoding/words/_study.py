@@ -33,7 +33,7 @@ from ._story import match_story, read_word_table, segment_labels
 log = logging.getLogger(__name__)
 
 #: Bumped when the meaning of a fit file's numbers changes.
-FIT_VERSION = 1
+FIT_VERSION = 2
 
 
 @dataclass
