@@ -44,9 +44,10 @@ class WordFit:
     word_error: np.ndarray      # (n, G, W) squared error of the z-scored prediction, mean over each group's sensors
     word_r_terms: np.ndarray    # (n, G, W) per-word terms of r, mean over each group's sensors
     r_foldwise: np.ndarray = None   # (S, W) mean over outer folds of r within each test segment
+    sensor_r_terms: np.ndarray = None  # (n, S, W) per-word terms of r at every sensor (sensor x time clusters)
     extra: dict = field(default_factory=dict)
 
-    FIELDS = ("r", "p", "q", "alpha", "cv_score", "word_error", "word_r_terms", "r_foldwise")
+    FIELDS = ("r", "p", "q", "alpha", "cv_score", "word_error", "word_r_terms", "r_foldwise", "sensor_r_terms")
 
 
 def _zscore(train, test):
@@ -141,13 +142,20 @@ def fit_words(X, Y, segments, groups=None, alphas=DEFAULT_ALPHAS, cv_folds=None,
     word_r_terms = _group_means(products.reshape(n_words, n_sensors, n_windows), groups)
     word_error = _group_means(((Y_z - P) ** 2).reshape(n_words, n_sensors, n_windows), groups)
     shape = (n_sensors, n_windows)
-    # within a segment Y_c and P_c are already centred: r is the sum of unit-scaled products
-    r_foldwise = np.mean([(_unit(Y_c[segments == s]) * _unit(P_c[segments == s])).sum(0)
-                          for s in np.unique(segments)], 0)
+    # within a segment Y_c and P_c are already centred: the fold's r is the sum of its unit-scaled products;
+    # these fold-wise terms (over the number of folds) sum to r_foldwise and, unlike the pooled terms, carry
+    # no scale mixed across folds: the paired and cluster tests of two models work on them
+    fold_terms = np.empty_like(products)
+    labels = np.unique(segments)
+    for s in labels:
+        rows = segments == s
+        fold_terms[rows] = _unit(Y_c[rows]) * _unit(P_c[rows]) / len(labels)
+    r_foldwise = fold_terms.sum(0)
     return WordFit(r=np.asarray(r).reshape(shape), p=np.asarray(p).reshape(shape),
                    q=fdr_bh(np.asarray(p)).reshape(shape), alpha=alpha.reshape(-1, *shape),
                    cv_score=cv_score.mean(0).reshape(shape), word_error=word_error.astype(np.float32),
                    word_r_terms=word_r_terms.astype(np.float32), r_foldwise=r_foldwise.reshape(shape),
+                   sensor_r_terms=products.reshape(n_words, n_sensors, n_windows).astype(np.float32),
                    extra={"groups": list(groups)})
 
 

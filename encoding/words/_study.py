@@ -33,7 +33,7 @@ from ._story import match_story, read_word_table, segment_labels
 log = logging.getLogger(__name__)
 
 #: Bumped when the meaning of a fit file's numbers changes.
-FIT_VERSION = 2
+FIT_VERSION = 3
 
 
 @dataclass
@@ -210,7 +210,7 @@ def with_every_word(fit, kept):
     """The fit's per-word arrays on every story word, NaN for the words whose epochs were dropped."""
     if kept.all():
         return fit
-    for name in ("word_error", "word_r_terms"):
+    for name in ("word_error", "word_r_terms", "sensor_r_terms"):
         full = np.full((kept.size, *getattr(fit, name).shape[1:]), np.nan, np.float32)
         full[kept] = getattr(fit, name)
         setattr(fit, name, full)
