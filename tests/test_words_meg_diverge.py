@@ -210,3 +210,25 @@ def test_zero_shot_verifier_gives_the_nli_models_entailment_probability(tmp_path
                 logits = model(**encoded).logits[0]
             assert scores[i, j] == pytest.approx(float(torch.softmax(logits[[0, 2]], 0)[1]), abs=1e-6)
     np.testing.assert_array_equal(holds, scores > 0.5)
+
+
+def test_contrast_on_the_command_line_ranks_by_b_error_minus_a(study, tmp_path, minilm):
+    from encoding.words._config import load_words_config
+    from encoding.words._diverge import contrast_errors
+    from encoding.words._run import prepare
+    from encoding.words._study import fit_study
+
+    folder, config, _ = study
+    path = _with(config, tmp_path)
+    assert main(["diverge", "--config", str(path), "--contrast", f"tiny,{folder / 'proposer'}"]) == 0
+    table = pd.read_csv(tmp_path / "results-diverge" / "hypotheses.csv")
+    assert {"contrast_holds_minus_not", "model_b", "layer_b"} <= set(table.columns)
+    assert table["model"].iloc[0] == "tiny" and table["model_b"].iloc[0] == "proposer"
+    groups = pd.read_csv(tmp_path / "results-diverge" / "groups.csv", keep_default_na=False)
+    settings = load_words_config(path)
+    settings["models"]["proposer"] = str(folder / "proposer")
+    story, subjects = prepare(settings)
+    fits, _ = fit_study(settings, story, subjects, ["tiny", "proposer"], progress=False)
+    expected = contrast_errors(fits, subjects, ("tiny", "proposer"), {"tiny": 2, "proposer": 2}, [0.2, 0.3], "effect_1")
+    np.testing.assert_allclose(groups.sort_values("word_index")["error"], expected, rtol=1e-5)
+    assert main(["diverge", "--config", str(path), "--contrast", "tiny", "--overwrite"]) == 2

@@ -216,3 +216,34 @@ def test_block_wise_sign_flips_keep_false_clusters_near_the_nominal_rate():
             _, clusters = cluster_test_sensors_time(block_sums(differences, segments, block), adjacency, 200, seed=k)
             false[block] += any(p < 0.05 for _, p, _ in clusters)
     assert false[10] <= 3 and false[1] >= 8
+
+
+def test_contrast_mining_finds_where_a_beats_b_and_one_models_worst_words_do_not(planted):
+    """B lacks the planted feature on number words (a quarter of the words): ranking by B's error minus
+    A's puts them in the held-out half's group A at 0.80 precision; B's own worst words at 0.48."""
+    from encoding.words import word_groups
+    from encoding.words._diverge import _holds_minus_not, contrast_errors, word_errors
+
+    folder, config_path, facts = planted
+    A, B = model_features(facts["amplitude"], facts["number"])
+    _, subjects = prepare(load_words_config(config_path))
+    target = subjects["sub-01"]
+    groups = {"all": np.arange(len(CHANNELS)), "planted": np.array([CHANNELS.index(c) for c in PLANTED])}
+    fits = {("sub-01", name, 0): fit_words(X, target.Y, target.segments, groups, n_permutations=0)
+            for name, X in (("a", A), ("b", B))}
+    sentence_of = np.arange(len(facts["words"])) // 8
+    number = facts["number"]
+
+    def precision(errors):
+        table = word_groups(errors, sentence_of, 25, seed=0)
+        validation = table[(table["split"] == "validation") & (table["group"] != "")]
+        top = validation.loc[validation["group"] == "A", "word_index"].to_numpy()
+        return number[top].mean(), validation
+
+    contrast = contrast_errors(fits, subjects, ("a", "b"), {"a": 0, "b": 0}, [0.3, 0.5], "planted")
+    assert precision(contrast)[0] == pytest.approx(0.80)
+    assert precision(word_errors(fits, subjects, "b", 0, [0.3, 0.5], "planted"))[0] == pytest.approx(0.48)
+    # the held-out check of a hypothesis: an oracle "is a number word" holds where A beats B
+    _, validation = precision(contrast)
+    holds = number[validation["word_index"].to_numpy()][None]
+    assert _holds_minus_not(holds, validation["error"].to_numpy())[0] > 1.0

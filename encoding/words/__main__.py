@@ -47,6 +47,8 @@ def build_parser():
             command.add_argument("--models", help="comma list of model names, Hugging Face ids or folders")
         if name == "diverge":
             command.add_argument("--model", help="the model whose errors are mined (default: the first)")
+            command.add_argument("--contrast", help="A,B: mine the words where model A beats model B (ranked by B's "
+                                                    "error minus A's) instead of one model's worst words")
             command.add_argument("--proposer", help="Hugging Face id or folder of a causal LM, or an OpenAI-compatible "
                                                     "endpoint http://host:port/v1 (used only when given)")
             command.add_argument("--proposer-model", help="the 'model' field sent to an HTTP endpoint")
@@ -127,8 +129,11 @@ def main(argv=None):
         else:
             from ._diverge import run_diverge
 
+            contrast = _models(config, args.contrast) if args.contrast else None
+            if contrast is not None and len(contrast) != 2:
+                raise InputError(f"--contrast: expected two models A,B, found {len(contrast)} ({args.contrast}).")
             out, table = run_diverge(config, args.overwrite, args.out, args.proposer, args.verifier,
-                                     _models(config, args.model)[0] if args.model else None)
+                                     _models(config, args.model)[0] if args.model else None, contrast)
             print(table.head(10)[["rank", "hypothesis", "validity", "p", "q"]].to_string(
                 index=False, float_format=lambda v: f"{v:.3g}"))
             print(f"\nResults in {out}/ (hypotheses.csv, groups.csv, proposer.jsonl, verifier.h5)")
