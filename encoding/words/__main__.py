@@ -52,8 +52,8 @@ def build_parser():
             command.add_argument("--proposer", help="Hugging Face id or folder of a causal LM, or an OpenAI-compatible "
                                                     "endpoint http://host:port/v1 (used only when given)")
             command.add_argument("--proposer-model", help="the 'model' field sent to an HTTP endpoint")
-            command.add_argument("--verifier", help="minilm (default), a sentence-embedding model, or "
-                                                    "zero-shot:<NLI model id or folder>")
+            command.add_argument("--verifier", help="minilm (default), a sentence-embedding model, "
+                                                    "zero-shot:<NLI model id or folder>, or lm:<causal LM folder>")
             command.add_argument("--hypotheses", help="text file of hypotheses to test besides the proposed ones")
     example = commands.add_parser("example", help="write a simulated study (EEG, story, word onsets, config) to run",
                                   description="Write a small simulated study whose responses MiniLM's layer 4 drives "

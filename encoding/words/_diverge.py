@@ -227,7 +227,7 @@ def run_diverge(config, overwrite=False, out=None, proposer=None, verifier=None,
         raise InputError(f"--proposer {proposer_spec}: its answers held no hypotheses (see the prompt and answer "
                          f"format in encoding/words/_proposer.py) and 'diverge.hypotheses' lists none.")
     validation = groups[(groups["split"] == "validation") & (groups["group"] != "")]
-    items = [story.sentence(i) if settings["verifier_input"] == "sentence" else story.words[i]
+    items = [story.marked_sentence(i) if settings["verifier_input"] == "sentence" else story.words[i]
              for i in validation["word_index"]]
     judge = make_verifier(verifier or settings["verifier"], device)
     scores, holds = judge.judge(candidates, items)

@@ -49,6 +49,14 @@ class Story:
         index = np.flatnonzero(self.sentence_of == self.sentence_of[i])
         return self.text[self.spans[index[0]][0]:self.spans[index[-1]][1]]
 
+    def marked_sentence(self, i):
+        """The sentence that holds word i, word i in [brackets]: what a verifier judges."""
+        from ._verifier import marked_sentence
+
+        index = np.flatnonzero(self.sentence_of == self.sentence_of[i])
+        start = self.spans[index[0]][0]
+        return marked_sentence(self.sentence(i), self.spans[i][0] - start, self.spans[i][1] - start)
+
 
 @dataclass
 class SubjectTargets:
