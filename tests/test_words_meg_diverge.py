@@ -210,3 +210,63 @@ def test_zero_shot_verifier_gives_the_nli_models_entailment_probability(tmp_path
                 logits = model(**encoded).logits[0]
             assert scores[i, j] == pytest.approx(float(torch.softmax(logits[[0, 2]], 0)[1]), abs=1e-6)
     np.testing.assert_array_equal(holds, scores > 0.5)
+
+
+def test_contrast_on_the_command_line_ranks_by_b_error_minus_a(study, tmp_path, minilm):
+    from encoding.words._config import load_words_config
+    from encoding.words._diverge import contrast_errors
+    from encoding.words._run import prepare
+    from encoding.words._study import fit_study
+
+    folder, config, _ = study
+    path = _with(config, tmp_path)
+    assert main(["diverge", "--config", str(path), "--contrast", f"tiny,{folder / 'proposer'}"]) == 0
+    table = pd.read_csv(tmp_path / "results-diverge" / "hypotheses.csv")
+    assert {"contrast_holds_minus_not", "model_b", "layer_b"} <= set(table.columns)
+    assert table["model"].iloc[0] == "tiny" and table["model_b"].iloc[0] == "proposer"
+    groups = pd.read_csv(tmp_path / "results-diverge" / "groups.csv", keep_default_na=False)
+    settings = load_words_config(path)
+    settings["models"]["proposer"] = str(folder / "proposer")
+    story, subjects = prepare(settings)
+    fits, _ = fit_study(settings, story, subjects, ["tiny", "proposer"], progress=False)
+    expected = contrast_errors(fits, subjects, ("tiny", "proposer"), {"tiny": 2, "proposer": 2}, [0.2, 0.3], "effect_1")
+    np.testing.assert_allclose(groups.sort_values("word_index")["error"], expected, rtol=1e-5)
+    assert main(["diverge", "--config", str(path), "--contrast", "tiny", "--overwrite"]) == 2
+
+
+def test_the_verifier_reads_the_target_word_marked_and_an_lm_verifier_gives_yes_minus_no(study):
+    import torch
+    from transformers import GPT2LMHeadModel
+
+    from encoding.words import LMVerifier, marked_sentence
+    from encoding.words._diverge import make_verifier
+    from encoding.words._study import Story
+    from extractors.words_in_context import story_words
+
+    text = "Harry felt such joy that night. Ron saw the owl again."
+    spans, sentence_of = story_words(text)
+    story = Story(text, "story.txt", [text[a:b] for a, b in spans], sentence_of, spans)
+    assert story.marked_sentence(3) == "Harry felt such [joy] that night."
+    assert story.marked_sentence(9) == "Ron saw the [owl] again." and story.marked_sentence(10).endswith("[again.]")
+    assert marked_sentence("a b c", 2, 3) == "a [b] c"
+    folder, _, _ = study
+    verifier = make_verifier(f"lm:{folder / 'tiny'}")
+    assert isinstance(verifier, LMVerifier)
+    items = [story.marked_sentence(3), story.marked_sentence(7)]
+    scores, holds = verifier.judge(["are about emotions"], items)
+    # independent reference: the model's next-token log-probabilities, summed over each answer's bytes
+    model = GPT2LMHeadModel.from_pretrained(folder / "tiny", local_files_only=True).eval()
+    tokenizer = verifier.tokenizer
+    for j, item in enumerate(items):
+        prompt = f"Sentence: {item}\nQuestion: Is it true that the word in brackets are about emotions? Answer:"
+        logp = []
+        for answer in (" Yes", " No"):
+            ids = tokenizer(prompt)["input_ids"] + tokenizer(answer, add_special_tokens=False)["input_ids"]
+            with torch.no_grad():
+                out = torch.log_softmax(model(torch.tensor([ids])).logits[0].double(), -1)
+            n = len(tokenizer(answer, add_special_tokens=False)["input_ids"])
+            logp.append(sum(out[len(ids) - n - 1 + t, ids[len(ids) - n + t]].item() for t in range(n)))
+        assert scores[0, j] == pytest.approx(logp[0] - logp[1], abs=1e-6)
+    assert (holds == (scores > 0)).all()
+    with pytest.raises(InputError, match="lm:/nonexistent"):
+        make_verifier("lm:/nonexistent")

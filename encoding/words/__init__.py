@@ -13,10 +13,10 @@ from ._fit import WordFit, fit_words, held_out_predictions
 from ._meg import read_run, sensor_groups, word_targets
 from ._proposer import HTTPProposer, LocalProposer, parse_hypotheses, proposer_prompt
 from ._story import match_story, normalize_word, read_word_table, segment_labels
-from ._verifier import EmbeddingVerifier, ZeroShotVerifier
+from ._verifier import EmbeddingVerifier, LMVerifier, ZeroShotVerifier, marked_sentence
 
-__all__ = ["EmbeddingVerifier", "HTTPProposer", "LocalProposer", "WordFit", "ZeroShotVerifier",
+__all__ = ["EmbeddingVerifier", "HTTPProposer", "LMVerifier", "LocalProposer", "WordFit", "ZeroShotVerifier",
            "cluster_test_over_time", "compare_fits", "fit_words", "held_out_predictions", "hypothesis_validity",
-           "load_words_config", "match_story", "normalize_word", "paired_word_tests", "parse_hypotheses",
-           "proposer_prompt", "read_run", "read_word_table", "segment_labels", "sensor_groups", "windows_of",
+           "load_words_config", "marked_sentence", "match_story", "normalize_word", "paired_word_tests",
+           "parse_hypotheses", "proposer_prompt", "read_run", "read_word_table", "segment_labels", "sensor_groups", "windows_of",
            "word_groups", "word_targets"]

@@ -13,7 +13,7 @@ A minimal config (paths relative to its folder; every key: ``encoding/words/_con
     models: [gpt2-xl]                     # Hugging Face ids or local folders (or {name: id or folder})
     context: {unit: sentences, size: 1}   # or {unit: words, size: 20}
     pooling: last_token                   # or token_mean
-    epochs: {tmin: -0.2, tmax: 0.8, baseline: [-0.2, 0.0], decim: 4}
+    epochs: {tmin: -0.2, tmax: 0.8, decim: 4}
     windows: {start: 0.0, stop: 0.5, width: 0.025}
     subjects:
       sub-01: {raw: sub-01_meg.fif, words: sub-01_words.tsv}   # onset (s), word; or runs: [...]
@@ -47,11 +47,13 @@ def build_parser():
             command.add_argument("--models", help="comma list of model names, Hugging Face ids or folders")
         if name == "diverge":
             command.add_argument("--model", help="the model whose errors are mined (default: the first)")
+            command.add_argument("--contrast", help="A,B: mine the words where model A beats model B (ranked by B's "
+                                                    "error minus A's) instead of one model's worst words")
             command.add_argument("--proposer", help="Hugging Face id or folder of a causal LM, or an OpenAI-compatible "
                                                     "endpoint http://host:port/v1 (used only when given)")
             command.add_argument("--proposer-model", help="the 'model' field sent to an HTTP endpoint")
-            command.add_argument("--verifier", help="minilm (default), a sentence-embedding model, or "
-                                                    "zero-shot:<NLI model id or folder>")
+            command.add_argument("--verifier", help="minilm (default), a sentence-embedding model, "
+                                                    "zero-shot:<NLI model id or folder>, or lm:<causal LM folder>")
             command.add_argument("--hypotheses", help="text file of hypotheses to test besides the proposed ones")
     example = commands.add_parser("example", help="write a simulated study (EEG, story, word onsets, config) to run",
                                   description="Write a small simulated study whose responses MiniLM's layer 4 drives "
@@ -127,8 +129,11 @@ def main(argv=None):
         else:
             from ._diverge import run_diverge
 
+            contrast = _models(config, args.contrast) if args.contrast else None
+            if contrast is not None and len(contrast) != 2:
+                raise InputError(f"--contrast: expected two models A,B, found {len(contrast)} ({args.contrast}).")
             out, table = run_diverge(config, args.overwrite, args.out, args.proposer, args.verifier,
-                                     _models(config, args.model)[0] if args.model else None)
+                                     _models(config, args.model)[0] if args.model else None, contrast)
             print(table.head(10)[["rank", "hypothesis", "validity", "p", "q"]].to_string(
                 index=False, float_format=lambda v: f"{v:.3g}"))
             print(f"\nResults in {out}/ (hypotheses.csv, groups.csv, proposer.jsonl, verifier.h5)")

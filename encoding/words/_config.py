@@ -28,6 +28,7 @@ DEFAULTS = {
     "story": None,             # the story as a text file; default: the words of the first subject's tables
     "subjects": {},            # subject -> {runs: [{raw | epochs, words, ...}, ...]} or one run's keys
     "epochs": {},              # {tmin, tmax, baseline, decim, picks}
+    "filter": {},              # {l_freq, h_freq, antialias}: MNE's band-pass, and a low-pass before decimating
     "windows": {},             # {start, stop, width}: target windows after word onset, in seconds
     "segments": 4,             # CV over story segments: this many contiguous parts when a subject has one run
     "cv_folds": None,          # inner folds over the training segments; None = leave one segment out
@@ -44,7 +45,10 @@ DEFAULTS = {
 NESTED = {
     "context": {"unit": "sentences", "size": 1, "max_tokens": 512, "bos": True},
     "extraction": {"device": "cpu", "dtype": "float32", "batch_size": 16},
-    "epochs": {"tmin": -0.2, "tmax": 0.8, "baseline": [-0.2, 0.0], "decim": 1, "picks": "data"},
+    # no baseline by default: in continuous speech the 200 ms before a word hold the previous word's
+    # response, and subtracting it leaks that response (and whatever predicts it) into every window
+    "epochs": {"tmin": -0.2, "tmax": 0.8, "baseline": None, "decim": 1, "picks": "data"},
+    "filter": {"l_freq": None, "h_freq": None, "antialias": True},
     "windows": {"start": 0.0, "stop": 0.5, "width": 0.025},
     "compare": {"models": None, "layers": {}, "windows": None, "sensor_group": "all", "n_permutations": 1000,
                 "threshold": None},
@@ -168,6 +172,15 @@ def _check_values(config, path):
     epochs = config["epochs"]
     if not float(epochs["tmax"]) > float(epochs["tmin"]) or int(epochs["decim"]) < 1:
         raise InputError(f"{path}: field 'epochs' needs tmax > tmin and decim >= 1, found {epochs}.")
+    filtering = config["filter"]
+    for key in ("l_freq", "h_freq"):
+        if filtering[key] is not None and not (isinstance(filtering[key], (int, float)) and filtering[key] > 0):
+            raise InputError(f"{path}: field 'filter.{key}' must be a frequency in Hz > 0 or null, found "
+                             f"{filtering[key]!r}.")
+    if None not in (filtering["l_freq"], filtering["h_freq"]) and not filtering["l_freq"] < filtering["h_freq"]:
+        raise InputError(f"{path}: field 'filter' needs l_freq < h_freq, found {filtering}.")
+    if not isinstance(filtering["antialias"], bool):
+        raise InputError(f"{path}: field 'filter.antialias' must be true or false, found {filtering['antialias']!r}.")
     diverge = config["diverge"]
     if not isinstance(diverge["k"], int) or diverge["k"] < 2:
         raise InputError(f"{path}: field 'diverge.k' must be a whole number >= 2, found {diverge['k']!r}.")

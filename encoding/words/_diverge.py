@@ -12,6 +12,13 @@
    relabellings of the validation items (group sizes kept) with a validity at least as large (one-sided),
    and q is Benjamini-Hochberg over the hypotheses.
 
+With ``--contrast A,B`` the ranking is not one model's error but where model A beats model B: each
+word's z-scored error of B minus that of A (step 1 for each model, each at its CV-best layer), so group
+A holds the words A predicts much better than B. The hypotheses are validated as above, on the held-out
+half's contrast groups, and each also gets ``contrast_holds_minus_not``: on the held-out words judged,
+the mean contrast where the hypothesis holds minus where it does not (positive: the words it describes
+are ones where A beats B).
+
 Every prompt, response, item, score and verdict is written to the output folder.
 """
 import json
@@ -51,8 +58,11 @@ def word_errors(fits, subjects, model, layer, windows=None, group="all"):
                              f"{', '.join(fit.extra['groups'])}.")
         chosen = _chosen_windows(target.windows, windows)
         e = fit.word_error[:, fit.extra["groups"].index(group)][:, chosen].mean(1)
-        per_subject.append((e - e.mean()) / (e.std() if e.std() > 0 else 1))
-    return np.mean(per_subject, 0)
+        # words whose epochs overlapped a BAD annotation are NaN, and left out of a subject's mean
+        per_subject.append((e - np.nanmean(e)) / (np.nanstd(e) if np.nanstd(e) > 0 else 1))
+    per_subject = np.array(per_subject)
+    counted = np.isfinite(per_subject).sum(0)
+    return np.where(counted > 0, np.nansum(per_subject, 0) / np.maximum(counted, 1), np.nan)
 
 
 def _chosen_windows(windows, span):
@@ -87,7 +97,7 @@ def word_groups(errors, sentence_of, k, seed=0):
     table = pd.DataFrame({"word_index": np.arange(len(errors)), "error": errors, "split": split, "group": "",
                           "rank_in_split": -1})
     for name in ("proposal", "validation"):
-        index = np.flatnonzero(split == name)
+        index = np.flatnonzero((split == name) & np.isfinite(errors))
         if index.size < 2 * k:
             raise InputError(f"diverge: field 'diverge.k' is {k}, but the {name} half has only {index.size} words; "
                              f"use k <= {index.size // 2}.")
@@ -139,7 +149,20 @@ def _read_hypotheses(config):
     return parse_hypotheses(path.read_text())
 
 
-def _propose(proposer, story, groups, settings, seed):
+def contrast_errors(fits, subjects, models, layers, windows=None, group="all"):
+    """Per-word B error minus A error (each z-scored per subject, mean over subjects): high where A beats B.
+
+    Parameters
+    ----------
+    models : (model_a, model_b)
+    layers : dict of model -> layer
+    """
+    a, b = models
+    return word_errors(fits, subjects, b, layers[b], windows, group) - \
+        word_errors(fits, subjects, a, layers[a], windows, group)
+
+
+def _propose(proposer, story, groups, settings, seed, kind="errors"):
     """Proposal rounds: (records of prompt/response/hypotheses, the hypotheses in order)."""
     rng = np.random.default_rng(seed)
     proposal = groups[groups["split"] == "proposal"]
@@ -150,7 +173,7 @@ def _propose(proposer, story, groups, settings, seed):
             index = proposal.loc[proposal["group"] == name, "word_index"].to_numpy()
             take = np.sort(rng.choice(index, min(int(settings["prompt_k"]), index.size), replace=False))
             sample[name] = [(story.words[i], story.sentence(i)) for i in take]
-        prompt = proposer_prompt(sample["A"], sample["B"], int(settings["n_hypotheses"]))
+        prompt = proposer_prompt(sample["A"], sample["B"], int(settings["n_hypotheses"]), kind)
         response = proposer.propose(prompt)
         hypotheses = parse_hypotheses(response, int(settings["n_hypotheses"]))
         records.append({"round": round_, "proposer": proposer.describe(), "prompt": prompt, "response": response,
@@ -160,7 +183,7 @@ def _propose(proposer, story, groups, settings, seed):
     return records, found
 
 
-def run_diverge(config, overwrite=False, out=None, proposer=None, verifier=None, model=None):
+def run_diverge(config, overwrite=False, out=None, proposer=None, verifier=None, model=None, contrast=None):
     """``python -m encoding.words diverge``: errors, groups, hypotheses, verdicts, validity, one folder.
 
     Returns
@@ -177,27 +200,34 @@ def run_diverge(config, overwrite=False, out=None, proposer=None, verifier=None,
         raise InputError(f"{config['config_file']}: field 'diverge.proposer' is not set and 'diverge.hypotheses' "
                          f"lists none; give --proposer (a Hugging Face id, a folder or an http(s) endpoint) or "
                          f"hypotheses to test.")
-    model = model or settings["model"] or next(iter(config["models"]))
+    models = list(contrast) if contrast else [model or settings["model"] or next(iter(config["models"]))]
     story, subjects = prepare(config)
-    fits, layers = fit_study(config, story, subjects, [model])
-    layer = int(settings["layer"]) if settings["layer"] is not None else best_layer(fits, subjects, model,
-                                                                                      layers[model])
-    if layer not in layers[model]:
-        raise InputError(f"{config['config_file']}: field 'diverge.layer' is {layer}, not a fitted layer of {model}.")
-    errors = word_errors(fits, subjects, model, layer, settings["windows"], settings["sensor_group"])
+    fits, layers = fit_study(config, story, subjects, models)
+    chosen = {}
+    for m in models:
+        chosen[m] = int(settings["layer"]) if settings["layer"] is not None else best_layer(fits, subjects, m,
+                                                                                            layers[m])
+        if chosen[m] not in layers[m]:
+            raise InputError(f"{config['config_file']}: field 'diverge.layer' is {chosen[m]}, not a fitted layer of "
+                             f"{m}.")
+    model, layer = models[0], chosen[models[0]]
+    if contrast:
+        errors = contrast_errors(fits, subjects, models, chosen, settings["windows"], settings["sensor_group"])
+    else:
+        errors = word_errors(fits, subjects, model, layer, settings["windows"], settings["sensor_group"])
     groups = word_groups(errors, story.sentence_of, int(settings["k"]), config["seed"])
     device = config["extraction"]["device"]
     records, proposed = [], []
     if proposer_spec:
         records, proposed = _propose(make_proposer(proposer_spec, settings, device, config["seed"]), story, groups,
-                                     settings, config["seed"])
+                                     settings, config["seed"], "contrast" if contrast else "errors")
     candidates = list(dict.fromkeys([*proposed, *given]))
     source = ["proposer" if h in proposed else "user" for h in candidates]
     if not candidates:
         raise InputError(f"--proposer {proposer_spec}: its answers held no hypotheses (see the prompt and answer "
                          f"format in encoding/words/_proposer.py) and 'diverge.hypotheses' lists none.")
     validation = groups[(groups["split"] == "validation") & (groups["group"] != "")]
-    items = [story.sentence(i) if settings["verifier_input"] == "sentence" else story.words[i]
+    items = [story.marked_sentence(i) if settings["verifier_input"] == "sentence" else story.words[i]
              for i in validation["word_index"]]
     judge = make_verifier(verifier or settings["verifier"], device)
     scores, holds = judge.judge(candidates, items)
@@ -207,9 +237,13 @@ def run_diverge(config, overwrite=False, out=None, proposer=None, verifier=None,
     table.insert(1, "source", source)
     table["mean_score_a"] = scores[:, (validation["group"] == "A").to_numpy()].mean(1)
     table["mean_score_b"] = scores[:, (validation["group"] == "B").to_numpy()].mean(1)
+    if contrast:
+        table["contrast_holds_minus_not"] = _holds_minus_not(holds, validation["error"].to_numpy())
     table = table.sort_values(["validity", "p"], ascending=[False, True], kind="stable").reset_index(drop=True)
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     table["model"], table["layer"] = model, layer
+    if contrast:
+        table["model_b"], table["layer_b"] = models[1], chosen[models[1]]
     groups = groups.assign(word=[story.words[i] for i in groups["word_index"]],
                            sentence=[story.sentence(i) for i in groups["word_index"]])
     with atomic_folder(out, overwrite) as partial:
@@ -220,6 +254,16 @@ def run_diverge(config, overwrite=False, out=None, proposer=None, verifier=None,
         _write_verdicts(partial / "verifier.h5", candidates, items, validation, scores, holds, judge.describe())
         write_provenance(partial, config)
     return out, table
+
+
+def _holds_minus_not(holds, values):
+    """Per hypothesis: mean of ``values`` over the items where it holds minus where it does not."""
+    holds = np.asarray(holds, bool)
+    out = np.full(len(holds), np.nan)
+    for h, mask in enumerate(holds):
+        if mask.any() and (~mask).any():
+            out[h] = values[mask].mean() - values[~mask].mean()
+    return out
 
 
 def _write_verdicts(path, hypotheses, items, validation, scores, holds, description):

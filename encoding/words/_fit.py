@@ -7,10 +7,18 @@ words' statistics. Every word thus gets a held-out prediction, and:
 
 - r per sensor x window is the Pearson correlation over all words of responses and predictions, each
   centred within its segment (so a segment's offset, common to its responses and its fold's
-  predictions, adds nothing);
-- its p-value comes from block permutations of words within segments (``encoding.stats``; adjacent
-  words' epochs overlap in time, so blocks of ``permutation_block`` consecutive words are exchanged,
-  not single words), and q from Benjamini-Hochberg over all sensors x windows of the map;
+  predictions, adds nothing). This *pooled* r is biased below zero under the null (about -0.04 for 8
+  random features on white noise, 400 words in 4 segments): each fold picks its own alpha per target,
+  so the folds' predictions differ in scale and pooling them mixes unlike scales. ``r_foldwise``, the
+  mean over folds of r within each test segment, is reported beside it and is unbiased there (about
+  -0.006); a fold whose prediction is constant (alpha at the grid's top) counts as r = 0;
+- the permutation test (p, q, ``significant``) uses the pooled r: its permutation null is centred at 0
+  while the observed pooled r under the null lies below 0, so the test is conservative, never liberal;
+- its p-value comes from block permutations (``encoding.stats``; adjacent words' epochs overlap in
+  time, so blocks of ``permutation_block`` consecutive words are exchanged, not single words): each
+  segment is cut into blocks (none crosses a segment boundary, a segment's leftover words stay in
+  place) and the blocks of all segments are exchanged with one another, and q comes from
+  Benjamini-Hochberg over all sensors x windows of the map;
 - the per-word error is the squared error of the z-scored prediction, averaged over each sensor
   group's sensors, per window; the per-word r terms ``z_y * z_p`` (columns scaled to unit norm, so
   they sum over words to r) are averaged the same way: the paired comparison of two models works on them.
@@ -28,16 +36,18 @@ from ..stats import block_permutations, fdr_bh, permutation_test
 @dataclass
 class WordFit:
     """One (subject, model, layer) fit. S sensors, W windows, n words, G sensor groups."""
-    r: np.ndarray               # (S, W) held-out Pearson r
+    r: np.ndarray               # (S, W) held-out Pearson r pooled over all words (the one tested)
     p: np.ndarray               # (S, W) one-sided block-permutation p (NaN without permutations)
     q: np.ndarray               # (S, W) Benjamini-Hochberg over the map
     alpha: np.ndarray           # (n_segments, S, W) chosen by inner CV in each outer fold
     cv_score: np.ndarray        # (S, W) inner-CV R^2 at the chosen alpha, mean over outer folds
     word_error: np.ndarray      # (n, G, W) squared error of the z-scored prediction, mean over each group's sensors
     word_r_terms: np.ndarray    # (n, G, W) per-word terms of r, mean over each group's sensors
+    r_foldwise: np.ndarray = None   # (S, W) mean over outer folds of r within each test segment
+    sensor_r_terms: np.ndarray = None  # (n, S, W) per-word terms of r at every sensor (sensor x time clusters)
     extra: dict = field(default_factory=dict)
 
-    FIELDS = ("r", "p", "q", "alpha", "cv_score", "word_error", "word_r_terms")
+    FIELDS = ("r", "p", "q", "alpha", "cv_score", "word_error", "word_r_terms", "r_foldwise", "sensor_r_terms")
 
 
 def _zscore(train, test):
@@ -132,10 +142,21 @@ def fit_words(X, Y, segments, groups=None, alphas=DEFAULT_ALPHAS, cv_folds=None,
     word_r_terms = _group_means(products.reshape(n_words, n_sensors, n_windows), groups)
     word_error = _group_means(((Y_z - P) ** 2).reshape(n_words, n_sensors, n_windows), groups)
     shape = (n_sensors, n_windows)
+    # within a segment Y_c and P_c are already centred: the fold's r is the sum of its unit-scaled products;
+    # these fold-wise terms (over the number of folds) sum to r_foldwise and, unlike the pooled terms, carry
+    # no scale mixed across folds: the paired and cluster tests of two models work on them
+    fold_terms = np.empty_like(products)
+    labels = np.unique(segments)
+    for s in labels:
+        rows = segments == s
+        fold_terms[rows] = _unit(Y_c[rows]) * _unit(P_c[rows]) / len(labels)
+    r_foldwise = fold_terms.sum(0)
     return WordFit(r=np.asarray(r).reshape(shape), p=np.asarray(p).reshape(shape),
                    q=fdr_bh(np.asarray(p)).reshape(shape), alpha=alpha.reshape(-1, *shape),
                    cv_score=cv_score.mean(0).reshape(shape), word_error=word_error.astype(np.float32),
-                   word_r_terms=word_r_terms.astype(np.float32), extra={"groups": list(groups)})
+                   word_r_terms=word_r_terms.astype(np.float32), r_foldwise=r_foldwise.reshape(shape),
+                   sensor_r_terms=products.reshape(n_words, n_sensors, n_windows).astype(np.float32),
+                   extra={"groups": list(groups)})
 
 
 def _group_means(per_sensor, groups):

@@ -2,15 +2,26 @@
 
 A run is a raw recording in any format ``mne.io.read_raw`` reads (FIF, CTF, BTi/4D, KIT, EDF, BrainVision,
 ...) with its word-onset table, or epochs already cut (``-epo.fif``, or an ``.npy``/HDF5 array of shape
-(n_words, n_channels, n_times)) with the table that names their words. Epochs are cut, baseline-
-corrected and decimated by MNE itself (``mne.Epochs``, ``Epochs.apply_baseline``, ``Epochs.decimate``);
-the targets are the epochs' means over time windows after onset (``encoding.timeresolved.window_means``).
+(n_words, n_channels, n_times)) with the table that names their words. Epochs are filtered, cut,
+baseline-corrected and decimated by MNE itself (``Raw.filter``/``Epochs.filter``, ``mne.Epochs``,
+``Epochs.apply_baseline``, ``Epochs.decimate``); the targets are the epochs' means over time windows
+after onset (``encoding.timeresolved.window_means``).
+
+- Filtering (config ``filter: {l_freq, h_freq, antialias}``): the band-pass the user asks for (none by
+  default), and before decimation a low-pass at a third of the decimated rate (``antialias``, on by
+  default) unless the data are already low-passed below it; a raw recording is filtered whole, before
+  it is cut, so no epoch edge enters the filter.
+- MNE's warnings (aliasing, filter length, ...) reach the user: MNE's log level is raised to WARNING only
+  around our own calls, to hide its INFO chatter, never for the whole process.
+- Epochs overlapping a ``BAD`` annotation of the raw recording are dropped by MNE
+  (``reject_by_annotation``) and counted; their words are left out of the fits.
 """
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from features.errors import InputError
 
@@ -31,6 +42,11 @@ class RunEpochs:
     table: object           # DataFrame
     table_path: Path
     source: Path            # the recording (raw or epochs) file
+    kept: np.ndarray = None  # bool per table row: its epoch was kept (False: it overlapped a BAD annotation)
+
+    @property
+    def n_bad(self):
+        return int((~self.kept).sum())
 
 
 def _mne():
@@ -38,8 +54,12 @@ def _mne():
         import mne
     except ImportError:
         raise InputError("mne: package not installed; `pip install mne` reads the MEG recordings.") from None
-    mne.set_log_level("ERROR")
     return mne
+
+
+def _quiet_info():
+    """MNE's INFO lines hidden, its warnings kept, for the calls inside the block only."""
+    return _mne().utils.use_log_level("WARNING")
 
 
 def read_run(run, config, subject, base):
@@ -61,24 +81,52 @@ def read_run(run, config, subject, base):
     -------
     RunEpochs
     """
+    with _quiet_info():
+        return _read_run(run, config, subject, base)
+
+
+def _read_run(run, config, subject, base):
     table_path = expand_path(run["words"], config, base, subject=subject)
     if "raw" in run:
         source = expand_path(run["raw"], config, base, subject=subject)
         table = read_word_table(table_path, need_onset="events" not in run)
-        epochs = _epochs_from_raw(source, table, table_path, run, config["epochs"])
+        epochs, kept = _epochs_from_raw(source, table, table_path, run, config["epochs"], config.get("filter"))
     else:
         source = expand_path(run["epochs"], config, base, subject=subject)
         table = read_word_table(table_path, need_onset=False)
         epochs = _epochs_from_file(source, run, config, base, subject)
+        kept = np.ones(len(table), bool)
+        onsets = pd.to_numeric(table["onset"], errors="coerce") if "onset" in table else None
+        if onsets is not None and onsets.notna().all():
+            check_baseline_gap(onsets.to_numpy(float), config["epochs"], table_path)
         if len(epochs) != len(table):
             raise InputError(f"{source}: field 'epochs' holds {len(epochs)} epochs, its table {table_path} lists "
                              f"{len(table)} words.")
     log.info("read %s: %d word epochs, %d channels, %d samples from %.3f s", source, len(epochs),
              len(epochs.ch_names), len(epochs.times), epochs.times[0])
-    return RunEpochs(epochs, table, table_path, source)
+    if not kept.all():
+        log.warning("%s: dropped %d of %d word epochs that overlap BAD annotations; their words are left out of "
+                    "the fits", source, int((~kept).sum()), kept.size)
+    return RunEpochs(epochs, table, table_path, source, kept)
 
 
-def _epochs_from_raw(source, table, table_path, run, settings):
+def filter_settings(filtering, sfreq, lowpass, decim):
+    """(l_freq, h_freq) for MNE's filter, or None when nothing is to be filtered.
+
+    The band-pass asked for, and with ``antialias`` and ``decim > 1`` a low-pass at a third of the
+    decimated rate (MNE's advice before decimating) when the data's low-pass lies above it.
+    """
+    filtering = {"l_freq": None, "h_freq": None, "antialias": True, **(filtering or {})}
+    l_freq = None if filtering["l_freq"] is None else float(filtering["l_freq"])
+    h_freq = None if filtering["h_freq"] is None else float(filtering["h_freq"])
+    if filtering["antialias"] and decim > 1:
+        cut = sfreq / decim / 3.0
+        if (h_freq if h_freq is not None else lowpass) > cut:
+            h_freq = cut
+    return None if l_freq is None and h_freq is None else (l_freq, h_freq)
+
+
+def _epochs_from_raw(source, table, table_path, run, settings, filtering=None):
     mne = _mne()
     if not source.is_file():
         raise InputError(f"{source}: raw recording not found.")
@@ -89,6 +137,7 @@ def _epochs_from_raw(source, table, table_path, run, settings):
     samples = _onset_samples(raw, table, table_path, run, source)
     tmin, tmax = float(settings["tmin"]), float(settings["tmax"])
     seconds = (samples - raw.first_samp) / raw.info["sfreq"]
+    check_baseline_gap(seconds, settings, table_path)
     last = raw.times[-1]
     outside = np.flatnonzero((seconds + tmin < 0) | (seconds + tmax > last))
     if outside.size:
@@ -97,17 +146,23 @@ def _epochs_from_raw(source, table, table_path, run, settings):
                          f"needs [{seconds[i] + tmin:.3f}, {seconds[i] + tmax:.3f}] s, outside the recording "
                          f"{source} (0 to {last:.3f} s); {outside.size} word(s) fall outside.")
     events = np.column_stack([samples, np.zeros_like(samples), np.ones_like(samples)]).astype(int)
+    band = filter_settings(filtering, raw.info["sfreq"], raw.info["lowpass"], int(settings["decim"]))
     try:
+        if band is not None:
+            raw.load_data().filter(*band, picks=settings["picks"])
         epochs = mne.Epochs(raw, events, event_id=None, tmin=tmin, tmax=tmax, baseline=_baseline(settings),
                             picks=settings["picks"], preload=True, reject=None, flat=None, decim=int(settings["decim"]),
-                            reject_by_annotation=False, metadata=table.reset_index(drop=True), event_repeated="error")
+                            reject_by_annotation=True, metadata=table.reset_index(drop=True), event_repeated="error")
     except (ValueError, RuntimeError) as err:
-        raise InputError(f"{table_path}: field 'onset' cannot be epoched in {source} "
+        raise InputError(f"{table_path}: field 'onset' cannot be epoched or filtered in {source} "
                          f"({str(err).splitlines()[0]}).") from None
-    if len(epochs) != len(table):
-        raise InputError(f"{source}: {len(table) - len(epochs)} word epochs of {table_path} were dropped by MNE "
-                         f"({epochs.drop_log_stats():.1f}% dropped); every word needs its epoch.")
-    return epochs
+    kept = np.zeros(len(table), bool)
+    kept[epochs.selection] = True
+    other = [i for i in np.flatnonzero(~kept) if not all(str(r).upper().startswith("BAD") for r in epochs.drop_log[i])]
+    if other:
+        raise InputError(f"{source}: {len(other)} word epochs of {table_path} were dropped by MNE for "
+                         f"{epochs.drop_log[other[0]]}; every word outside BAD annotations needs its epoch.")
+    return epochs, kept
 
 
 def _onset_samples(raw, table, table_path, run, source):
@@ -129,6 +184,34 @@ def _onset_samples(raw, table, table_path, run, source):
     return events[:, 0]
 
 
+def check_baseline_gap(onsets, settings, table_path):
+    """Warn when the baseline interval falls inside the previous word's epoch.
+
+    With words every 500 ms and epochs to 800 ms, a baseline of -200 to 0 ms is the previous word's
+    300-500 ms response: subtracting it puts that response, negated, into every window of the current
+    word, and a model whose context carries the previous word "predicts" it there (false early effects).
+    A baseline is safe for a word only when ``onset + baseline start >= previous onset + tmax``.
+
+    Returns
+    -------
+    n_overlapping : int, the words whose baseline overlaps the previous word's epoch
+    """
+    baseline = _baseline(settings)
+    onsets = np.asarray(onsets, dtype=np.float64)
+    if baseline is None or onsets.size < 2:
+        return 0
+    start = float(settings["tmin"]) if baseline[0] is None else baseline[0]
+    gaps = np.diff(onsets)
+    needed = float(settings["tmax"]) - start
+    overlapping = int(np.sum(gaps < needed - 1e-9))
+    if overlapping:
+        log.warning("%s: the baseline [%s, %s] s overlaps the previous word's epoch for %d of %d words (it needs "
+                    "%.3f s between onsets, the median gap is %.3f s); the previous word's response leaks into "
+                    "every window. Set epochs.baseline: null (the default) for continuous speech.", table_path,
+                    baseline[0], baseline[1], overlapping, onsets.size, needed, float(np.median(gaps)))
+    return overlapping
+
+
 def _baseline(settings):
     baseline = settings["baseline"]
     return None if baseline in (None, False, "none") else tuple(None if b is None else float(b) for b in baseline)
@@ -148,7 +231,10 @@ def _epochs_from_file(source, run, config, base, subject):
         data, sfreq, tmin, names = _epochs_array(source, run)
         info = _array_info(run, data.shape[1], sfreq, names, config, base, subject, source)
         epochs = mne.EpochsArray(data, info, tmin=tmin, baseline=None)
+    band = filter_settings(config.get("filter"), epochs.info["sfreq"], epochs.info["lowpass"], int(settings["decim"]))
     try:
+        if band is not None:
+            epochs.filter(*band, picks=settings["picks"])
         if _baseline(settings) is not None:
             epochs.apply_baseline(_baseline(settings))
         if int(settings["decim"]) > 1:
@@ -242,6 +328,11 @@ def sensor_groups(spec, info):
     info : mne.Info of the targets' channels
     """
     mne = _mne()
+    with _quiet_info():
+        return _sensor_groups(spec, info, mne)
+
+
+def _sensor_groups(spec, info, mne):
     names = info["ch_names"]
     groups = {"all": np.arange(len(names))}
     if spec == "channel_types":

@@ -20,8 +20,7 @@ log = logging.getLogger(__name__)
 
 STEM = "Group A contains more words that"
 PROMPT = """Two groups of words from a story follow, each word shown in its sentence.
-Group A: words whose brain responses a language model predicts poorly.
-Group B: words whose brain responses it predicts well.
+{groups}
 
 Group A:
 {group_a}
@@ -34,13 +33,20 @@ hypotheses, one per line, each a short phrase that completes the sentence "{stem
 "are about food" or "are names of people". Write only the phrases."""
 
 
-def proposer_prompt(group_a, group_b, n_hypotheses=10):
+GROUPS = {"errors": "Group A: words whose brain responses a language model predicts poorly.\n"
+                     "Group B: words whose brain responses it predicts well.",
+          "contrast": "Group A: words whose brain responses one language model predicts much better than another.\n"
+                      "Group B: words whose brain responses the other model predicts as well or better."}
+
+
+def proposer_prompt(group_a, group_b, n_hypotheses=10, groups="errors"):
     """The prompt for one proposal round.
 
     Parameters
     ----------
     group_a, group_b : list of (word, sentence)
     n_hypotheses : int
+    groups : "errors" (one model's worst against best words) or "contrast" (where model A beats model B)
 
     Returns
     -------
@@ -49,7 +55,8 @@ def proposer_prompt(group_a, group_b, n_hypotheses=10):
     def lines(group):
         return "\n".join(f'- "{word}" in: {sentence}' for word, sentence in group)
 
-    return PROMPT.format(group_a=lines(group_a), group_b=lines(group_b), n=n_hypotheses, stem=STEM)
+    return PROMPT.format(groups=GROUPS[groups], group_a=lines(group_a), group_b=lines(group_b), n=n_hypotheses,
+                         stem=STEM)
 
 
 def parse_hypotheses(response, n_hypotheses=None):

@@ -3,10 +3,12 @@
 The folder (written under a temporary name, renamed when complete, never replaced without
 ``--overwrite``) holds:
 
-- ``words_scores.csv``: the tidy table, one row per (subject, model, layer, sensor, window): r, p, q,
-  significant, the median alpha over the outer folds and the inner-CV score;
+- ``words_scores.csv``: the tidy table, one row per (subject, model, layer, sensor, window): r (pooled
+  over all words, the one tested), r_foldwise (mean over folds), p, q, significant, the median alpha
+  over the outer folds and the inner-CV score;
 - ``layers.csv``: per (subject, model, layer): mean and max r, significant sensor x windows, the
-  inner-CV score, and the layer chosen by it (``best_layer_by_cv``);
+  inner-CV score, the layer chosen by it (``best_layer_by_cv``), the words fitted (``n_words``) and
+  those left out because their epochs overlapped a BAD annotation (``n_words_dropped_bad``);
 - ``scores.h5``: ``/<subject>/<model>/layer_<k>/{r, p, q, alpha, cv_score, word_error}`` (word_error:
   (n_words, n_sensor_groups, n_windows)) with the sensor names, windows and groups as attributes;
 - ``figures/``: r over time per sensor group and a topography per window, at each model's CV-best layer;
@@ -84,7 +86,8 @@ def scores_table(fits, subjects, fdr_q):
             "subject": subject, "model": model, "layer": layer,
             "sensor": np.asarray(target.info["ch_names"])[sensor.ravel()], "window": window.ravel(),
             "window_start": windows[window.ravel(), 0], "window_stop": windows[window.ravel(), 1],
-            "r": fit.r.ravel(), "p": fit.p.ravel(), "q": fit.q.ravel(), "significant": fit.q.ravel() < fdr_q,
+            "r": fit.r.ravel(), "r_foldwise": fit.r_foldwise.ravel(), "p": fit.p.ravel(), "q": fit.q.ravel(),
+            "significant": fit.q.ravel() < fdr_q,
             "alpha": np.median(fit.alpha, 0).ravel(), "cv_score": fit.cv_score.ravel()}))
     return pd.concat(frames, ignore_index=True)
 
@@ -97,17 +100,24 @@ def layers_table(fits, subjects, models, layers, fdr_q):
             for layer in layers[model]:
                 fit = fits[subject, model, layer]
                 rows.append({"subject": subject, "model": model, "layer": layer, "mean_r": float(np.nanmean(fit.r)),
+                             "mean_r_foldwise": float(np.nanmean(fit.r_foldwise)),
                              "max_r": float(np.nanmax(fit.r)), "n_significant": int((fit.q < fdr_q).sum()),
                              "n_targets": int(fit.r.size), "mean_cv_score": float(np.nanmean(fit.cv_score)),
-                             "best_layer_by_cv": layer == best})
+                             "best_layer_by_cv": layer == best, "n_words": int(len(subjects[subject].Y)),
+                             "n_words_dropped_bad": _n_dropped(subjects[subject])})
     return pd.DataFrame(rows)
+
+
+def _n_dropped(target):
+    """Words whose epochs overlapped a BAD annotation of the recording."""
+    return 0 if target.kept is None else int((~target.kept).sum())
 
 
 def _write_scores(path, fits, subjects):
     with h5py.File(path, "w") as handle:
         for (subject, model, layer), fit in fits.items():
             group = handle.require_group(f"{subject}/{model}/layer_{layer}")
-            for name in ("r", "p", "q", "alpha", "cv_score", "word_error"):
+            for name in ("r", "r_foldwise", "p", "q", "alpha", "cv_score", "word_error"):
                 group.create_dataset(name, data=getattr(fit, name))
             group.attrs["sensor_groups"] = json.dumps(list(fit.extra["groups"]))
         for subject, target in subjects.items():

@@ -33,7 +33,7 @@ from ._story import match_story, read_word_table, segment_labels
 log = logging.getLogger(__name__)
 
 #: Bumped when the meaning of a fit file's numbers changes.
-FIT_VERSION = 1
+FIT_VERSION = 3
 
 
 @dataclass
@@ -49,15 +49,24 @@ class Story:
         index = np.flatnonzero(self.sentence_of == self.sentence_of[i])
         return self.text[self.spans[index[0]][0]:self.spans[index[-1]][1]]
 
+    def marked_sentence(self, i):
+        """The sentence that holds word i, word i in [brackets]: what a verifier judges."""
+        from ._verifier import marked_sentence
+
+        index = np.flatnonzero(self.sentence_of == self.sentence_of[i])
+        start = self.spans[index[0]][0]
+        return marked_sentence(self.sentence(i), self.spans[i][0] - start, self.spans[i][1] - start)
+
 
 @dataclass
 class SubjectTargets:
-    """One subject: sensor x window targets of every story word, with their CV segments."""
-    Y: np.ndarray        # (n_words, n_sensors, n_windows)
-    segments: np.ndarray
+    """One subject: sensor x window targets of the story words whose epochs were kept, with their CV segments."""
+    Y: np.ndarray        # (n_kept, n_sensors, n_windows)
+    segments: np.ndarray  # (n_kept,)
     info: object         # mne.Info of the target channels (positions for topographies)
     groups: dict         # sensor group name -> channel indices
     windows: list
+    kept: np.ndarray = None   # (n_words,) bool: the word's epoch was kept (False: it overlapped a BAD annotation)
 
 
 def load_story(config):
@@ -88,10 +97,11 @@ def load_subject(config, subject, story):
                          f"{subject} needs the same channels.")
     windows = windows_of(config)
     Y = np.concatenate([word_targets(r.epochs, windows) for r in runs])
+    kept = np.concatenate([r.kept for r in runs])
     table_segments = runs[0].table["segment"].to_numpy() if len(runs) == 1 and "segment" in runs[0].table else None
     segments = segment_labels([len(r.table) for r in runs], story.sentence_of, config["segments"], table_segments)
     info = runs[0].epochs.info
-    return SubjectTargets(Y, segments, info, sensor_groups(config["sensor_groups"], info), windows)
+    return SubjectTargets(Y, segments[kept], info, sensor_groups(config["sensor_groups"], info), windows, kept)
 
 
 def context_rule(config):
@@ -188,17 +198,31 @@ def fit_study(config, story, subjects, models, progress=True):
     for subject, model, layer in tqdm(jobs, desc="word fits", unit="fit", disable=not progress or len(jobs) < 4):
         target = subjects[subject]
         X = read_word_features(stores[model], context_rule(config), layer)
-        key = _digest(settings, target.Y, target.segments, {g: i.tolist() for g, i in target.groups.items()}, X)
+        kept = target.kept if target.kept is not None else np.ones(len(X), bool)
+        key = _digest(settings, target.Y, target.segments, {g: i.tolist() for g, i in target.groups.items()}, X,
+                      *([] if kept.all() else [kept]))
         path = fits_dir / f"{key}.npz"
         if path.is_file():
             fits[subject, model, layer] = _read_fit(path)
             continue
-        fit = fit_words(X, target.Y, target.segments, target.groups, config["alphas"], config["cv_folds"],
-                        config["n_permutations"], config["permutation_block"], config["seed"])
+        fit = with_every_word(fit_words(X[kept], target.Y, target.segments, target.groups, config["alphas"],
+                                        config["cv_folds"], config["n_permutations"], config["permutation_block"],
+                                        config["seed"]), kept)
         _write_fit(path, fit)
         log.info("fitted %s / %s / layer %d: max r %.3f", subject, model, layer, np.nanmax(fit.r))
         fits[subject, model, layer] = fit
     return fits, layers
+
+
+def with_every_word(fit, kept):
+    """The fit's per-word arrays on every story word, NaN for the words whose epochs were dropped."""
+    if kept.all():
+        return fit
+    for name in ("word_error", "word_r_terms", "sensor_r_terms"):
+        full = np.full((kept.size, *getattr(fit, name).shape[1:]), np.nan, np.float32)
+        full[kept] = getattr(fit, name)
+        setattr(fit, name, full)
+    return fit
 
 
 def _write_fit(path, fit):

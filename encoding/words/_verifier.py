@@ -10,7 +10,15 @@
   classification pipeline; the score is the entailment probability of "This text contains a word
   that <hypothesis>." and the hypothesis holds where it exceeds 0.5.
 
-Both return scores of shape (n_hypotheses, n_items) and a boolean ``holds`` of the same shape.
+- ``LMVerifier`` (``lm:<folder>``): a local causal LM (``local_files_only=True``) reads "Sentence: <the
+  sentence with the target word in [brackets]>\nQuestion: Is it true that the word in brackets
+  <hypothesis>? Answer:"; the score is log P(" Yes") - log P(" No") (each answer's tokens summed), and
+  the hypothesis holds where it is positive, as in D5 and its predecessors' yes/no verifiers.
+
+Items are the word's sentence with the word marked in brackets (``marked_sentence``), or the word alone
+(``verifier_input: word``), so a verifier judges this word, not any word of its sentence.
+
+All return scores of shape (n_hypotheses, n_items) and a boolean ``holds`` of the same shape.
 """
 import numpy as np
 
@@ -101,9 +109,67 @@ class ZeroShotVerifier:
         return scores, scores > 0.5
 
 
+def marked_sentence(sentence, start, stop):
+    """The sentence with characters [start, stop) (the target word) in brackets."""
+    return f"{sentence[:start]}[{sentence[start:stop]}]{sentence[stop:]}"
+
+
+class LMVerifier:
+    """Yes/no log-probability from a local causal LM (module docstring).
+
+    Parameters
+    ----------
+    source : str or Path
+        A local folder of a causal LM and its tokenizer (read with ``local_files_only=True``).
+    device : str
+    """
+
+    kind = "lm"
+    TEMPLATE = "Sentence: {item}\nQuestion: Is it true that the word in brackets {hypothesis}? Answer:"
+    ANSWERS = (" Yes", " No")
+
+    def __init__(self, source, device="cpu"):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(source), local_files_only=True)
+            self.model = AutoModelForCausalLM.from_pretrained(str(source), local_files_only=True).to(device).eval()
+        except (OSError, ValueError) as err:
+            raise InputError(f"--verifier lm:{source}: cannot load it as a local causal LM folder "
+                             f"({str(err).splitlines()[0]}).") from None
+        self.source, self.device = str(source), device
+
+    def describe(self):
+        return {"kind": self.kind, "model": self.source, "template": self.TEMPLATE, "answers": list(self.ANSWERS),
+                "score": "log P(' Yes') - log P(' No'), each answer's tokens summed", "holds": "score above 0"}
+
+    def answer_logprob(self, prompt, answer):
+        """log P(answer | prompt), the answer's tokens summed."""
+        import torch
+
+        prompt_ids = self.tokenizer(prompt)["input_ids"]
+        answer_ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([prompt_ids + answer_ids], device=self.device)
+        with torch.no_grad():
+            logits = self.model(ids).logits[0, len(prompt_ids) - 1:-1].double()
+        return float(torch.log_softmax(logits, -1)[torch.arange(len(answer_ids)), torch.tensor(answer_ids)].sum())
+
+    def judge(self, hypotheses, items):
+        scores = np.empty((len(hypotheses), len(items)))
+        for h, hypothesis in enumerate(hypotheses):
+            for j, item in enumerate(items):
+                prompt = self.TEMPLATE.format(item=item, hypothesis=hypothesis)
+                yes, no = (self.answer_logprob(prompt, answer) for answer in self.ANSWERS)
+                scores[h, j] = yes - no
+        return scores, scores > 0
+
+
 def make_verifier(spec, device="cpu"):
-    """``--verifier``: "minilm" (default), "zero-shot:<id or folder>", or a sentence-embedding model."""
+    """``--verifier``: "minilm" (default), "zero-shot:<id or folder>", "lm:<causal LM folder>", or a
+    sentence-embedding model."""
     spec = spec or "minilm"
+    if str(spec).startswith("lm:"):
+        return LMVerifier(str(spec)[len("lm:"):], device)
     if str(spec).startswith("zero-shot:"):
         return ZeroShotVerifier(str(spec)[len("zero-shot:"):], device)
     return EmbeddingVerifier(spec, device)
