@@ -121,6 +121,21 @@ class Transcript(_Section):
                                           "a mapping of model name to file")
 
 
+class LayerWeights(_Section):
+    """Settings of the layer-weights analysis (``encoding.layer_weights``)."""
+    bands: Optional[Annotated[StrictInt, _at_least(2)]] = _field(
+        None, "null: one band per layer; N: the layers in N contiguous groups of near-equal size",
+        "a whole number >= 2 or null")
+    search: Literal["pairs", "neighbours", "random"] = _field(
+        "pairs", "pairs: each band alone, all equally and every pair of bands at `ratios` splits; neighbours: "
+                 "adjacent pairs only; random: Dirichlet draws", "pairs, neighbours or random")
+    ratios: Positive = _field(5, "weight splits per pair of bands, j / (ratios + 1)", "a whole number >= 1")
+    n_iter: Count = _field(0, "Dirichlet draws (search random), or added to pairs and neighbours",
+                           "a whole number >= 0")
+    pca_components: Optional[Positive] = _field(None, "reduce each layer to this many principal components "
+                                                      "(fitted on the training runs)", "a whole number >= 1 or null")
+
+
 class EncodingConfig(_Section):
     """Every key of an ``encoding.run`` config, in the order the reference lists them."""
     name: Optional[StrictStr] = _field(None, "names the output folder when `out` is not given "
@@ -177,6 +192,11 @@ class EncodingConfig(_Section):
     banded_search: Literal["random", "grid"] = _field(
         "random", "random: himalaya's random search (Dirichlet samples); grid: two bands' weight ratio "
                   "log-spaced over 1e-3..1e3 plus each band alone", "random or grid")
+    layer_weights: Union[StrictBool, LayerWeights] = _field(
+        False, "one banded ridge over all layers of each model and instruction, each layer a band: the weight "
+               "each layer gets per target and the weight-averaged depth. true, or {bands, search (pairs, "
+               "neighbours, random), ratios, n_iter, pca_components} (defaults: one band per layer, pairs, 5, 0, "
+               "none)", "true, false or a mapping with bands, search, ratios, n_iter, pca_components")
     backend: Literal[BACKENDS] = _field("numpy", "himalaya backend: numpy, torch, torch_cuda or cupy",
                                         f"one of {', '.join(BACKENDS)}")
     n_targets_batch: Optional[Positive] = _field(20000, "targets solved at once (an upper bound)",
