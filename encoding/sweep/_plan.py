@@ -142,12 +142,22 @@ def plan_fits(config, subjects, stores, prompts, instructions, layers, work):
     return specs
 
 
+#: More band-weight samples than this in one layer-weights fit earn a warning (a sample costs about one layer fit).
+LAYER_WEIGHT_SAMPLES_WARN = 400
+
+
 def _layer_weights(settings, layers, store, instruction):
     """A layer-weights fit's settings: the config's, the layers of each band and the store's layer count."""
     from ..layer_weights import band_layers
 
     n_layers = max(store.layers(instruction, store.runs(instruction)[0])) + 1
-    return {**settings, "bands": band_layers(layers, settings["bands"]), "n_layers": int(n_layers)}
+    weights = {**settings, "bands": band_layers(layers, settings["bands"]), "n_layers": int(n_layers)}
+    n_samples = _layer_weight_samples(weights)
+    if n_samples > LAYER_WEIGHT_SAMPLES_WARN:   # pairs grow as bands squared: 33 layers are 2,674 samples
+        log.warning("layer weights of %s: %d band-weight samples over %d bands, each about the cost of one layer "
+                    "fit; 'layer_weights: {bands: 8}' (groups of adjacent layers, 149 samples) or "
+                    "'{search: neighbours}' costs less.", instruction, n_samples, len(weights["bands"]))
+    return weights
 
 
 def _joint_bands(config, joint, stores):
