@@ -252,6 +252,15 @@ def _plain(value):
         list(value) if isinstance(value, list) else value)
 
 
+def _section_of(annotation):
+    """The section a field holds: its annotation when that is one, or the one section of a union (``layer_weights:
+    true`` or a mapping), else the annotation."""
+    if isinstance(annotation, type):
+        return annotation
+    members = [a for a in getattr(annotation, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
+    return members[0] if len(members) == 1 else annotation
+
+
 def expected(location):
     """The ``expected`` text of the field at ``location`` (a tuple of keys), or a generic one."""
     model, text = EncodingConfig, None
@@ -260,7 +269,7 @@ def expected(location):
         if field is None:
             break
         text = (field.json_schema_extra or {}).get("expected", text)
-        model = field.annotation
+        model = _section_of(field.annotation)
     return text or "a valid value"
 
 
@@ -268,11 +277,13 @@ def field_path(location):
     """The config keys of a pydantic error location (union members and list indices dropped)."""
     model, keys = EncodingConfig, []
     for key in location:
+        if isinstance(model, type) and key == model.__name__:   # the union member pydantic names in the location
+            continue
         if not (isinstance(key, str) and isinstance(model, type) and issubclass(model, BaseModel)
                 and key in model.model_fields):
             break
         keys.append(key)
-        model = model.model_fields[key].annotation
+        model = _section_of(model.model_fields[key].annotation)
     return tuple(keys)
 
 

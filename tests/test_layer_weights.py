@@ -197,3 +197,19 @@ def test_the_fit_equals_himalayas_multiple_kernel_ridge_on_the_same_samples():
     weights = ours.extra["weights"]
     assert weights[0, :8].mean() > 0.7 and weights[2, -8:].mean() > 0.6 and weights[[1, 3]].mean() < 0.1
     assert np.corrcoef(weights[2], share)[0, 1] > 0.6
+
+
+@pytest.mark.parametrize("value, sentence", [
+    ({"bands": 1}, "field 'layer_weights.bands' expected a whole number >= 2 or null, found 1."),
+    ({"search": "spiral"}, "field 'layer_weights.search' expected pairs, neighbours or random, found 'spiral'."),
+    ({"pca_components": 10000}, "field 'layer_weights.pca_components' expected 1..16 (the training TRs and delayed "
+                                "features of layer 0), found 10000."),
+])
+def test_bad_layer_weights_settings_end_in_one_sentence_naming_the_key(study, tmp_path, capsys, value, sentence):
+    _, config, _, _ = study
+    variant = config.parent / "bad.yaml"
+    variant.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()), "layer_weights": value}))
+    assert main(["--config", str(variant), "--out", str(tmp_path / "bad"), "--quiet",
+                 "--work-dir", str(tmp_path / "work")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].endswith(sentence) and "Traceback" not in err
