@@ -3,8 +3,8 @@
 A features store of ``n_layers`` layers built as a model's hidden states are, each layer the one before it
 plus new features (adjacent layers correlate by ``rho`` unit by unit), and one subject whose targets come in
 groups (ROIs): each group driven by one layer, or by an equal mixture of two (each layer exactly half of each
-target's signal variance over the runs), plus noise. The argmax of the layer sweep gives a mixture target one of its layers; the layer
-weights should give it both. Everything is simulated; nothing here is a finding about brains.
+target's signal variance over the runs), plus noise. The argmax of the layer sweep gives a mixture target one
+of its layers; the layer weights should give it both. Everything is simulated; nothing here is a finding about brains.
 """
 from pathlib import Path
 

@@ -9,10 +9,11 @@ Which score: ``cv_score`` by default, because a preferred depth is a choice of l
 choice here is made on cross-validation inside the training runs; ``test_r`` reads the held-out
 runs instead. With the layer-weights analysis (``encoding.layer_weights``), a third preferred depth stands
 beside those: the weight-averaged depth of the ROI's band weights (targets counted by their positive CV score),
-with its own bootstrap interval and rank test (measure ``layer_weights``). Which ROIs enter the rank test: those with a level, and, when the analysis ran
-permutations, whose mean test r at their CV-best layer is significant (BH q below ``fdr_q``):
-the preferred depth of a profile that is noise is itself noise. Bootstrap intervals over targets
-treat neighbouring targets as independent, so they are narrower than intervals over subjects.
+with its own bootstrap interval and rank test (measure ``layer_weights``). Which ROIs enter the rank test:
+those with a level, and, when the analysis ran permutations, whose mean test r at their CV-best layer is
+significant (BH q below ``fdr_q``): the preferred depth of a profile that is noise is itself noise. Bootstrap
+intervals over targets treat neighbouring targets as independent, so they are narrower than intervals over
+subjects.
 """
 import logging
 from pathlib import Path

@@ -134,9 +134,9 @@ def _layer_weight_maps(scores, key, base, where):
             NativeMap({**base, "stat": "r", "desc": "layerweights"}, scores.read(key, "test_r"),
                       f"{where}: test r of the banded fit over all layers", f"{key}/test_r")]
     weights = scores.read(key, "weights")
-    for band, (label, values) in enumerate(zip(json.loads(scores.attrs(key)["band_labels"]), weights)):
-        maps.append(NativeMap({**base, "stat": "layerweight", "desc": label}, values.astype(np.float32),
-                              f"{where}: weight of {label} in the banded fit over all layers (bands sum to 1)",
+    for band, (name, values) in enumerate(zip(json.loads(scores.attrs(key)["band_labels"]), weights)):
+        maps.append(NativeMap({**base, "stat": "layerweight", "desc": name}, values.astype(np.float32),
+                              f"{where}: weight of {name} in the banded fit over all layers (bands sum to 1)",
                               f"{key}/weights[{band}]"))
     return maps
 
