@@ -121,6 +121,21 @@ class Transcript(_Section):
                                           "a mapping of model name to file")
 
 
+class LayerWeights(_Section):
+    """Settings of the layer-weights analysis (``encoding.layer_weights``)."""
+    bands: Optional[Annotated[StrictInt, _at_least(2)]] = _field(
+        None, "null: one band per layer; N: the layers in N contiguous groups of near-equal size",
+        "a whole number >= 2 or null")
+    search: Literal["pairs", "neighbours", "random"] = _field(
+        "pairs", "pairs: each band alone, all equally and every pair of bands at `ratios` splits; neighbours: "
+                 "adjacent pairs only; random: Dirichlet draws", "pairs, neighbours or random")
+    ratios: Positive = _field(5, "weight splits per pair of bands, j / (ratios + 1)", "a whole number >= 1")
+    n_iter: Count = _field(0, "Dirichlet draws (search random), or added to pairs and neighbours",
+                           "a whole number >= 0")
+    pca_components: Optional[Positive] = _field(None, "reduce each layer to this many principal components "
+                                                      "(fitted on the training runs)", "a whole number >= 1 or null")
+
+
 class EncodingConfig(_Section):
     """Every key of an ``encoding.run`` config, in the order the reference lists them."""
     name: Optional[StrictStr] = _field(None, "names the output folder when `out` is not given "
@@ -177,6 +192,11 @@ class EncodingConfig(_Section):
     banded_search: Literal["random", "grid"] = _field(
         "random", "random: himalaya's random search (Dirichlet samples); grid: two bands' weight ratio "
                   "log-spaced over 1e-3..1e3 plus each band alone", "random or grid")
+    layer_weights: Union[StrictBool, LayerWeights] = _field(
+        False, "one banded ridge over all layers of each model and instruction, each layer a band: the weight "
+               "each layer gets per target and the weight-averaged depth. true, or {bands, search (pairs, "
+               "neighbours, random), ratios, n_iter, pca_components} (defaults: one band per layer, pairs, 5, 0, "
+               "none)", "true, false or a mapping with bands, search, ratios, n_iter, pca_components")
     backend: Literal[BACKENDS] = _field("numpy", "himalaya backend: numpy, torch, torch_cuda or cupy",
                                         f"one of {', '.join(BACKENDS)}")
     n_targets_batch: Optional[Positive] = _field(20000, "targets solved at once (an upper bound)",
@@ -232,6 +252,15 @@ def _plain(value):
         list(value) if isinstance(value, list) else value)
 
 
+def _section_of(annotation):
+    """The section a field holds: its annotation when that is one, or the one section of a union (``layer_weights:
+    true`` or a mapping), else the annotation."""
+    if isinstance(annotation, type):
+        return annotation
+    members = [a for a in getattr(annotation, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
+    return members[0] if len(members) == 1 else annotation
+
+
 def expected(location):
     """The ``expected`` text of the field at ``location`` (a tuple of keys), or a generic one."""
     model, text = EncodingConfig, None
@@ -240,7 +269,7 @@ def expected(location):
         if field is None:
             break
         text = (field.json_schema_extra or {}).get("expected", text)
-        model = field.annotation
+        model = _section_of(field.annotation)
     return text or "a valid value"
 
 
@@ -248,11 +277,13 @@ def field_path(location):
     """The config keys of a pydantic error location (union members and list indices dropped)."""
     model, keys = EncodingConfig, []
     for key in location:
+        if isinstance(model, type) and key == model.__name__:   # the union member pydantic names in the location
+            continue
         if not (isinstance(key, str) and isinstance(model, type) and issubclass(model, BaseModel)
                 and key in model.model_fields):
             break
         keys.append(key)
-        model = model.model_fields[key].annotation
+        model = _section_of(model.model_fields[key].annotation)
     return tuple(keys)
 
 

@@ -161,22 +161,23 @@ def _write_outputs(config, partial, out, stores, prompts, instructions, layers, 
     (``out`` is the final folder, named in the log); returns best_layers. ``excluded``: subject -> the sentence
     that left it out, recorded in scores.h5 for the report."""
     _write_inputs(partial, config)
-    rows, partitions, test_sets = [], [], {}
+    rows, partitions, weighted, test_sets = [], [], [], {}
     with ScoresFile(partial / "scores.h5", "w") as scores:
         scores.write_root(_jsonable(config), library_versions(), prompts)
         scores.attrs().update(excluded_subjects=json.dumps(excluded or {}))
         for name, subject in subjects.items():
-            subject_rows, subject_partitions, test_sets[name] = _assemble_subject(
+            subject_rows, subject_partitions, subject_weighted, test_sets[name] = _assemble_subject(
                 config, name, subject, [spec for spec in specs if spec["subject"] == name], work, scores, stores,
                 instructions, layers, n_layers, partial)
             rows += subject_rows
             partitions += subject_partitions
+            weighted += subject_weighted
         ceiling_of = _noise_ceilings(config, scores, test_sets)
         table = _alignment_table(config, rows, scores, ceiling_of)
         map_significance = best_layer_map_significance(scores, config["fdr_q"])
         for name, subject in subjects.items():   # after the ceilings, which the normalized-r maps need
             write_native_maps(partial, scores, name, subject.data.space)
-    best = _write_tables(partial, table, partitions, map_significance)
+    best = _write_tables(partial, table, partitions, map_significance, weighted)
     figures = _heatmaps(table, partial, roi_networks(config, table["roi"].unique()), config["fdr_q"])
     _analyses(config, partial)
     write_report(partial)
@@ -347,6 +348,7 @@ def _assemble_subject(config, name, subject, specs, work, scores, stores, instru
     -------
     rows : list of alignment rows
     partitions : list of variance-partition rows
+    weighted : list of layer_weights.csv rows
     test_set : dict test run -> responses (n_TR, n_targets), for the cross-subject ceiling
     """
     data, rois = subject.data, subject.rois
@@ -386,8 +388,12 @@ def _assemble_subject(config, name, subject, specs, work, scores, stores, instru
     for spec in specs:
         if spec["kind"] == "joint":
             partitions += _assemble_joint(spec, work, scores, rois, band_only)
+    weighted = []
+    for spec in specs:
+        if spec["kind"] == "layer_weights":
+            weighted += _assemble_layer_weights(spec, work, scores, rois)
     log.info("%s: %d fits assembled", name, len(specs))
-    return rows, partitions, _test_responses(data, data.test)
+    return rows, partitions, weighted, _test_responses(data, data.test)
 
 
 def _test_responses(data, test):
@@ -545,15 +551,17 @@ def _alignment_table(config, rows, scores, ceiling_of):
     return add_normalized(table, test_r, ceiling_of, rois, config["ceiling_threshold"])
 
 
-def _write_tables(out, table, partitions, map_significance):
-    """alignment.csv, best_layers.csv and, when they have rows, the instruction, group and partition tables."""
+def _write_tables(out, table, partitions, map_significance, weighted=()):
+    """alignment.csv, best_layers.csv and, when they have rows, the instruction, group, partition and layer
+    weights tables."""
     table.to_csv(out / "alignment.csv", index=False)
     best = best_layer_table(table, map_significance)
     best.to_csv(out / "best_layers.csv", index=False)
     written = ["alignment.csv", "best_layers.csv"]
     for name, frame in (("best_instructions.csv", best_instruction_table(table)),
                         ("group_tests.csv", group_tests(table)),
-                        ("variance_partition.csv", pd.DataFrame(partitions))):
+                        ("variance_partition.csv", pd.DataFrame(partitions)),
+                        ("layer_weights.csv", pd.DataFrame(list(weighted)))):
         if len(frame):
             frame.to_csv(out / name, index=False)
             written.append(name)
@@ -602,6 +610,24 @@ def _assemble_joint(spec, work, scores, rois, band_only):
     scores.attrs(f"{key}/partition").update(band_a=labels[0], band_b=labels[1])
     return roi_partition_rows(partition, rois, subject=subject, joint=joint_name, band_a=labels[0],
                               band_b=labels[1])
+
+
+def _assemble_layer_weights(spec, work, scores, rois):
+    """A layer-weights fit into scores.h5 beside the layer sweep it is compared with; its layer_weights.csv rows
+    (``encoding.layer_weights.roi_rows``)."""
+    from .layer_weights import roi_rows
+
+    key = scores.copy_fit(work.fit_path(spec["fingerprint"]), spec["key"])
+    sweep = key.rsplit("/", 1)[0]
+    attrs = scores.attrs(key)
+    bands = json.loads(attrs["band_layers"])
+    log.info("%s: layer weights over %d bands of %s (%d samples)", spec["subject"], len(bands), sweep,
+             attrs["n_samples"])
+    fit = {name: scores.read(key, name) for name in ("weights", "preferred_depth", "test_r", "cv_score")}
+    best = {name: scores.read(sweep, name) for name in ("best_layer", "best_layer_test_r", "best_layer_cv_score")}
+    model, instruction = spec["bands"][0]["model"], spec["bands"][0]["instruction"]
+    return roi_rows(spec["subject"], model, instruction, fit, best, rois, bands, np.asarray(attrs["band_depths"]),
+                    int(attrs["n_layers"]))
 
 
 def _flatmap(config, data, values, output_file, title, rois):

@@ -126,8 +126,9 @@ def check_values(config, path="config"):
     try:
         _schema.EncodingConfig.model_validate({k: config[k] for k in DEFAULTS})
     except ValidationError as err:
-        error = err.errors()[0]
-        keys = _schema.field_path(error["loc"])
+        # of a union's errors (``layer_weights``: not a bool, or a bad key of the mapping) the deepest names the key
+        first = err.errors()[0]["loc"][0]
+        keys = max((_schema.field_path(e["loc"]) for e in err.errors() if e["loc"][0] == first), key=len)
         value = config
         for key in keys:
             value = value[key] if isinstance(value, Mapping) else value

@@ -40,6 +40,10 @@ def build_parser():
     parser.add_argument("--save-models", action="store_true", default=None,
                         help="keep every layer fit as an encoder in <out>/models/ for python -m encoding.predict "
                              "(config 'save_models')")
+    parser.add_argument("--layer-weights", action="store_true",
+                        help="also fit one banded ridge over all layers of each model and instruction: the weight "
+                             "each layer gets per target and the weight-averaged depth (config 'layer_weights'; "
+                             "its settings there are kept)")
     parser.add_argument("--threads", type=_positive_int, metavar="N",
                         help="BLAS/torch threads per fit (default: one for a small fit, every core for a large one; "
                              "config 'threads')")
@@ -63,6 +67,8 @@ def config_from_args(args):
                  "workers": args.workers, "scheduler": args.scheduler, "work_dir": args.work_dir,
                  "threads": args.threads, "save_models": args.save_models}
     config = load_config(args.config, overrides)
+    if args.layer_weights and not config["layer_weights"]:
+        config["layer_weights"] = True
     if args.subjects:
         wanted = parse_list(args.subjects)
         unknown = [s for s in wanted if s not in config["subjects"]]

@@ -13,7 +13,7 @@
 
 Every study: a two-instruction, three-layer features store; five stimulus runs, the last held out and
 watched twice (a repeat noise ceiling); targets driven by planted layers; a block permutation test and
-a two-band joint fit, so every map of ``encoding.outputs.native_maps`` exists.
+a two-band joint fit and the layer weights, so every map of ``encoding.outputs.native_maps`` exists.
 """
 import h5py
 import nibabel as nib
@@ -171,7 +171,7 @@ def write_layout_study(folder, layout, seed=0):
     config = {"name": layout, "features_dir": "features", "models": ["toy"], "instructions": ["caption", "action"],
               "subjects": {SUBJECT: {"runs": _entries(paths)}}, "test_runs": [f"run-{N_RUNS}"], "delays": DELAYS,
               "alphas": {"logspace": [-1, 4, 6]}, "rois": rois, "flatmap": False, "n_permutations": 20,
-              "permutation_block": 5, "n_bootstrap": 20, "banded_iterations": 3,
+              "permutation_block": 5, "n_bootstrap": 20, "banded_iterations": 3, "layer_weights": {"ratios": 1},
               "joint": [{"name": "early+late", "bands": [{"model": "toy", "instruction": "caption", "layer": 0},
                                                          {"model": "toy", "instruction": "caption", "layer": 2}]}]}
     path = folder / "study.yaml"

@@ -26,7 +26,8 @@ def one_blas_thread():
     with threadpool_limits(1):
         yield
 
-EXPECTED_STATS = {"r", "bestlayer", "depth", "normalizedr", "neglog10q", "bestinstruction", "uniquevariance"}
+EXPECTED_STATS = {"r", "bestlayer", "depth", "normalizedr", "neglog10q", "bestinstruction", "uniquevariance",
+                  "layerweight"}
 
 
 @pytest.fixture(scope="module", params=LAYOUTS)
@@ -46,6 +47,11 @@ def analysed(request, tmp_path_factory):
 def _expected(scores, row, config):
     """The values a map must hold, straight from the scores.h5 datasets its maps.tsv row names."""
     key = f"{row.subject}/{row.model}/{row.instruction}"
+    if row.desc == "layerweights":                 # the layer-weights fit's depth and test r
+        return scores[f"{key}/layer_weights/{'preferred_depth' if row.stat == 'depth' else 'test_r'}"][()]
+    if row.stat == "layerweight":
+        labels = json.loads(scores[f"{key}/layer_weights"].attrs["band_labels"])
+        return scores[f"{key}/layer_weights/weights"][()][labels.index(row.desc)]
     if row.stat == "r":
         return scores[f"{key}/best_layer_test_r"][()]
     if row.stat in ("bestlayer", "depth"):

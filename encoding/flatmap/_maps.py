@@ -48,7 +48,7 @@ def _layer_values(scores, key, name, layer):
         return scores.read(key, f"best_layer_{name}"), "at each target's CV-best layer"
     if f"{key}/layer_{layer}" not in scores:
         raise InputError(f"{scores.path}: field '{key}/layer_{layer}' does not exist; fitted layers are "
-                         f"{', '.join(k for k in scores.keys(key) if k.startswith('layer_'))}.")
+                         f"{', '.join(k for k in scores.keys(key) if k[len('layer_'):].isdigit())}.")
     return scores.read(f"{key}/layer_{layer}", name), f"at layer {layer}"
 
 

@@ -7,10 +7,13 @@ subjects, with intervals over resampled subjects.
 
 Which score: ``cv_score`` by default, because a preferred depth is a choice of layer and every
 choice here is made on cross-validation inside the training runs; ``test_r`` reads the held-out
-runs instead. Which ROIs enter the rank test: those with a level, and, when the analysis ran
-permutations, whose mean test r at their CV-best layer is significant (BH q below ``fdr_q``):
-the preferred depth of a profile that is noise is itself noise. Bootstrap intervals over targets
-treat neighbouring targets as independent, so they are narrower than intervals over subjects.
+runs instead. With the layer-weights analysis (``encoding.layer_weights``), a third preferred depth stands
+beside those: the weight-averaged depth of the ROI's band weights (targets counted by their positive CV score),
+with its own bootstrap interval and rank test (measure ``layer_weights``). Which ROIs enter the rank test:
+those with a level, and, when the analysis ran permutations, whose mean test r at their CV-best layer is
+significant (BH q below ``fdr_q``): the preferred depth of a profile that is noise is itself noise. Bootstrap
+intervals over targets treat neighbouring targets as independent, so they are narrower than intervals over
+subjects.
 """
 import logging
 from pathlib import Path
@@ -24,7 +27,8 @@ from features.errors import InputError
 from ..outputs.scores_file import ScoresFile
 from ..rois import load_glasser_groups
 from ._plot import plot_hierarchy
-from ._profiles import group_preferred_depth, roi_preferred_depth
+from ..layer_weights import roi_weight_profile
+from ._profiles import group_preferred_depth, roi_preferred_depth, weights_preferred_depth
 from ._rank_test import hierarchy_rank_test
 
 log = logging.getLogger(__name__)
@@ -71,13 +75,33 @@ def _subject_rows(scores, part, score, levels, n_bootstrap, seed, fdr_q):
     tested = fdr_q is not None and "q_perm" in best and best["q_perm"].notna().any()
     significant = set(best.loc[best["q_perm"] < fdr_q, "roi"]) if tested else None
     rows, profiles = [], {}
+    weighted = _layer_weights(scores, f"{subject}/{model}/{instruction}/layer_weights")
     for i, (roi, index) in enumerate(rois.items()):
         result = roi_preferred_depth(depth, per_layer[index], n_bootstrap, seed + i)
         profiles[roi] = result["profile"]
         rows.append(_row(subject, model, instruction, roi, levels[roi], score, result,
                          n_targets=int(np.isfinite(per_layer[index]).all(1).sum()),
                          in_test=np.isfinite(levels[roi]) and (significant is None or roi in significant)))
-    return depth, profiles, rows
+        if weighted is not None:
+            _, share = roi_weight_profile(weighted["weights"], weighted["cv_score"], index)
+            found = weights_preferred_depth(weighted["depth"], weighted["weights"][:, index].T, share, n_bootstrap,
+                                            seed + i)
+            weighted["profiles"][roi] = found["profile"]
+            rows[-1].update(_weights_columns(found))
+    return depth, profiles, rows, weighted
+
+
+def _layer_weights(scores, key):
+    """The layer-weights fit of a slice (band depths, weights, CV score), or None when the analysis has none."""
+    if key not in scores:
+        return None
+    return {"depth": np.asarray(scores.attrs(key)["band_depths"], dtype=float), "weights": scores.read(key, "weights"),
+            "cv_score": scores.read(key, "cv_score"), "profiles": {}}
+
+
+def _weights_columns(result):
+    return {"preferred_depth_layer_weights": result["weighted"], "layer_weights_ci_low": result["weighted_ci"][0],
+            "layer_weights_ci_high": result["weighted_ci"][1]}
 
 
 def _row(subject, model, instruction, roi, level, score, result, in_test, **counts):
@@ -94,7 +118,7 @@ def _tests(rows, n_subjects, seed, n_layers):
     included = [r for r in rows if r["in_rank_test"]]
     levels = [r["level"] for r in included]
     tests = []
-    for measure in ("argmax", "weighted"):
+    for measure in ("argmax", "weighted") + (("layer_weights",) if "preferred_depth_layer_weights" in rows[0] else ()):
         result = hierarchy_rank_test(levels, [r[f"preferred_depth_{measure}"] for r in included], seed=seed)
         tests.append({**{k: rows[0][k] for k in SLICE}, "measure": measure, "spearman_rho": result["rho"],
                       "p_permutation": result["p"], "n_rois": result["n_rois"], "n_subjects": n_subjects,
@@ -119,13 +143,15 @@ def _too_little_to_rank(rows, included, n_layers, result):
 
 
 def _group_rows(slices, levels, n_bootstrap, seed):
-    """Rows of the mean profile over subjects for one (model, instruction)."""
+    """Rows of the mean profile over subjects for one (model, instruction); with layer weights in every
+    subject, also the preferred depth of the mean weight profile, with intervals over subjects."""
     depth = slices[0][0]
     rois = [r["roi"] for r in slices[0][2]]
     rows, profiles = [], {}
+    weighted = all(w is not None for _, _, _, w in slices) and len({len(w["depth"]) for *_, w in slices}) == 1
     for i, roi in enumerate(rois):
-        found = [(p[roi], next(r for r in rs if r["roi"] == roi)) for d, p, rs in slices if roi in p]
-        if len(found) < len(slices) or any(len(d) != len(depth) for d, _, _ in slices):
+        found = [(p[roi], next(r for r in rs if r["roi"] == roi)) for d, p, rs, _ in slices if roi in p]
+        if len(found) < len(slices) or any(len(d) != len(depth) for d, _, _, _ in slices):
             continue  # an ROI missing in some subject, or models fitted on other layers: no group profile
         subject_profiles = np.stack([profile for profile, _ in found])
         result = group_preferred_depth(depth, subject_profiles, n_bootstrap, seed + i)
@@ -135,6 +161,10 @@ def _group_rows(slices, levels, n_bootstrap, seed):
         first = found[0][1]
         rows.append(_row("group", first["model"], first["instruction"], roi, levels[roi], first["score"], result,
                          in_test, n_subjects=len(found)))
+        if weighted:
+            rows[-1].update(_weights_columns(weights_preferred_depth(
+                slices[0][3]["depth"], np.stack([w["profiles"][roi] for *_, w in slices]), None, n_bootstrap,
+                seed + i)))
     return depth, profiles, rows
 
 
@@ -175,8 +205,9 @@ def hierarchy_analysis(folder, score="cv_score", n_bootstrap=None, levels=None, 
     all_rows, all_tests, figures, by_slice = [], [], [], {}
     with ScoresFile(folder / "scores.h5") as scores:
         for _, part in table.groupby(SLICE, sort=False):
-            depth, profiles, rows = _subject_rows(scores, part, score, levels, n_bootstrap, seed, fdr_q)
-            by_slice.setdefault(tuple(part.iloc[0][["model", "instruction"]]), []).append((depth, profiles, rows))
+            depth, profiles, rows, weighted = _subject_rows(scores, part, score, levels, n_bootstrap, seed, fdr_q)
+            by_slice.setdefault(tuple(part.iloc[0][["model", "instruction"]]), []).append((depth, profiles, rows,
+                                                                                           weighted))
             all_rows += rows
             all_tests += _tests(rows, 1, seed, len(depth))
             figures.append(_plot(output_dir, depth, profiles, rows, all_tests[-2:], score))

@@ -100,3 +100,36 @@ def group_preferred_depth(depth, subject_profiles, n_bootstrap=1000, seed=0):
     dict as :func:`roi_preferred_depth`
     """
     return roi_preferred_depth(depth, subject_profiles, n_bootstrap, seed)
+
+
+def weights_preferred_depth(band_depth, weights, target_weight=None, n_bootstrap=1000, seed=0):
+    """Preferred depth from band weights (the layer-weights fit): the weight profile's mean depth, with
+    bootstrap intervals over the rows (targets, or subjects for a group).
+
+    Parameters
+    ----------
+    band_depth : array of shape (n_bands,)
+    weights : array of shape (n_rows, n_bands), each row's band weights (summing to one)
+    target_weight : array of shape (n_rows,), optional
+        Each row's share of the profile (``encoding.layer_weights.roi_weight_profile``: the positive CV
+        score); default equal. Rows of weight 0 or with a NaN are left out.
+
+    Returns
+    -------
+    dict with profile (n_bands,), weighted (the profile's mean depth), weighted_ci (low, high); NaN when no
+    row has weight
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    share = np.ones(len(weights)) if target_weight is None else np.asarray(target_weight, dtype=np.float64)
+    keep = np.isfinite(weights).all(1) & (share > 0)
+    weights, share = weights[keep], share[keep]
+    if not keep.any():
+        return {"profile": np.full(len(band_depth), np.nan), "weighted": np.nan, "weighted_ci": (np.nan, np.nan)}
+    profile = share @ weights / share.sum()
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(len(weights), np.full(len(weights), 1 / len(weights)), size=n_bootstrap) * share
+    totals = counts.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boot = (counts @ weights @ np.asarray(band_depth)) / totals
+    return {"profile": profile, "weighted": float(profile @ band_depth),
+            "weighted_ci": tuple(np.nanpercentile(boot, CI)) if np.isfinite(boot).any() else (np.nan, np.nan)}

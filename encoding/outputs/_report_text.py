@@ -35,14 +35,22 @@ SECTION_TEXT = {
                   "95 % bootstrap intervals over the ROI's targets (over subjects for `group` rows). The rank test "
                   "is Spearman's rho between preferred depth and the ROI's level in the sensory-to-association "
                   "ordering, with a one-sided permutation p-value over ROIs; ROIs enter it when they have a level "
-                  "and their mean test r at the CV-best layer is significant. Rerun with "
-                  "`python -m encoding.hierarchy <folder>` for other options."],
+                  "and their mean test r at the CV-best layer is significant. With layer weights, a third "
+                  "preferred depth: the ROI's mean band weights times depth (`preferred_depth_layer_weights`). "
+                  "Rerun with `python -m encoding.hierarchy <folder>` for other options."],
     "instruction": ["Per ROI, the instruction whose CV-best layer has the highest cross-validated score, with "
                     "its held-out test r and the runner-up's."],
     "partition": ["Two feature spaces A and B fitted alone and jointly (banded ridge); on the test runs "
                   "unique A = R²(A+B) − R²(B), unique B = R²(A+B) − R²(A), "
                   "shared = R²(A) + R²(B) − R²(A+B). "
                   "Parts are estimates and can be slightly negative; nothing is clipped."],
+    "layer_weights": ["One banded ridge over all layers of a model and instruction, each layer (or group of "
+                      "adjacent layers) a band; cross-validation chooses each target's band weights, which sum to 1. "
+                      "Per ROI: the weight-averaged depth beside the CV-best layer's depth (both averaged over the "
+                      "targets with their positive CV score as weight), the share of targets whose second-largest "
+                      "weight exceeds 0.25 (`frac_targets_mixed`), each band's mean weight, and the held-out r of "
+                      "the banded fit beside the best single layer's. The banded search includes each layer alone, "
+                      "so its CV score is never below the best layer's; its test r can be."],
     "group": ["Each subject contributes its ROI's mean test r at the layer its own cross-validation chose. "
               "`above_zero`: one-sided t-test and Wilcoxon signed-rank test over subjects; `model` and "
               "`instruction`: two-sided paired tests. `n_subjects` is beside every p-value: with few subjects the "
@@ -54,7 +62,8 @@ SECTION_TEXT = {
               "(layout in encoding/outputs/scores_file.py)",
               "`alignment.csv`: one row per (subject, model, instruction, layer, roi), with p-values and "
               "normalized r; `best_layers.csv`, `best_instructions.csv`, `group_tests.csv`, "
-              "`variance_partition.csv`, `hierarchy.csv`, `hierarchy_tests.csv`: the tables above",
+              "`variance_partition.csv`, `layer_weights.csv`, `hierarchy.csv`, `hierarchy_tests.csv`: the tables "
+              "above",
               "`config.yaml`, `versions.json`: what this ran with"],
 }
 

@@ -14,6 +14,9 @@ neglog10q / bestlayer  -log10 q of the block-permutation test, best-layer family
                        (q floored at ``SMALLEST_Q``, so the map stays finite)
 =====================  ==========================================================  =======================
 
+with the layer-weights analysis (``encoding.layer_weights``): ``stat-depth_desc-layerweights`` (the weight-averaged
+depth), ``stat-r_desc-layerweights`` (the banded fit's test r) and ``stat-layerweight_desc-<band>``, one map per
+band (``layer3``, or ``layers4to7`` for a group), its weight, the bands summing to 1 per target;
 per subject and model with two or more instructions: ``stat-bestinstruction`` (the index of the CV-best
 instruction, its names in ``maps.tsv``'s levels); per two-band joint fit: ``joint-<name>_stat-uniquevariance
 _desc-<band>``, each band's unique test R² (``partition/unique_a``, ``unique_b``).
@@ -118,6 +121,23 @@ def _layer_maps(scores, key, model, instruction, n_layers, ceiling, threshold):
         maps.append(NativeMap({**base, "stat": "neglog10q", "desc": "bestlayer"}, neglog,
                               f"{where}: -log10 q of the permutation test at the CV-best layer (best-layer family)",
                               f"{key}/best_layer_q_perm"))
+    if f"{key}/layer_weights" in scores:
+        maps += _layer_weight_maps(scores, f"{key}/layer_weights", base, where)
+    return maps
+
+
+def _layer_weight_maps(scores, key, base, where):
+    """The layer-weights fit's preferred depth and held-out r, and each band's weight, one map per band."""
+    maps = [NativeMap({**base, "stat": "depth", "desc": "layerweights"}, scores.read(key, "preferred_depth"),
+                      f"{where}: layer-weighted depth (band weights x depth, 0 embedding output, 1 last layer)",
+                      f"{key}/preferred_depth"),
+            NativeMap({**base, "stat": "r", "desc": "layerweights"}, scores.read(key, "test_r"),
+                      f"{where}: test r of the banded fit over all layers", f"{key}/test_r")]
+    weights = scores.read(key, "weights")
+    for band, (name, values) in enumerate(zip(json.loads(scores.attrs(key)["band_labels"]), weights)):
+        maps.append(NativeMap({**base, "stat": "layerweight", "desc": name}, values.astype(np.float32),
+                              f"{where}: weight of {name} in the banded fit over all layers (bands sum to 1)",
+                              f"{key}/weights[{band}]"))
     return maps
 
 

@@ -108,6 +108,8 @@ def build_sections(folder):
                               "flatmaps/best_instruction_*.png", "it needs an analysis over two or more instructions"))
     sections.append(_optional(folder, "Variance partitioning", "partition", "variance_partition.csv",
                               "flatmaps/*_variance_*.png", "it needs a two-band fit in the config's 'joint'"))
+    sections.append(_optional(folder, "Layer weights", "layer_weights", "layer_weights.csv", None,
+                              "it needs `layer_weights: true` in the config or --layer-weights"))
     sections.append(_optional(folder, "Across-subject tests", "group", "group_tests.csv", None,
                               "it needs two or more subjects"))
     sections.append(Section("Flatmaps", SECTION_TEXT["flatmaps"],
@@ -121,7 +123,8 @@ def build_sections(folder):
 
 HIERARCHY_COLUMNS = ["subject", "model", "instruction", "roi", "level", "n_targets", "n_subjects",
                      "preferred_depth_argmax", "argmax_ci_low", "argmax_ci_high", "preferred_depth_weighted",
-                     "weighted_ci_low", "weighted_ci_high", "in_rank_test"]
+                     "weighted_ci_low", "weighted_ci_high", "preferred_depth_layer_weights", "layer_weights_ci_low",
+                     "layer_weights_ci_high", "in_rank_test"]
 
 
 def _optional(folder, title, text_key, table_name, image_pattern, needs):

@@ -18,6 +18,11 @@ Layout::
     /<subject>/<model>/<instruction>/best_layer        int (n_targets,), by CV score (-1 if unfitted)
     /<subject>/<model>/<instruction>/best_layer_{test_r, cv_score, p_perm, q_perm}   at that layer
                                               (q_perm: BH over the targets of this map)
+    /<subject>/<model>/<instruction>/layer_weights/{test_r, test_r2, cv_score, alpha, preferred_depth}
+                                              (n_targets,), weights (n_bands, n_targets) summing to 1
+                                              per target, test_r2_split, band_weights; attrs band_layers,
+                                              band_labels, band_depths, band_scales, n_layers, search,
+                                              n_samples (``encoding.layer_weights``)
     /<subject>/<model>/best_instruction       int (n_targets,) index into attrs instructions, by
                                               the CV score at each instruction's best layer (-1)
     /<subject>/<model>/best_instruction_{test_r, p_perm, q_perm}   at that instruction (q_perm: BH

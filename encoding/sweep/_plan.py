@@ -102,7 +102,10 @@ def plan_fits(config, subjects, stores, prompts, instructions, layers, work):
     -------
     list of dict (see ``_units.make_spec``)
     """
+    from ..layer_weights import layer_weights_settings
+
     code = code_versions(config["backend"])
+    weighted = layer_weights_settings(config)
     specs = []
     for name, subject in subjects.items():
         hashed = subject.data is not None
@@ -117,6 +120,12 @@ def plan_fits(config, subjects, stores, prompts, instructions, layers, work):
                     layer_keys.add(key)
                     specs.append(make_spec("layer", key, name, subject.cache, subject.content,
                                            [band(model, instruction, layer)], config, code))
+                if weighted is not None and len(layers[model]) >= 2:
+                    specs.append(make_spec("layer_weights", f"{name}/{model}/{instruction}/layer_weights", name,
+                                           subject.cache, subject.content,
+                                           [band(model, instruction, layer) for layer in layers[model]], config,
+                                           code, layer_weights=_layer_weights(weighted, layers[model],
+                                                                              stores[model], instruction)))
         band_only = {}
         for joint in config["joint"]:
             bands = _joint_bands(config, joint, stores)
@@ -131,6 +140,24 @@ def plan_fits(config, subjects, stores, prompts, instructions, layers, work):
                                                band_only=True)
         specs += list(band_only.values())
     return specs
+
+
+#: More band-weight samples than this in one layer-weights fit earn a warning (a sample costs about one layer fit).
+LAYER_WEIGHT_SAMPLES_WARN = 400
+
+
+def _layer_weights(settings, layers, store, instruction):
+    """A layer-weights fit's settings: the config's, the layers of each band and the store's layer count."""
+    from ..layer_weights import band_layers
+
+    n_layers = max(store.layers(instruction, store.runs(instruction)[0])) + 1
+    weights = {**settings, "bands": band_layers(layers, settings["bands"]), "n_layers": int(n_layers)}
+    n_samples = _layer_weight_samples(weights)
+    if n_samples > LAYER_WEIGHT_SAMPLES_WARN:   # pairs grow as bands squared: 33 layers are 2,674 samples
+        log.warning("layer weights of %s: %d band-weight samples over %d bands, each about the cost of one layer "
+                    "fit; 'layer_weights: {bands: 8}' (groups of adjacent layers, 149 samples) or "
+                    "'{search: neighbours}' costs less.", instruction, n_samples, len(weights["bands"]))
+    return weights
 
 
 def _joint_bands(config, joint, stores):
@@ -191,7 +218,8 @@ def describe_plan(specs, work, estimate=None, backend="numpy"):
 
     rows = []
     for spec in specs:
-        model = spec["bands"][0]["model"] if spec["kind"] == "layer" else "joint"
+        model = {"layer": spec["bands"][0]["model"], "joint": "joint",
+                 "layer_weights": f"{spec['bands'][0]['model']} (layer weights)"}[spec["kind"]]
         row = {"subject": spec["subject"], "model": model, "fits": 1, "done": int(work.done(spec["fingerprint"]))}
         if estimate is not None:
             seconds, gigabytes = estimate(spec)
@@ -226,11 +254,22 @@ def array_shapes(spec, shapes):
     data = shapes[spec["subject"]]
     n_features = sum(band["hidden"] for band in spec["shape_bands"]) * len(spec["settings"]["delays"])
     n_folds = spec["settings"]["cv_folds"] or len({data["stimulus_runs"][i] for i in data["train"]})
+    weights = spec["settings"].get("layer_weights") if spec["kind"] == "layer_weights" else None
+    if weights and weights.get("pca_components"):
+        n_features = int(weights["pca_components"]) * len(spec["shape_bands"])
+    samples = (_band_samples(spec["settings"]) if spec["kind"] == "joint" else
+               _layer_weight_samples(weights) if weights else 0)
     return {"n_train": data["n_train"], "n_test": data["n_test"], "n_features": n_features,
             "n_targets": data["n_targets"], "n_folds": n_folds, "n_alphas": len(spec["settings"]["alphas"]),
             "n_permutations": spec["settings"]["n_permutations"] if spec["kind"] == "layer" else 0,
-            "banded_iterations": _band_samples(spec["settings"]) if spec["kind"] == "joint" else 0,
-            "n_bands": len(spec["shape_bands"]), "banded_search": spec["settings"].get("banded_search", "random")}
+            "banded_iterations": samples, "n_bands": len(weights["bands"]) if weights else len(spec["shape_bands"]),
+            "banded_search": spec["settings"].get("banded_search", "random"), "kernel_form": bool(weights)}
+
+
+def _layer_weight_samples(weights):
+    """Band-weight samples of a layer-weights fit (``encoding.layer_weights.weight_samples``)."""
+    from ..layer_weights import weight_samples
+    return len(weight_samples(len(weights["bands"]), weights["search"], weights["ratios"], weights["n_iter"]))
 
 
 def _band_samples(settings):
@@ -304,7 +343,8 @@ def fit_working_set(shape, memory_gb, n_targets_batch=None):
     n_val = n_train // n_folds
     n_fold = n_train - n_val
     splits = [(range(n_fold), range(n_val))] * n_folds   # the sizes are what count
-    if shape.get("banded_iterations") and (p > n_train or shape.get("banded_search") == "grid"):
+    if shape.get("banded_iterations") and (p > n_train or shape.get("kernel_form")
+                                           or shape.get("banded_search") == "grid"):
         held, per_target = banded_bytes(shape.get("n_bands", 2), n_train, n_test, splits, n_alphas, 4)
     elif p > n_fold:
         held = held_bytes(n_train, n_test, splits, n_alphas, 4)

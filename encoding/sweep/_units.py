@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from features.errors import InputError
 from features.store import FeatureStore
 
 from ._work import FIT_FORMAT, atomic_path, digest, package_version, publish, read_subject_cache
@@ -48,9 +49,13 @@ def code_versions(backend="numpy"):
     return versions
 
 
-def fit_settings(config, joint=False):
+def fit_settings(config, joint=False, layer_weights=None):
+    """The settings of the config that change a fit's numbers; ``layer_weights``: a layer-weights fit's own
+    (its search, the layers of each band and the store's layer count)."""
     settings = {key: config[key] for key in FIT_SETTINGS}
     settings["alphas"] = [float(a) for a in np.asarray(config["alphas"])]
+    if layer_weights is not None:
+        settings["layer_weights"] = layer_weights
     if joint:
         settings["banded_iterations"] = config["banded_iterations"]
         if config.get("banded_search", "random") != "random":   # absent from fits made before the key existed
@@ -58,22 +63,28 @@ def fit_settings(config, joint=False):
     return json.loads(json.dumps(settings, default=str))
 
 
-def make_spec(kind, key, subject, subject_cache, subject_hash, bands, config, code, band_only=False):
+def make_spec(kind, key, subject, subject_cache, subject_hash, bands, config, code, band_only=False,
+              layer_weights=None):
     """A fit spec (module docstring) and its fingerprint.
 
     Parameters
     ----------
-    kind : {"layer", "joint"}
+    kind : {"layer", "joint", "layer_weights"}
     key : str
-        Where the fit goes in scores.h5 (``sub/model/instruction/layer_k`` or ``sub/joint/name``).
+        Where the fit goes in scores.h5 (``sub/model/instruction/layer_k``, ``sub/joint/name`` or
+        ``sub/model/instruction/layer_weights``).
     bands : list of dict
-        Per feature space: model, store (path), store_parameters, instruction, prompt, layer, layer_hash.
+        Per feature space: model, store (path), store_parameters, instruction, prompt, layer, layer_hash (a
+        layer-weights fit: one per layer).
     band_only : bool
         A single-band fit that only a variance partition reads (not a row of the layer sweep).
+    layer_weights : dict, optional
+        A layer-weights fit's settings (``encoding.layer_weights``), with ``bands`` (the layers of each band)
+        and ``n_layers`` (the store's layer count, for depths).
     """
     inputs = {"kind": kind, "key": key, "subject_hash": subject_hash, "band_only": band_only,
               "bands": [{k: v for k, v in band.items() if k != "store"} for band in bands],
-              "settings": fit_settings(config, joint=kind == "joint"), "code": code}
+              "settings": fit_settings(config, joint=kind == "joint", layer_weights=layer_weights), "code": code}
     return {**inputs, "subject": subject, "subject_cache": str(subject_cache),
             "stores": [str(band["store"]) for band in bands], "fingerprint": digest(inputs)}
 
@@ -104,7 +115,7 @@ def compute_fit(spec, fit_file, write=True, threads=None, max_threads=None, prog
     """
     from himalaya.backend import set_backend
 
-    from ..design import layer_design, stack
+    from ..design import stack
     from ..outputs.scores_file import ScoresFile
     from ..ridge import fit_banded_ridge, fit_ridge, fit_threads, limited_threads
     from ..stats import block_permutations, fdr_bh, permutation_test
@@ -118,12 +129,7 @@ def compute_fit(spec, fit_file, write=True, threads=None, max_threads=None, prog
     Y_train, run_of_row = stack(Y, data.train)
     groups = data.cv_groups(run_of_row)
     Y_test, _ = stack(Y, data.test)
-    Xs_train, Xs_test = [], []
-    for band, store_path in zip(spec["bands"], spec["stores"]):
-        with FeatureStore(store_path) as store:
-            X = layer_design(store, band["instruction"], band["layer"], data, settings["delays"], settings["trim"])
-        Xs_train.append(stack(X, data.train)[0])
-        Xs_test.append(stack(X, data.test)[0])
+    Xs_train, Xs_test, scales = _designs(spec, data)
     alphas = np.asarray(settings["alphas"])
     threads = fit_threads(Y_train.shape[0], sum(X.shape[1] for X in Xs_train), threads)
     threads = min(threads, max_threads) if max_threads else threads
@@ -137,6 +143,9 @@ def compute_fit(spec, fit_file, write=True, threads=None, max_threads=None, prog
         result = untested(fit_ridge(Xs_train[0], Y_train, groups, Xs_test[0], Y_test, **fit_args,
                                     memory_gb=settings["memory_gb"], pca_components=settings["pca_components"],
                                     return_prediction=permutations is not None), untestable)
+    elif spec["kind"] == "layer_weights":
+        result = untested(_fit_layer_weights(spec, Xs_train, Y_train, groups, Xs_test, Y_test, fit_args, progress),
+                          untestable)
     else:
         result = untested(fit_banded_ridge(Xs_train, Y_train, groups, Xs_test, Y_test,
                                            n_iter=settings["banded_iterations"],
@@ -150,7 +159,12 @@ def compute_fit(spec, fit_file, write=True, threads=None, max_threads=None, prog
         key = spec["key"]
         attrs = {"n_features": int(Xs_train[0].shape[1])} if spec["kind"] == "layer" else {
             "bands": json.dumps([{k: band[k] for k in ("model", "instruction", "layer")} for band in spec["bands"]])}
+        if spec["kind"] == "layer_weights":
+            attrs = _layer_weights_attrs(settings["layer_weights"], result, scales)
         scores.write_fit(key, result, data.valid, **attrs)
+        for name in ("weights", "preferred_depth"):
+            if name in result.extra:
+                scores.write_array(key, name, result.extra[name], data.valid)
         if permutations is not None:
             column = np.cumsum(data.valid) - 1   # ROI indices count all targets; the tested arrays the valid ones
             with limited_threads(threads):
@@ -163,6 +177,61 @@ def compute_fit(spec, fit_file, write=True, threads=None, max_threads=None, prog
         scores.attrs("/").update(spec=json.dumps(spec), fingerprint=spec["fingerprint"])
     publish(tmp, fit_file)
     return spec["fingerprint"]
+
+
+def _designs(spec, data):
+    """Each band's stacked training and test design. A layer-weights fit reads each layer (reduced to its
+    principal components on the training rows when asked) and returns its bands' designs, each scaled to the
+    bands' mean trace, with the scales (``encoding.layer_weights.band_designs``); other fits return scales None."""
+    from ..design import layer_design, stack
+    from ..ridge import reduce_features
+
+    settings = spec["settings"]
+    weights = settings.get("layer_weights") if spec["kind"] == "layer_weights" else None
+    pca = (weights or {}).get("pca_components")
+    Xs_train, Xs_test = [], []
+    for band, store_path in zip(spec["bands"], spec["stores"]):
+        with FeatureStore(store_path) as store:
+            X = layer_design(store, band["instruction"], band["layer"], data, settings["delays"], settings["trim"])
+        X_train, X_test = stack(X, data.train)[0], stack(X, data.test)[0]
+        del X
+        if pca:
+            if not 1 <= pca <= min(X_train.shape):
+                raise InputError(f"{store_path}: field 'layer_weights.pca_components' expected 1..{min(X_train.shape)} "
+                                 f"(the training TRs and delayed features of layer {band['layer']}), found {pca}.")
+            X_train, X_test, _ = reduce_features(X_train, X_test, int(pca))
+        Xs_train.append(X_train)
+        Xs_test.append(X_test)
+    if weights is None:
+        return Xs_train, Xs_test, None
+    from ..layer_weights import band_designs
+
+    layers = [band["layer"] for band in spec["bands"]]
+    return band_designs(dict(zip(layers, Xs_train)), dict(zip(layers, Xs_test)), weights["bands"], layers)
+
+
+def _fit_layer_weights(spec, Xs_train, Y_train, groups, Xs_test, Y_test, fit_args, progress):
+    """The banded fit over a model's layers (``encoding.layer_weights``) with its weight samples."""
+    from ..layer_weights import band_depths, fit_layer_weights, weight_samples
+
+    settings = spec["settings"]
+    weights = settings["layer_weights"]
+    gammas = weight_samples(len(weights["bands"]), weights["search"], weights["ratios"], weights["n_iter"],
+                            settings["seed"])
+    args = {k: v for k, v in fit_args.items() if k != "Y_in_cpu"}
+    return fit_layer_weights(Xs_train, Y_train, groups, Xs_test, Y_test, band_depths(weights["bands"],
+                             weights["n_layers"]), gammas, memory_gb=settings["memory_gb"], progress=progress, **args)
+
+
+def _layer_weights_attrs(weights, result, scales):
+    """What a layer-weights fit's group says about itself: its bands, their depths and scales, its samples."""
+    from ..layer_weights import band_depths, band_label
+
+    return {"band_layers": json.dumps(weights["bands"]), "band_labels": json.dumps([band_label(b) for b in
+                                                                                     weights["bands"]]),
+            "band_depths": band_depths(weights["bands"], weights["n_layers"]), "band_scales": np.asarray(scales),
+            "n_layers": int(weights["n_layers"]), "search": weights["search"],
+            "n_samples": int(len(result.extra["band_weight_samples"]))}
 
 
 def untested(result, untestable):
