@@ -211,6 +211,7 @@ def test_held_out_predictions_equal_an_independent_sklearn_nested_cv(study):
         np.testing.assert_allclose(Y_z[test], y_scaler.transform(Y[test]), atol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore:The measurement information indicates a low-pass:RuntimeWarning")  # antialias off here
 def test_baseline_and_decimation_are_mnes_and_epoched_files_give_the_raw_targets(study, tmp_path):
     folder, config_path, facts = study
     config = load_words_config(config_path)

@@ -69,9 +69,10 @@ def fit_embedding(collection, out, n_dims=100, lambdas=DEFAULT_LAMBDAS, n_seeds=
     path, n_items = judgments.path, len(judgments.items)
     triplets, choices = judgments.select("train")
     if len(triplets) < MIN_TRIPLETS:
-        field = "split" if isinstance(judgments, TableJudgments) else "done"
+        field, hint = (("split", "rows marked train") if isinstance(judgments, TableJudgments) else
+                       ("done", "is the collection finished?"))
         raise InputError(f"{path}: field '{field}' leaves {len(triplets)} training triplets; at least "
-                         f"{MIN_TRIPLETS} are needed (is the collection finished?).")
+                         f"{MIN_TRIPLETS} are needed ({hint}).")
     check_settings(path, len(triplets), n_dims, lambdas, n_seeds, epochs, batch_size, lr, validation_fraction)
     if int(n_dims) > n_items:
         log.warning("%s: --dims %d exceeds its %d items, and the fit keeps every dimension the sparsity penalty does "

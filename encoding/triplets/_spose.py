@@ -156,7 +156,8 @@ def fit_spose(ordered, n_items, n_dims, lmbda, epochs=100, batch_size=100, lr=0.
     device : str
         ``"cpu"`` or a CUDA device.
     progress : callable or None
-        Called as ``progress(epoch, mean cross-entropy of the epoch)`` after each epoch.
+        Called as ``progress(epoch, mean cross-entropy of the epoch, weights)`` after each epoch; ``weights`` is
+        the embedding so far (a detached tensor on ``device``: read it, do not change it).
     cpu_threads : int or None
         Torch intra-op threads while fitting on CPU (None: leave torch's setting). One by default: a step
         is a few small kernels (a 100-triplet batch touches 300 rows), which extra threads only make wait
@@ -201,7 +202,7 @@ def _optimise(ordered, n_items, n_dims, lmbda, epochs, batch_size, lr, random_st
             optimizer.step()
             total += cross_entropy.detach() * len(batch)
         if progress is not None:
-            progress(epoch, float(total) / max(len(data), 1))
+            progress(epoch, float(total) / max(len(data), 1), weights.detach())
     return weights.detach().cpu().numpy()
 
 
