@@ -145,7 +145,7 @@ def test_grid_search_refuses_three_bands_in_one_sentence():
 def test_batches_follow_the_memory_budget_and_leave_the_numbers_unchanged():
     """The per-band kernels, a sample's kernel and one fold are held; the targets go in batches sized from
     memory_gb (at least 64), as fit_ridge's are, with the numbers of one batch."""
-    from encoding.ridge._banded import banded_bytes
+    from encoding.ridge.memory import banded_bytes
     from encoding.ridge import run_splits
 
     data = _two_bands(n_targets=150)

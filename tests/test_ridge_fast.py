@@ -8,8 +8,10 @@ from himalaya.scoring import r2_score
 from threadpoolctl import threadpool_limits
 
 from encoding.ridge import fit_pca, fit_ridge, pearson_r, reduce_features, ridge_cv, run_splits
-from encoding.ridge._fast import (_AMPLIFICATION, batch_bytes, check_splits, decompose, errors_by_fractions,
-                                  partial_fractions)
+from encoding.ridge._fast import decompose
+from encoding.ridge._folds import check_splits
+from encoding.ridge._fractions import _AMPLIFICATION, errors_by_fractions, partial_fractions
+from encoding.ridge.memory import batch_bytes
 from features.delays import delay_run
 
 ALPHAS = np.logspace(-2, 5, 15)

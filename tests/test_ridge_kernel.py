@@ -7,7 +7,7 @@ import scipy.linalg
 from threadpoolctl import threadpool_limits
 
 from encoding.ridge import fit_ridge, pearson_r, ridge_cv, run_splits
-from encoding.ridge import _fast, _kernel
+from encoding.ridge import _folds, _kernel, memory
 from features.delays import delay_run
 
 ALPHAS = np.logspace(-2, 6, 17)
@@ -117,7 +117,7 @@ def test_refit_by_per_alpha_test_maps_equals_direct_solves():
     decomposition = _kernel.decompose_kernel(X_train, splits, X_test, alphas, "float32")
     fold = decomposition.folds[0]
     Y = Y_train.astype(np.float32)
-    prediction = _fast.refit_kernel(decomposition, Y, fold.basis.T @ Y[fold.train], alphas,
+    prediction = _folds.refit_kernel(decomposition, Y, fold.basis.T @ Y[fold.train], alphas,
                                     np.zeros(Y.shape[1], dtype=int), "float32")
     assert 0 in decomposition.refit.corrections   # the per-alpha map was used
     X64 = X_train.astype(np.float64)
@@ -142,7 +142,7 @@ def test_refit_forms_a_per_alpha_test_map_once_its_batches_have_paid_for_it():
     formed = []
     for start in range(0, 45, 15):
         batch = Y[:, start:start + 15]
-        prediction = _fast.refit_kernel(decomposition, batch, fold.basis.T @ batch[fold.train], alphas,
+        prediction = _folds.refit_kernel(decomposition, batch, fold.basis.T @ batch[fold.train], alphas,
                                         np.zeros(15, dtype=int), "float32")
         formed.append(0 in decomposition.refit.corrections)
         np.testing.assert_allclose(prediction, expected[:, start:start + 15], atol=2e-5 * np.abs(expected).max())
@@ -151,11 +151,11 @@ def test_refit_forms_a_per_alpha_test_map_once_its_batches_have_paid_for_it():
 
 
 def test_default_working_memory_is_half_the_available_memory(monkeypatch):
-    monkeypatch.setattr(_fast, "_available_memory", lambda: 16 * 2 ** 30)
+    monkeypatch.setattr(memory, "_available_memory", lambda: 16 * 2 ** 30)
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
-    assert _fast.working_memory_gb() == pytest.approx(8.0)
+    assert memory.working_memory_gb() == pytest.approx(8.0)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")   # four processes of a launcher share the machine
-    assert _fast.working_memory_gb(4) == pytest.approx(2.0)
+    assert memory.working_memory_gb(4) == pytest.approx(2.0)
 
 
 def test_at_10000_trs_the_default_budget_holds_the_kernel_form_in_batches_of_2048(monkeypatch):
@@ -165,23 +165,23 @@ def test_at_10000_trs_the_default_budget_holds_the_kernel_form_in_batches_of_204
     n_train, n_test, n_alphas, itemsize = 10000, 2000, 17, 4
     labels = np.repeat(np.arange(5), 2000)
     splits = run_splits(labels)
-    held = _kernel.held_bytes(n_train, n_test, splits, n_alphas, itemsize)
-    per_target = _fast.per_target_bytes("kernel", n_train, n_test, 8000, 2000, 8000, 5, n_alphas, itemsize)
-    assert _fast.batch_size(held, per_target, 2.0, 80000) == 64
-    monkeypatch.setattr(_fast, "_available_memory", lambda: 16 * 2 ** 30)
-    assert _fast.batch_size(held, per_target, _fast.working_memory_gb(), 80000) >= 2048
+    held = memory.held_bytes(n_train, n_test, splits, n_alphas, itemsize)
+    per_target = memory.per_target_bytes("kernel", n_train, n_test, 8000, 2000, 8000, 5, n_alphas, itemsize)
+    assert memory.batch_size(held, per_target, 2.0, 80000) == 64
+    monkeypatch.setattr(memory, "_available_memory", lambda: 16 * 2 ** 30)
+    assert memory.batch_size(held, per_target, memory.working_memory_gb(), 80000) >= 2048
 
 
 def test_fit_ridge_without_a_budget_sizes_batches_from_the_available_memory(monkeypatch):
     X_train, Y_train, labels, X_test, Y_test = _study(n_targets=200, n_clean=0)
     splits = run_splits(labels)
-    held = _kernel.held_bytes(len(X_train), len(X_test), splits, len(ALPHAS), 4)
-    per_target = _fast.per_target_bytes("kernel", len(X_train), len(X_test), 320, 80, 320, 5, len(ALPHAS), 4)
+    held = memory.held_bytes(len(X_train), len(X_test), splits, len(ALPHAS), 4)
+    per_target = memory.per_target_bytes("kernel", len(X_train), len(X_test), 320, 80, 320, 5, len(ALPHAS), 4)
     # half of what is available is the budget: room for 100 targets once the kernel form's arrays are held
-    monkeypatch.setattr(_fast, "_available_memory", lambda: 2 * (held + 100.5 * per_target))
+    monkeypatch.setattr(memory, "_available_memory", lambda: 2 * (held + 100.5 * per_target))
     small = fit_ridge(X_train, Y_train, labels, X_test, Y_test)
     assert small.extra["n_targets_batch"] == 100
-    monkeypatch.setattr(_fast, "_available_memory", lambda: 8 * 2 ** 30)
+    monkeypatch.setattr(memory, "_available_memory", lambda: 8 * 2 ** 30)
     large = fit_ridge(X_train, Y_train, labels, X_test, Y_test)
     assert large.extra["n_targets_batch"] == 200
     np.testing.assert_allclose(small.test_r, large.test_r, atol=1e-6)

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from encoding.ridge import DEFAULT_ALPHAS, fit_banded_ridge, fit_ridge, run_splits
-from encoding.ridge._fast import batch_bytes, decompose_primal
+from encoding.ridge._primal import decompose_primal
+from encoding.ridge.memory import batch_bytes
 from encoding.sweep import fit_memory_gb
 from encoding.sweep._plan import fit_working_set
 

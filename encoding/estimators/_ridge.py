@@ -37,7 +37,7 @@ class RunwiseRidgeCV(BaseEstimator):
         does; False takes them as given.
     memory_gb : float or None
         Working memory of the fast solver beyond its inputs; None: half the memory available when the fit
-        starts (``encoding.ridge._fast.working_memory_gb``).
+        starts (``encoding.ridge.memory.working_memory_gb``).
     n_targets_batch : int or None
         Upper bound on targets solved at once.
 
@@ -90,7 +90,7 @@ class RunwiseRidgeCV(BaseEstimator):
         self
         """
         X_train, Y_train, row_group = self._training_rows(X_runs, Y_runs, groups)
-        out = ridge_cv(X_train, Y_train, run_splits(row_group, self.cv), X_train[:2], Y_train[:2],
+        out = ridge_cv(X_train, Y_train, run_splits(row_group, self.cv), None, None,
                        np.asarray(self.alphas, dtype=float), memory_gb=self.memory_gb,
                        n_targets_batch=self.n_targets_batch)
         self.best_alphas_, self.cv_scores_ = out["alpha"], out["cv_score"]

@@ -1,13 +1,20 @@
 """The ridge engine: run-wise cross-validated ridge (fast solver, himalaya as reference), banded ridge
-(fast kernel-form search, himalaya as reference), per-layer PCA, and scoring."""
+(fast kernel-form search, himalaya as reference), per-layer PCA, and scoring. ``memory`` (what a fit holds, the
+targets per batch) and the eigendecompositions and work counts below are public for the sweep's planner and
+cost model."""
 from ._banded import band_weight_grid, band_weight_samples
 from ._cv import run_splits
-from ._fast import choose_form, ridge_cv
+from ._fast import ridge_cv
 from ._fit import DEFAULT_ALPHAS, DEFAULT_MEMORY_GB, RidgeScores, choose_solver, fit_banded_ridge, fit_ridge
+from ._folds import choose_form
+from ._fractions import MIN_BLOCK, scoring_costs
+from ._kernel import eigh_ascending
 from ._pca import apply_pca, fit_pca, reduce_features
+from ._primal import eigh_descending
 from ._scoring import pearson_r, r2
 from ._threads import available_cores, fit_threads, limited_threads
 
-__all__ = ["DEFAULT_ALPHAS", "DEFAULT_MEMORY_GB", "RidgeScores", "apply_pca", "available_cores", "band_weight_grid",
-           "band_weight_samples", "choose_form", "choose_solver", "fit_banded_ridge", "fit_pca", "fit_ridge",
-           "fit_threads", "limited_threads", "pearson_r", "r2", "reduce_features", "ridge_cv", "run_splits"]
+__all__ = ["DEFAULT_ALPHAS", "DEFAULT_MEMORY_GB", "MIN_BLOCK", "RidgeScores", "apply_pca", "available_cores",
+           "band_weight_grid", "band_weight_samples", "choose_form", "choose_solver", "eigh_ascending",
+           "eigh_descending", "fit_banded_ridge", "fit_pca", "fit_ridge", "fit_threads", "limited_threads",
+           "pearson_r", "r2", "reduce_features", "ridge_cv", "run_splits", "scoring_costs"]

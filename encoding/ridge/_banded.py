@@ -11,7 +11,7 @@ and multiplies it with the training targets. Here:
 - each sample is one kernel-form fit of ``_kernel`` (per fold one float32 eigendecomposition refined in
   float64, the targets projected once onto its axes, every alpha scored by partial fractions);
 - the refit on all training TRs is done only for targets whose best score the sample improves (by more
-  than float32's eps, himalaya's rule), by ``_fast``'s block elimination from fold 0, with each band's
+  than float32's eps, himalaya's rule), by the fold library's block elimination (``_folds``) from fold 0, with each band's
   share of the test prediction, g_i K_test,i w, kept for its split R^2.
 
 With the same samples (``band_weight_samples``: himalaya's Dirichlet draws, the first one equal weights)
@@ -20,7 +20,7 @@ features). ``band_weight_grid`` spaces two bands' weight ratio evenly in log ins
 grid it covers both bands' regularisations on a regular lattice, and its 25 ratios plus the two single
 bands, one search (``fit_banded_ridge(search="grid")``), reached the mean CV R^2 of 50 random samples to
 1e-5, 5.1x faster than himalaya's (``bench/banded.py``). Targets go in batches sized from a memory budget
-(``banded_bytes``), as ``_fast.ridge_cv``'s do.
+(``memory.banded_bytes``), as ``_fast.ridge_cv``'s do.
 """
 import numpy as np
 from himalaya.backend import get_backend
@@ -28,8 +28,9 @@ from himalaya.kernel_ridge import generate_dirichlet_samples
 from himalaya.scoring import r2_score_split
 from tqdm import tqdm
 
-from ._fast import batch_for, per_target_bytes, schur_inverse, select_alphas, working_memory_gb
-from ._kernel import decompose_fold, held_bytes, kernel_refit, linear_kernels, score_batch
+from ._folds import schur_inverse, select_alphas
+from ._kernel import decompose_fold, kernel_refit, linear_kernels, score_batch
+from .memory import banded_bytes, batch_for, working_memory_gb
 from ._scoring import pearson_r, r2
 
 #: himalaya's rule: a later sample replaces a target's best only if it scores more than this higher.
@@ -174,15 +175,6 @@ def _update(best, mine, sample, gamma, scores, refit, fold, band_maps, Y, Z, Y_t
     best.test_r[targets], best.test_r2[targets] = pearson_r(Y_true, prediction), r2(Y_true, prediction)
     centered = backend.asarray(Y_true - Y_true.mean(0), dtype="float64")
     best.test_r2_split[:, targets] = backend.to_numpy(r2_score_split(centered, split))
-
-
-def banded_bytes(n_bands, n_train, n_test, splits, n_alphas, itemsize):
-    """Memory the fast banded search holds (the per-band kernels, a sample's kernel, one fold and the refit)
-    and per target of a batch (a single-band kernel-form fit's, plus each band's test prediction)."""
-    rank, n_val = max(len(train) for train, _ in splits), max(len(val) for _, val in splits)
-    held = (n_bands + 1) * 8 * n_train * (n_train + n_test) + held_bytes(n_train, n_test, splits, n_alphas, itemsize)
-    per_target = per_target_bytes("kernel", n_train, n_test, rank, n_val, rank, len(splits), n_alphas, itemsize)
-    return held, per_target + 8 * (n_bands + 1) * n_test
 
 
 def banded_ridge_cv(Xs_train, Y_train, splits, Xs_test, Y_test, alphas, gammas, n_targets_batch=None,

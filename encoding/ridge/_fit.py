@@ -15,10 +15,11 @@ from himalaya.scoring import r2_score, r2_score_split
 
 from ._banded import band_weight_grid, band_weight_samples, banded_ridge_cv
 from ._cv import run_splits
-from ._fast import DEFAULT_MEMORY_GB, ridge_cv  # noqa: F401  (DEFAULT_MEMORY_GB re-exported)
+from ._fast import ridge_cv
 from ._pca import reduce_features
 from ._scoring import pearson_r, r2
 from ._threads import fit_threads, limited_threads
+from .memory import DEFAULT_MEMORY_GB  # noqa: F401  (re-exported)
 
 DEFAULT_ALPHAS = np.logspace(-2, 6, 17)
 
@@ -69,7 +70,7 @@ def fit_ridge(X_train, Y_train, run_ids, X_test, Y_test, alphas=DEFAULT_ALPHAS, 
         himalaya solvers only; the fast solver always reads Y one batch of targets at a time.
     memory_gb : float or None
         Working memory of the fast solver beyond its inputs; sets the targets per batch. None: half the
-        memory available when the fit starts (``_fast.working_memory_gb``; 2 GB where it cannot be read).
+        memory available when the fit starts (``memory.working_memory_gb``; 2 GB where it cannot be read).
     pca_components : int or None
         Reduce the design to its leading principal components, fitted on the training runs only.
     return_prediction : bool

@@ -2,7 +2,8 @@
 
 A 7B model's layer with 5 delays has p = 17,920 delayed features against 1,600-8,000 training TRs per
 fold: every fit is in the kernel form, and its fixed cost is one eigendecomposition of each fold's
-(n_train_fold, n_train_fold) training kernel. Three things make it cheaper than ``_fast``'s float64 path:
+(n_train_fold, n_train_fold) training kernel. Three things make it cheaper than the primal form's float64 path
+(``_primal``):
 
 - **The kernels once, in float64, from feature chunks.** K = X X^T and K_test = X_test X^T are summed
   over column chunks of X converted to float64 one at a time (numpy: scipy's dsyrk, in place), so no
@@ -20,11 +21,12 @@ fold: every fit is in the kernel form, and its fixed cost is one eigendecomposit
   took the referee's alpha and max |delta r| was 9.7e-7 (float64 throughout: 7.7e-7). When more than a
   quarter of the axes would need it, the fold is decomposed in float64 instead.
 - **One fold at a time.** Each fold is decomposed, every target batch is scored on it, and it is dropped
-  before the next; fold 0, whose decomposition the refit on all training TRs starts from (``_fast``'s
+  before the next; fold 0, whose decomposition the refit on all training TRs starts from (``_folds``'s
   block elimination), goes last, so the batch that completes its scores is refit at once. The fit holds
   the kernels, one fold and the refit, not every fold's bases and couplings.
 
-The validation errors for every alpha come from ``_fast`` (partial fractions or direct, per fold), and
+The validation errors for every alpha come from the fold library (``_folds``: partial fractions or direct,
+per fold), and
 so do the alpha choice and the refit; this module only builds the folds differently and orders the work.
 """
 import logging
@@ -33,8 +35,9 @@ import numpy as np
 from himalaya.backend import get_backend
 from tqdm import tqdm
 
-from ._fast import (Decomposition, Fold, Refit, _fractions_if_cheaper, fold_scores, refit_kernel,
-                    select_alphas)
+from ._folds import Decomposition, Fold, Refit, fold_scores, refit_kernel, select_alphas
+from ._fractions import fractions_if_cheaper
+from .memory import held_bytes
 
 log = logging.getLogger(__name__)
 
@@ -51,24 +54,25 @@ _REFINE_MAX_FRACTION = 0.25
 _CHUNK_BYTES = 64 * 2 ** 20
 
 
-def linear_kernels(X_train, X_test):
+def linear_kernels(X_train, X_test=None):
     """K = X_train X_train^T and K_test = X_test X_train^T in float64, summed over feature chunks.
 
     Parameters
     ----------
     X_train : array of shape (n_train, n_features)
-    X_test : array of shape (n_test, n_features)
+    X_test : array of shape (n_test, n_features), or None
 
     Returns
     -------
     kernel : array of shape (n_train, n_train), float64
-    test_kernel : array of shape (n_test, n_train), float64
+    test_kernel : array of shape (n_test, n_train), float64, or None without ``X_test``
     """
     backend = get_backend()
     n_train, n_features = X_train.shape
-    step = max(64, _CHUNK_BYTES // (8 * (n_train + X_test.shape[0])))
+    n_test = 0 if X_test is None else X_test.shape[0]
+    step = max(64, _CHUNK_BYTES // (8 * (n_train + n_test)))
     kernel = backend.zeros((n_train, n_train), dtype="float64")
-    test_kernel = backend.zeros((X_test.shape[0], n_train), dtype="float64")
+    test_kernel = None if X_test is None else backend.zeros((n_test, n_train), dtype="float64")
     if backend.name == "numpy":
         from scipy.linalg.blas import dsyrk
         kernel = np.asfortranarray(kernel)
@@ -78,7 +82,8 @@ def linear_kernels(X_train, X_test):
             kernel = dsyrk(1.0, np.ascontiguousarray(block).T, beta=1.0, c=kernel, trans=1, overwrite_c=1)
         else:
             kernel += block @ block.T
-        test_kernel += backend.asarray(X_test[:, start:start + step], dtype="float64") @ block.T
+        if X_test is not None:
+            test_kernel += backend.asarray(X_test[:, start:start + step], dtype="float64") @ block.T
         del block
     if backend.name == "numpy":   # dsyrk filled the upper triangle: mirror it, in blocks
         for start in range(0, n_train, 1024):
@@ -90,7 +95,7 @@ def linear_kernels(X_train, X_test):
     return kernel, test_kernel
 
 
-def _eigh_ascending(matrix):
+def eigh_ascending(matrix):
     """Eigenvalues (ascending) and eigenvectors of a symmetric backend array, in its dtype.
 
     numpy arrays go to scipy's divide-and-conquer driver: on the benchmark's kernels it took 0.88 s
@@ -201,7 +206,7 @@ def eigh_fold(kernel, train, alpha_min, dtype, keep64=False, try_float32=True):
     result = None
     if dtype != "float64" and try_float32:
         kernel_train = kernel[train][:, train]
-        eigenvalues, vectors = _eigh_ascending(backend.asarray(kernel_train, dtype="float32"))
+        eigenvalues, vectors = eigh_ascending(backend.asarray(kernel_train, dtype="float32"))
         eigenvalues = backend.asarray(eigenvalues, dtype="float64")
         spread = _EPS32 * float(backend.to_numpy(backend.abs(eigenvalues)).max())
         error = spread / (backend.to_numpy(backend.clip(eigenvalues, 0, None)) + alpha_min)
@@ -214,7 +219,7 @@ def eigh_fold(kernel, train, alpha_min, dtype, keep64=False, try_float32=True):
         del kernel_train, vectors
     in_float64 = result is None
     if in_float64:
-        result = (*_eigh_ascending(kernel[train][:, train]), None)
+        result = (*eigh_ascending(kernel[train][:, train]), None)
     eigenvalues, vectors, refined = result
     vectors = backend.flip(vectors, 1)
     vectors = np.ascontiguousarray(vectors) if backend.name == "numpy" else vectors.contiguous()
@@ -247,7 +252,7 @@ def decompose_fold(kernel, train, val, alphas, dtype, method="auto", keep64=Fals
         if refined is not None:
             val_map[:, Q.shape[1] - refined.shape[1]:] = backend.asarray(kernel_val @ refined, dtype=dtype)
     del kernel_val
-    fractions = _fractions_if_cheaper("kernel", eigenvalues, lambda: val_map.T @ val_map, len(val), alphas,
+    fractions = fractions_if_cheaper("kernel", eigenvalues, lambda: val_map.T @ val_map, len(val), alphas,
                                       method, dtype)
     log.debug("kernel fold of %d training TRs: %s, %s", len(train), "fractions" if fractions is not None else "direct",
               "decomposed in float64" if in_float64 else f"{0 if refined is None else refined.shape[1]} axes refined "
@@ -258,10 +263,10 @@ def decompose_fold(kernel, train, val, alphas, dtype, method="auto", keep64=Fals
 
 
 def kernel_refit(kernel, test_kernel, fold, Q, val_map, alphas):
-    """The refit on all training TRs by block elimination from ``fold`` (``_fast``'s Refit), float64.
+    """The refit on all training TRs by block elimination from ``fold`` (``_folds.Refit``), float64.
 
     Q, val_map : the fold's basis and validation map in float64. The Schur complements' inverses are
-    formed when an alpha is first chosen (``_fast.schur_inverse``).
+    formed when an alpha is first chosen (``_folds.schur_inverse``).
     """
     train, val = fold.train, fold.val
     stacked = get_backend().concatenate([val_map, test_kernel[:, train] @ Q], 0)
@@ -272,31 +277,17 @@ def kernel_refit(kernel, test_kernel, fold, Q, val_map, alphas):
 def decompose_kernel(X_train, splits, X_test, alphas, dtype, method="auto"):
     """Every fold of the kernel form and the refit (for inspection; ``fit_kernel`` builds them one by one).
 
-    Parameters and returns as ``_fast.decompose_primal``; the basis is Q of K_train = Q diag(s) Q^T.
+    Parameters and returns as ``_primal.decompose_primal``; the basis is Q of K_train = Q diag(s) Q^T. Without
+    ``X_test`` there is no refit.
     """
     kernel, test_kernel = linear_kernels(X_train, X_test)
     folds, refit = [], None
     for index, (train, val) in enumerate(splits):
         fold, Q, val_map = decompose_fold(kernel, train, val, alphas, dtype, method, keep64=index == 0)
-        if index == 0:
+        if index == 0 and test_kernel is not None:
             refit = kernel_refit(kernel, test_kernel, fold, Q, val_map, alphas)
         folds.append(fold)
     return Decomposition("kernel", folds, refit=refit)
-
-
-def held_bytes(n_train, n_test, splits, n_alphas, itemsize):
-    """Memory the kernel form holds while it scores targets: the largest fold, and the kernels (folds 1..K-1)
-    or the refit (fold 0, once the kernels are dropped).
-
-    From the shapes only (an upper bound: the coupling counted in float64, every alpha's Schur inverse and
-    test map), so the same before and after the folds are decomposed.
-    """
-    largest = max(len(train) * (itemsize * (len(train) + len(val)) + 8 * len(train)) for train, val in splits)
-    n_val = len(splits[0][1])
-    rank = len(splits[0][0])
-    # stacked (A over K_test,f Q), K_test,v, K_vv, and per alpha a Schur inverse and a test map
-    refit = 8 * ((n_val + n_test) * rank + n_test * n_val + n_val ** 2 + n_alphas * n_val * (n_val + n_test))
-    return largest + max(8 * n_train * (n_train + n_test), refit)
 
 
 def score_batch(fold, Y_train, columns, alphas, dtype):
@@ -329,7 +320,7 @@ def fit_kernel(X_train, Y_train, splits, X_test, Y_test, alphas, dtype, method, 
 
     Parameters
     ----------
-    X_train, Y_train, splits, X_test, Y_test, alphas : as ``_fast.ridge_cv``
+    X_train, Y_train, splits, X_test, Y_test, alphas : as ``_fast.ridge_cv`` (X_test None: no refit)
     dtype : str, dtype of the products with the targets
     method : {"auto", "direct", "fractions"}
     batch_of : callable
@@ -340,12 +331,13 @@ def fit_kernel(X_train, Y_train, splits, X_test, Y_test, alphas, dtype, method, 
     ------
     (columns, best, cv_score, prediction) per batch of the share, in order, after the last fold:
     ``columns`` a slice into the share; ``best`` int numpy array, ``cv_score`` numpy array,
-    ``prediction`` backend array (n_test, n_batch) in ``dtype``. Then a final dict with ``methods`` (per
-    fold, in split order) and ``n_targets_batch`` (the smallest batch used).
+    ``prediction`` backend array (n_test, n_batch) in ``dtype``, None without a test set. Then a final dict
+    with ``methods`` (per fold, in split order) and ``n_targets_batch`` (the smallest batch used).
     """
     n_share, n_folds = share.stop - share.start, len(splits)
     kernel, test_kernel = linear_kernels(X_train, X_test)
-    held = held_bytes(X_train.shape[0], X_test.shape[0], splits, len(alphas), np.dtype(dtype).itemsize)
+    n_test = 0 if X_test is None else X_test.shape[0]
+    held = held_bytes(X_train.shape[0], n_test, splits, len(alphas), np.dtype(dtype).itemsize)
     batch = max(1, batch_of(held))
     scores = np.empty((n_folds, len(alphas), n_share))
     methods = [None] * n_folds
@@ -358,9 +350,9 @@ def fit_kernel(X_train, Y_train, splits, X_test, Y_test, alphas, dtype, method, 
         methods[index] = "fractions" if fold.fractions is not None else "direct"
         decomposition = None
         if index == 0:
-            decomposition = Decomposition("kernel", [fold], refit=kernel_refit(kernel, test_kernel, fold, Q, val_map,
-                                                                                alphas))
-            del kernel, test_kernel
+            refit = None if test_kernel is None else kernel_refit(kernel, test_kernel, fold, Q, val_map, alphas)
+            decomposition = Decomposition("kernel", [fold], refit=refit)
+            del kernel, test_kernel, refit
         del Q, val_map
         for start in range(0, n_share, batch):
             mine = slice(start, min(start + batch, n_share))
@@ -368,7 +360,8 @@ def fit_kernel(X_train, Y_train, splits, X_test, Y_test, alphas, dtype, method, 
                                                                              share.start + mine.stop), alphas, dtype)
             if index == 0:
                 best, cv_score = select_alphas(scores[:, :, mine], alphas)
-                yield mine, best, cv_score, refit_kernel(decomposition, Y, Z, alphas, best, dtype)
+                yield mine, best, cv_score, (None if decomposition.refit is None else
+                                             refit_kernel(decomposition, Y, Z, alphas, best, dtype))
             del Y, Z
             bar.update()
         del fold

@@ -49,11 +49,11 @@ _RATE_SIZES = {"eig32": 1024, "eig64": 512, "mac": 1024}
 
 
 def _fold_scoring(rank, n_val, n_alphas, kernel):
-    """Multiply-adds per target of one fold's alpha scoring, as ``_fast._fractions_if_cheaper`` chooses:
+    """Multiply-adds per target of one fold's alpha scoring, as the solver's ``fractions_if_cheaper`` chooses:
     partial fractions (a float32 coupling with a float64 band of the smallest block, no pairs) or every
-    alpha's prediction directly, whichever costs less (``_fast.scoring_costs``)."""
-    from ..ridge._fast import _MIN_BLOCK, scoring_costs
-    return min(scoring_costs("kernel" if kernel else "primal", rank, n_val, n_alphas, _MIN_BLOCK))
+    alpha's prediction directly, whichever costs less (``encoding.ridge.scoring_costs``)."""
+    from ..ridge import MIN_BLOCK, scoring_costs
+    return min(scoring_costs("kernel" if kernel else "primal", rank, n_val, n_alphas, MIN_BLOCK))
 
 
 def work(shape):
@@ -149,11 +149,10 @@ def load_cost_model(cache_dir, calibrate_if_missing=True):
 
 def measure_rates(sizes=_RATE_SIZES, seed=0):
     """Seconds per unit of work on this thread: a float32 eigendecomposition (per r^3, the kernel form's
-    fold call, ``_kernel._eigh_ascending``), a float64 one (per p^3, the primal form's,
-    ``_fast._eigh_descending``) and a float32 matrix product (per multiply-add, as the targets' products);
+    fold call, ``encoding.ridge.eigh_ascending``), a float64 one (per p^3, the primal form's,
+    ``encoding.ridge.eigh_descending``) and a float32 matrix product (per multiply-add, as the targets' products);
     each the fastest of three."""
-    from ..ridge._fast import _eigh_descending
-    from ..ridge._kernel import _eigh_ascending
+    from ..ridge import eigh_ascending, eigh_descending
     rng = np.random.default_rng(seed)
 
     def fastest(call):
@@ -167,11 +166,11 @@ def measure_rates(sizes=_RATE_SIZES, seed=0):
     k = sizes["eig32"]
     X = rng.standard_normal((k, 2 * k)).astype(np.float32)
     kernel32 = X @ X.T
-    eig32 = fastest(lambda: _eigh_ascending(kernel32.copy())) / k ** 3   # (it overwrites its input)
+    eig32 = fastest(lambda: eigh_ascending(kernel32.copy())) / k ** 3   # (it overwrites its input)
     k = sizes["eig64"]
     X = rng.standard_normal((2 * k, k))
     gram = X.T @ X
-    eig64 = fastest(lambda: _eigh_descending(gram)) / k ** 3
+    eig64 = fastest(lambda: eigh_descending(gram)) / k ** 3
     k = sizes["mac"]
     A, B = rng.standard_normal((k, k), dtype=np.float32), rng.standard_normal((k, 2 * k), dtype=np.float32)
     mac = fastest(lambda: A @ B) / (2 * k ** 3)

@@ -325,18 +325,16 @@ def attach_hidden_sizes(specs, stores):
 def fit_working_set(shape, memory_gb, n_targets_batch=None):
     """What one fit's solver holds and how it batches the targets, as the solver itself sizes them.
 
-    The kernel form holds the float64 kernels, one fold and the refit (``_kernel.held_bytes``); the primal
+    The kernel form holds the float64 kernels, one fold and the refit (``memory.held_bytes``); the primal
     form every fold's decomposition and the full one; a fast banded fit also each band's kernels
-    (``_banded.banded_bytes``). Targets then go in batches as the solver sizes them (``_fast.batch_for``).
+    (``memory.banded_bytes``). Targets then go in batches as the solver sizes them (``memory.batch_for``).
 
     Returns
     -------
     held, per_target : bytes
     batch : int, targets per batch
     """
-    from ..ridge._banded import banded_bytes
-    from ..ridge._fast import batch_for, per_target_bytes
-    from ..ridge._kernel import held_bytes
+    from ..ridge.memory import banded_bytes, batch_for, held_bytes, per_target_bytes
 
     n_train, n_test, p, t = shape["n_train"], shape["n_test"], shape["n_features"], shape["n_targets"]
     n_folds, n_alphas = max(shape["n_folds"], 1), shape["n_alphas"]
