@@ -95,7 +95,7 @@ def bench_estimate(args):
     """Every fit of the demo sweep timed here (one thread), beside the cost model's estimate."""
     from threadpoolctl import threadpool_limits
 
-    from encoding.analysis import _feature_rows, _instructions, _layers, open_stores
+    from encoding.pipeline import choose_instructions, choose_layers, open_stores, run_feature_rows
     from encoding.config import load_config
     from encoding.demo.build import ensure_demo
     from encoding.sweep import (WorkFolder, array_shapes, attach_hidden_sizes, compute_fit, load_cost_model,
@@ -104,11 +104,11 @@ def bench_estimate(args):
     config = load_config(None, {"instructions": "caption"})
     ensure_demo(config["cache_dir"], config["demo"] or {})
     stores = open_stores(config)
-    prompts, instructions = _instructions(config, stores)
-    layers = {m: _layers(config, s, instructions[m]) for m, s in stores.items()}
+    prompts, instructions = choose_instructions(config, stores)
+    layers = {m: choose_layers(config, s, instructions[m]) for m, s in stores.items()}
     with tempfile.TemporaryDirectory() as folder:
         work = WorkFolder(Path(folder) / "work")
-        subjects = {s: prepare_subject(config, s, _feature_rows(stores, instructions), work)
+        subjects = {s: prepare_subject(config, s, run_feature_rows(stores, instructions), work)
                     for s in config["subjects"]}
         specs = attach_hidden_sizes(plan_fits(config, subjects, stores, prompts, instructions, layers, work), stores)
         shapes = {name: subject_shapes(subject) for name, subject in subjects.items()}

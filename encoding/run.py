@@ -92,13 +92,13 @@ def _with_planted_layers(best, config):
 
 
 def main(argv=None):
-    from .ridge._distributed import launcher_world
+    from .ridge import launcher_world
 
     args = build_parser().parse_args(argv)
     rank, _ = launcher_world()   # under a launcher, only rank 0 reports and writes the output folder
     logging.basicConfig(level=logging.WARNING if args.quiet or rank > 0 else logging.INFO,
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    from .analysis import run_analysis
+    from .pipeline import run_analysis
 
     try:
         config = config_from_args(args)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from sklearn.linear_model import Ridge
 
-from encoding.analysis import run_analysis
+from encoding.pipeline import run_analysis
 from encoding.config import load_config
 from encoding.demo.toy_study import write_toy_study
 from encoding.encoders import load_encoder, ridge_weights

@@ -12,10 +12,10 @@ from nilearn.surface import vol_to_surf
 from scipy.spatial import Delaunay
 
 import encoding.flatmap._render as render
-from encoding.demo.toy_study import toy_output
 from encoding.flatmap.__main__ import main
 from encoding.outputs.scores_file import ScoresFile
 from encoding.plotting._flat_meshes import flat_mesh
+from toy_output import toy_output
 
 
 @pytest.fixture

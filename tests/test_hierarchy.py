@@ -3,9 +3,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from encoding.demo.toy_study import ROIS, toy_output
+from encoding.demo.toy_study import ROIS
 from encoding.hierarchy import hierarchy_rank_test, preferred_depth, roi_preferred_depth
 from encoding.hierarchy.__main__ import main
+from toy_output import toy_output
 
 N_LAYERS = 13
 DEPTH = np.linspace(0, 1, N_LAYERS)

@@ -7,11 +7,11 @@ import h5py
 import pandas as pd
 import pytest
 
-from encoding.demo.toy_study import toy_output
 from encoding.flatmap.__main__ import main as flatmap_main
 from encoding.outputs._report_html import STYLE, _inline, _table
 from encoding.outputs._report_text import SECTION_TEXT, ceiling_lines
 from encoding.outputs.report import write_report
+from toy_output import toy_output
 
 
 @pytest.fixture(scope="module")

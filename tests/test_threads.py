@@ -83,7 +83,7 @@ def test_the_choice_follows_the_size_and_never_exceeds_a_threads_variable_the_us
 def test_a_sweep_fit_runs_under_the_limit_the_engine_chose(tmp_path, seen):
     """compute_fit (what the in-process sweep and every Dask worker run) passes its threads to the solver: one
     per Dask worker, and at most the share a launched process was given."""
-    from encoding.analysis import run_analysis
+    from encoding.pipeline import run_analysis
     from encoding.config import load_config
     from encoding.sweep import _units
 

@@ -94,15 +94,3 @@ def write_toy_study(folder, seed=0):
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
-
-def toy_output(folder):
-    """The toy study analysed into ``folder / "out"``, built once and reused (tests share it)."""
-    from encoding.analysis import run_analysis
-    from encoding.config import load_config
-
-    folder = Path(folder)
-    out = folder / "out"
-    if not (out / "report.html").is_file():
-        config = load_config(write_toy_study(folder), {"out": str(out)})
-        run_analysis(config, overwrite=True)
-    return out

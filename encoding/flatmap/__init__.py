@@ -2,11 +2,11 @@
 
 Maps: test r, normalized r, best layer, best instruction, unique/shared variance, significance
 mask, noise ceiling; on fsLR-32k, fsaverage5, fsaverage6/fsaverage (meshes on disk), volumes
-projected to fsaverage, parcels painted on their parcellation. Drawing is
+projected to fsaverage, parcels painted on their parcellation (``encoding.rois.paint_parcels``). Drawing is
 ``encoding.plotting.plot_flatmap``; this package decides what to draw and where.
 """
 from ._maps import MAPS, TargetMap
 from ._render import render_flatmaps
-from ._surfaces import Volume, paint_parcels, project_volume
+from ._surfaces import project_volume
 
-__all__ = ["MAPS", "TargetMap", "Volume", "paint_parcels", "project_volume", "render_flatmaps"]
+__all__ = ["MAPS", "TargetMap", "project_volume", "render_flatmaps"]

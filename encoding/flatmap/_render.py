@@ -8,8 +8,9 @@ from features.errors import InputError
 
 from ..outputs.scores_file import ScoresFile
 from ..plotting import plot_flatmap
+from ..rois import Volume, paint_parcels
 from ._maps import MAPS, best_instruction_maps, ceiling_maps, layer_maps, partition_maps
-from ._surfaces import Volume, check_drawable, paint_parcels, project_rois, project_volume
+from ._surfaces import check_drawable, project_rois, project_volume
 
 log = logging.getLogger(__name__)
 

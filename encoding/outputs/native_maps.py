@@ -45,6 +45,7 @@ import pandas as pd
 from features.errors import InputError
 
 from ..fmri import TargetSpace, save_gifti_pair, save_map
+from ..rois import atlas_size, paint_parcels
 from ..stats import normalize_r
 from ._bids import dataset_description, input_entities, label, map_name, write_json
 
@@ -261,8 +262,6 @@ def _parcel_labels(scores, subject, config, n):
 
 def _write_painted(native, entities, folder, parcellation):
     """The parcel values painted on their label image, in that image's own space and format."""
-    from ..flatmap._surfaces import _atlas_size, paint_parcels
-
     painted, kind, volume = paint_parcels(native.values, parcellation)
     pair = isinstance(parcellation, (list, tuple))
     first = Path(parcellation[0] if pair else parcellation)
@@ -279,7 +278,7 @@ def _write_painted(native, entities, folder, parcellation):
         target = TargetSpace(kind, painted.size, "cifti", str(first), brain_models=brain_models)
         return [save_map(painted, target, folder / map_name({**entities, **input_entities(target)}, ".dscalar.nii"),
                          names=[native.description])]
-    n_left = _atlas_size(first)[0]
+    n_left = atlas_size(first)[0]
     target = TargetSpace(kind, painted.size, "gifti", str(first), n_vertices=(n_left, painted.size - n_left))
     named = {**entities, **input_entities(target)}
     return save_gifti_pair(painted, target, [folder / map_name({**named, "hemi": h}, ".func.gii") for h in "LR"],

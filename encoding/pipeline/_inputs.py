@@ -1,0 +1,193 @@
+"""The run's inputs: the output and work folders, the array backend, the features stores (extracted when
+missing), the instructions and layers fitted, the subjects and the feature rows their caches are keyed on."""
+import logging
+from pathlib import Path
+
+from himalaya.backend import set_backend
+
+from features.errors import InputError
+from features.store import FeatureStore
+from instructions import NO_INSTRUCTION, resolve
+
+from ..config import expand_path, parse_list
+from ..design import EmptySubjectError
+from ..sweep import prepare_subject
+
+log = logging.getLogger(__name__)
+
+
+def output_folder(config):
+    return Path(config["out"] or Path("results") / config["name"])
+
+
+def work_folder(config, out):
+    """Where the sweep keeps its finished fits: ``work_dir``, else ``<out>.work`` beside the output folder."""
+    if config["work_dir"]:
+        return expand_path(config["work_dir"], config)
+    out = Path(out)
+    return out.with_name(out.name + ".work")
+
+
+def use_backend(name):
+    if name not in ("numpy", "torch", "torch_cuda", "cupy"):
+        raise InputError(f"--backend: unknown backend '{name}'; known: numpy, torch, torch_cuda, cupy.")
+    try:
+        set_backend(name, on_error="raise")
+    except Exception as err:  # himalaya raises various errors for a missing torch or CUDA
+        raise InputError(f"--backend: '{name}' is not usable on this machine ({err}).") from None
+
+
+def extract_missing(config):
+    """Extract the features each model's store lacks from the movies in ``stimuli`` (nothing if complete).
+
+    One clip per TR of the fMRI runs (``extraction.tr``, else the first run's ``tr``); clips already in a
+    store are skipped, and a store written with other settings is an error naming it.
+    """
+    from extractors.run import ensure_features
+
+    base = Path(config["config_file"]).parent
+    stimuli = expand_path(config["stimuli"], config, base)
+    folder = expand_path(config["features_dir"] or "features", config, base)
+    settings = dict(config["extraction"] or {})
+    tr = settings.pop("tr", None) or _first_tr(config)
+    paths = config["model_paths"] or {}
+    for model in parse_list(config["models"]):
+        source = expand_path(paths[model], config, base) if model in paths else model
+        if model in paths and not source.is_dir():
+            raise InputError(f"{config['config_file']}: field 'model_paths.{model}': no model folder {source}.")
+        store = ensure_features(stimuli, tr, source, config["instructions"], folder, name=model,
+                                instruction_files=parse_list(config["instruction_files"]), **settings)
+        log.info("features store %s is complete", store)
+
+
+def _first_tr(config):
+    for subject in config["subjects"].values():
+        for run in (subject or {}).get("runs") or []:
+            if isinstance(run, dict) and run.get("tr"):
+                return float(run["tr"])
+    raise InputError(f"{config['config_file']}: field 'extraction.tr' is needed to extract features (no run "
+                     f"gives its tr).")
+
+
+def open_stores(config):
+    """One FeatureStore per requested model from ``<features_dir>/<model>.h5``."""
+    folder = expand_path(config["features_dir"] or "features", config, Path(config["config_file"]).parent)
+    models = parse_list(config["models"])
+    available = sorted(p.stem for p in folder.glob("*.h5")) if folder.is_dir() else []
+    if not models:
+        raise InputError(f"{config['config_file']}: field 'models' is empty; stores in {folder}: "
+                         f"{', '.join(available) or 'none'}.")
+    unknown = [m for m in models if m not in available]
+    if unknown:
+        raise InputError(f"--model: unknown model '{unknown[0]}' (no features store {folder / unknown[0]}.h5); "
+                         f"known: {', '.join(available) or 'none'}.")
+    stores = {}
+    for model in models:
+        stores[model] = FeatureStore(folder / f"{model}.h5")
+        log.info("read features store %s (%s)", stores[model].path, ", ".join(stores[model].instructions()))
+    return stores
+
+
+def choose_instructions(config, stores):
+    """The prompts asked for, and per model the instructions fitted.
+
+    A baseline's store (VideoMAE, AST, X-CLIP+CLAP: features computed without an instruction) holds
+    only the no-instruction control ``none``; it is fitted under ``none`` whatever ``instructions`` asks.
+    ``all`` fits each model under every instruction its store holds (the 13 video tasks for a video
+    MLLM and the 5 audio tasks for an audio MLLM in one sweep), the no-instruction control excepted.
+
+    Returns
+    -------
+    prompts : dict name -> prompt text, every instruction fitted
+    per_model : dict model -> list of instruction names
+    """
+    names = config["instructions"]
+    extra = parse_list(config["instruction_files"])
+    baselines = {m for m, s in stores.items() if s.instructions() == [NO_INSTRUCTION]}
+    instructed = {m: s for m, s in stores.items() if m not in baselines}
+    every = names == "all" or names == ["all"]
+    if every:
+        held = {m: [i for i in s.instructions() if i != NO_INSTRUCTION] for m, s in instructed.items()}
+        names = sorted(set().union(*held.values())) if instructed else [NO_INSTRUCTION]
+    # stores that are all baselines (no instruction) ask for no prompt
+    prompts = resolve(names, extra_files=extra) if instructed or not baselines else {}
+    per_model = {m: ([NO_INSTRUCTION] if m in baselines else [i for i in prompts if not every or i in held[m]])
+                 for m in stores}
+    if baselines:
+        log.info("baseline store(s) without instructions, fitted under '%s': %s", NO_INSTRUCTION,
+                 ", ".join(sorted(baselines)))
+        prompts = {**prompts, NO_INSTRUCTION: ""}
+    for model, store in instructed.items():
+        for name, prompt in prompts.items():
+            if name not in per_model[model]:
+                continue
+            if name not in store.instructions():
+                raise InputError(f"{store.path}: field '{name}' does not exist; this store holds "
+                                 f"{', '.join(store.instructions())}.")
+            if store.prompt(name) != prompt:
+                raise InputError(f"{store.path}: field '{name}' was computed with the prompt "
+                                 f"{store.prompt(name)!r}, not {prompt!r}.")
+    return prompts, per_model
+
+
+def choose_layers(config, store, instructions):
+    first = next(iter(instructions))
+    stored = store.layers(first, store.runs(first)[0])
+    wanted = config["layers"]
+    if wanted in ("all", None, ["all"]):
+        return stored
+    if isinstance(wanted, int):
+        wanted = [wanted]
+    try:
+        wanted = [int(k) for k in parse_list(wanted)]
+    except (TypeError, ValueError):
+        raise InputError(f"--layers: expected 'all' or a comma list of layer indices such as 0,8,16, found "
+                         f"{config['layers']!r} (config key 'layers' in {config['config_file']}).") from None
+    if not wanted:
+        raise InputError(f"--layers: expected 'all' or a comma list of layer indices, found {config['layers']!r}.")
+    missing = [k for k in wanted if k not in stored]
+    if missing:
+        raise InputError(f"{store.path}: --layers asks for layer {missing[0]}, stored layers are "
+                         f"{stored[0]}..{stored[-1]}.")
+    return wanted
+
+
+def n_stored_layers(store, instructions):
+    """Layers the store holds: depth is layer / (n - 1) whatever subset of layers is fitted."""
+    first = next(iter(instructions))
+    return max(store.layers(first, store.runs(first)[0])) + 1
+
+
+def subject_names(config):
+    if not config["subjects"]:
+        raise InputError(f"{config['config_file']}: field 'subjects' is empty.")
+    return list(config["subjects"])
+
+
+def prepare_subjects(config, feature_rows, work):
+    """Every subject's prepared responses, and subject -> sentence for those left out: a subject with nothing to
+    fit (every target NaN or constant, such as time courses of zeros) is left out with its sentence logged, and
+    stops the run when it is the only one."""
+    subjects, excluded = {}, {}
+    for name in subject_names(config):
+        try:
+            subjects[name] = prepare_subject(config, name, feature_rows, work)
+        except EmptySubjectError as err:
+            excluded[name] = err
+            log.warning("excluded: %s", err)
+    if not subjects:
+        raise next(iter(excluded.values()))
+    if excluded:
+        log.warning("%d of %d subjects excluded (nothing to fit); the analysis goes on with %d", len(excluded),
+                    len(excluded) + len(subjects), len(subjects))
+    return subjects, {name: str(err) for name, err in excluded.items()}
+
+
+def run_feature_rows(stores, instructions):
+    feature_rows = {}
+    for model, store in stores.items():
+        for name in instructions[model]:
+            for run in store.runs(name):
+                feature_rows.setdefault(run, []).append(
+                    (str(store.path), int(store.done(name, run).size), store.parameters.get("tr")))
+    return feature_rows
