@@ -14,10 +14,10 @@ from ._kernel import eigh_ascending
 from ._pca import apply_pca, fit_pca, reduce_features
 from ._primal import eigh_descending
 from ._scoring import pearson_r, r2
-from ._threads import available_cores, fit_threads, limited_threads
+from ._threads import MIN_CORES, SMALL_WORK, available_cores, fit_threads, limited_threads
 
-__all__ = ["DEFAULT_ALPHAS", "DEFAULT_MEMORY_GB", "MIN_BLOCK", "RidgeScores", "apply_pca", "available_cores",
-           "band_weight_grid", "band_weight_samples", "barrier", "choose_form", "choose_solver", "eigh_ascending",
-           "eigh_descending", "fit_banded_ridge", "fit_pca", "fit_ridge", "fit_threads", "launcher_world",
-           "limited_threads", "main_process_first", "pearson_r", "r2", "reduce_features", "ridge_cv", "run_splits",
-           "scoring_costs"]
+__all__ = ["DEFAULT_ALPHAS", "DEFAULT_MEMORY_GB", "MIN_BLOCK", "MIN_CORES", "SMALL_WORK", "RidgeScores", "apply_pca",
+           "available_cores", "band_weight_grid", "band_weight_samples", "barrier", "choose_form", "choose_solver",
+           "eigh_ascending", "eigh_descending", "fit_banded_ridge", "fit_pca", "fit_ridge", "fit_threads",
+           "launcher_world", "limited_threads", "main_process_first", "pearson_r", "r2", "reduce_features", "ridge_cv",
+           "run_splits", "scoring_costs"]

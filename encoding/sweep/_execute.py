@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from features.errors import InputError
 
-from ..ridge._threads import MIN_CORES, SMALL_WORK, available_cores
+from ..ridge import MIN_CORES, SMALL_WORK, available_cores
 from ._units import compute_fit
 
 log = logging.getLogger(__name__)
