@@ -142,15 +142,11 @@ def fit_words(X, Y, segments, groups=None, alphas=DEFAULT_ALPHAS, cv_folds=None,
     word_r_terms = _group_means(products.reshape(n_words, n_sensors, n_windows), groups)
     word_error = _group_means(((Y_z - P) ** 2).reshape(n_words, n_sensors, n_windows), groups)
     shape = (n_sensors, n_windows)
-    # within a segment Y_c and P_c are already centred: the fold's r is the sum of its unit-scaled products;
-    # these fold-wise terms (over the number of folds) sum to r_foldwise and, unlike the pooled terms, carry
-    # no scale mixed across folds: the paired and cluster tests of two models work on them
-    fold_terms = np.empty_like(products)
+    # within a segment Y_c and P_c are already centred: a fold's r is the sum of its unit-scaled products, and
+    # r_foldwise their mean over folds (reported beside the pooled r; the tests use the pooled terms above)
     labels = np.unique(segments)
-    for s in labels:
-        rows = segments == s
-        fold_terms[rows] = _unit(Y_c[rows]) * _unit(P_c[rows]) / len(labels)
-    r_foldwise = fold_terms.sum(0)
+    r_foldwise = sum((_unit(Y_c[rows]) * _unit(P_c[rows])).sum(0) for rows in (segments == s for s in labels))
+    r_foldwise = r_foldwise / len(labels)
     return WordFit(r=np.asarray(r).reshape(shape), p=np.asarray(p).reshape(shape),
                    q=fdr_bh(np.asarray(p)).reshape(shape), alpha=alpha.reshape(-1, *shape),
                    cv_score=cv_score.mean(0).reshape(shape), word_error=word_error.astype(np.float32),
