@@ -129,7 +129,7 @@ def main(argv=None):
         print(f"  {roi}: argmax layers {dict((k, int(c)) for k, c in enumerate(counts) if c)}, depth "
               f"{depths[best[index]].mean():.2f}")
     layers = list(range(args.layers))
-    Xs_train, Xs_test, _ = band_designs(X_train, X_test, [[k] for k in layers], layers)
+    Xs_train, Xs_test, _ = band_designs(X_train, X_test, [[k] for k in layers])
     for name in args.competitors.split(","):
         gammas = competitor(name, args.layers, args.seed)
         start = time.process_time()

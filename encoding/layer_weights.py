@@ -29,16 +29,19 @@ Decisions, each measured in ``bench/layer_weights.py`` (BENCHMARKS.md, issue 32)
 """
 import itertools
 import logging
+from typing import get_args
 
 import numpy as np
 
 from features.errors import InputError
 
+from ._schema import LayerWeights
+
 log = logging.getLogger(__name__)
 
 #: ``layer_weights`` settings of the config, and their defaults (``true`` in a config means these).
-DEFAULTS = {"bands": None, "search": "pairs", "ratios": 5, "n_iter": 0, "pca_components": None}
-SEARCHES = ("pairs", "neighbours", "random")
+DEFAULTS = LayerWeights().model_dump()
+SEARCHES = get_args(LayerWeights.model_fields["search"].annotation)
 #: A target is "mixed" when its second-largest band weight exceeds this (layer_weights.csv).
 MIXED = 0.25
 
@@ -114,23 +117,26 @@ def weight_samples(n_bands, search="pairs", ratios=5, n_iter=0, random_state=0):
     return gammas
 
 
-def band_designs(layer_train, layer_test, bands, layers):
+def band_designs(layer_train, layer_test, bands):
     """Each band's training and test design: its layers' columns side by side, scaled to the mean trace.
 
     Parameters
     ----------
-    layer_train, layer_test : dict layer -> array of shape (n_train or n_test, n_features_layer)
+    layer_train, layer_test : dict layer -> array of shape (n_train or n_test, n_features_layer); a band of one
+        float32 layer is that layer's array, scaled in place (the caller hands its arrays over)
     bands : list of lists of layers
-    layers : list of int, the keys in order
 
     Returns
     -------
     Xs_train, Xs_test : lists of float32 arrays, one per band
     scales : array of shape (n_bands,), the factor each band was multiplied by
     """
-    # float32 copies scaled in place: a float64 temporary of every layer would double the peak memory
-    Xs_train = [np.hstack([layer_train[k] for k in band]).astype(np.float32, copy=False) for band in bands]
-    Xs_test = [np.hstack([layer_test[k] for k in band]).astype(np.float32, copy=False) for band in bands]
+    # scaled in place, in float32: a float64 temporary, or a copy of a one-layer band, would double the peak memory
+    def stacked(arrays):
+        return (arrays[0] if len(arrays) == 1 else np.hstack(arrays)).astype(np.float32, copy=False)
+
+    Xs_train = [stacked([layer_train[k] for k in band]) for band in bands]
+    Xs_test = [stacked([layer_test[k] for k in band]) for band in bands]
     traces = np.array([float(np.einsum("ij,ij->", X, X, dtype=np.float64)) for X in Xs_train])
     if (traces <= 0).any():
         raise InputError(f"layer weights: band {band_label(bands[int(np.argmin(traces))])} has constant features "

@@ -144,7 +144,7 @@ def test_groups_of_adjacent_layers_are_scaled_to_equal_traces():
     rng = np.random.default_rng(0)
     train = {k: rng.standard_normal((50, 4)).astype(np.float32) for k in range(5)}
     test = {k: rng.standard_normal((10, 4)).astype(np.float32) for k in range(5)}
-    Xs_train, Xs_test, scales = band_designs(train, test, [[0, 1, 2], [3, 4]], list(range(5)))
+    Xs_train, Xs_test, scales = band_designs(train, test, [[0, 1, 2], [3, 4]])
     traces = [float((X.astype(np.float64) ** 2).sum()) for X in Xs_train]
     assert traces[0] == pytest.approx(traces[1], rel=1e-5)
     np.testing.assert_allclose(Xs_test[1], np.hstack([test[3], test[4]]) * scales[1], rtol=1e-6)

@@ -207,7 +207,7 @@ def _designs(spec, data):
     from ..layer_weights import band_designs
 
     layers = [band["layer"] for band in spec["bands"]]
-    return band_designs(dict(zip(layers, Xs_train)), dict(zip(layers, Xs_test)), weights["bands"], layers)
+    return band_designs(dict(zip(layers, Xs_train)), dict(zip(layers, Xs_test)), weights["bands"])
 
 
 def _fit_layer_weights(spec, Xs_train, Y_train, groups, Xs_test, Y_test, fit_args, progress):
