@@ -34,6 +34,7 @@ from features.errors import InputError
 from features.store import PARAMETER_KEYS
 
 from .fmri import TargetSpace
+from .ridge import fit_threads, limited_threads
 
 FORMAT = 1
 #: targets solved at once when forming the weights (float64 copies of their responses)
@@ -249,7 +250,7 @@ def save_fitted_encoders(config, folder, subjects, specs, work, stores, prompts)
     from .outputs.scores_file import ScoresFile
 
     log = logging.getLogger(__name__)
-    written = []
+    written, responses = [], {}   # subject -> its training runs' responses, stacked once
     for spec in specs:
         if spec["kind"] != "layer" or spec.get("band_only"):
             continue
@@ -258,7 +259,9 @@ def save_fitted_encoders(config, folder, subjects, specs, work, stores, prompts)
         store = stores[band["model"]]
         design = layer_design(store, band["instruction"], band["layer"], data, config["delays"], config["trim"])
         X_train, _ = stack(design, data.train)
-        Y_train, _ = stack([bold[:, data.valid] for bold in data.bold], data.train)
+        if spec["subject"] not in responses:
+            responses[spec["subject"]] = stack([bold[:, data.valid] for bold in data.bold], data.train)[0]
+        Y_train = responses[spec["subject"]]
         with ScoresFile(work.fit_path(spec["fingerprint"])) as fit:
             alpha = fit.read(spec["key"], "alpha")[data.valid]
         zscore = {}
@@ -275,7 +278,11 @@ def save_fitted_encoders(config, folder, subjects, specs, work, stores, prompts)
                 "hidden": int(X_train.shape[1] // len(config["delays"])),
                 "trained_on": [data.run_names[i] for i in data.train],
                 "space": data.space.describe(), "space_kind": data.space.kind, "fingerprint": spec["fingerprint"]}
-        encoder = FittedEncoder(ridge_weights(X_train, Y_train, alpha), alpha, np.flatnonzero(data.valid),
+        # the weights are the largest products after the sweep: the threads a fit of this shape gets, not the
+        # one thread the tables around this call run on
+        with limited_threads(fit_threads(*X_train.shape, config["threads"])):
+            weights = ridge_weights(X_train, Y_train, alpha)
+        encoder = FittedEncoder(weights, alpha, np.flatnonzero(data.valid),
                                 data.n_targets, list(config["delays"]), data.space, info, zscore)
         name = (f"sub-{_label(spec['subject'])}_model-{_label(band['model'])}_task-{_label(band['instruction'])}"
                 f"_layer-{int(band['layer'])}_encoder.h5")
