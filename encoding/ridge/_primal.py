@@ -11,7 +11,7 @@ import numpy as np
 from himalaya.backend import get_backend
 from tqdm import tqdm
 
-from ._folds import Decomposition, Fold, fold_scores, refit_kernel, select_alphas
+from ._folds import Decomposition, Fold, fold_scores, select_alphas
 from ._fractions import fractions_if_cheaper
 
 
@@ -87,7 +87,8 @@ def _primal_fold(train, val, train_gram, block, block_gram, alphas, dtype, metho
 
 
 def fit_batch(decomposition, Y, alphas, dtype):
-    """Cross-validate, choose alphas and predict the test rows for one batch of targets.
+    """Cross-validate, choose alphas and predict the test rows for one batch of targets (the primal form's
+    decomposition; the kernel form has its own loop in ``_kernel.fit_kernel``).
 
     Parameters
     ----------
@@ -103,23 +104,18 @@ def fit_batch(decomposition, Y, alphas, dtype):
         (no test set)
     """
     backend = get_backend()
-    folds, full, primal = decomposition.folds, decomposition.full, decomposition.form == "primal"
-    if primal:
-        total = decomposition.X_train.T @ Y   # X^T Y once; a fold's share is X_f^T Y_f = V (A^T Y_val)
+    full = decomposition.full
+    total = decomposition.X_train.T @ Y   # X^T Y once; a fold's share is X_f^T Y_f = V (A^T Y_val)
     scores = []
-    for fold in folds:
+    for fold in decomposition.folds:
         Y_val = Y[fold.val]
-        B = fold.val_map.T @ Y_val if primal or fold.fractions is not None else None
-        Z = fold.basis.T @ total - B if primal else fold.basis.T @ Y[fold.train]
+        B = fold.val_map.T @ Y_val
+        Z = fold.basis.T @ total - B
         scores.append(fold_scores(fold, Z, Y_val, alphas, dtype, B))
-        if not primal and len(scores) == 1:
-            Z_first = Z   # the kernel form's refit starts from fold 0's projection
         del Z, B, Y_val
     best, cv_score = select_alphas(np.stack(scores), alphas)
-    if (full if primal else decomposition.refit) is None:
+    if full is None:
         return best, cv_score, None
-    if not primal:
-        return best, cv_score, refit_kernel(decomposition, Y, Z_first, alphas, best, dtype)
     Z = full.basis.T @ total
     chosen = backend.asarray_like(alphas[best], full.eigenvalues)
     shrink = backend.asarray(1 / (full.eigenvalues[:, None] + chosen[None, :]), dtype=dtype)
