@@ -101,16 +101,9 @@ class CostModel:
 # GPU rates: none measured yet. The model above is calibrated on this machine's CPU; a fit on backend torch_cuda
 # runs on a card it cannot time here, and describe_plan says so. TODO(issue 30): once bench/gpu_issue30.sh has run
 # on a card (its ridge_table and whole_brain steps time the fast engine at n = 2,000-4,000 and 10,000 TRs, p =
-# 17,920, 5,000 and 80,000 targets), put here, under the card's name as torch reports it, a function of
-# _plan.array_shapes's sizes giving a fit's wall seconds fitted to those times, and have describe_plan use
-# gpu_seconds for GPU backends.
-GPU_RATES = {}
-
-
-def gpu_seconds(shape, card):
-    """Wall seconds of one fit on ``card`` (a CUDA device's name) from GPU_RATES; None while the card has none."""
-    rate = GPU_RATES.get(card)
-    return None if rate is None else float(rate(shape))
+# 17,920, 5,000 and 80,000 targets), add here, per card name as torch reports it, a function of
+# _plan.array_shapes's sizes giving a fit's wall seconds fitted to those times, and have describe_plan use it for
+# GPU backends.
 
 
 def _machine_key():
