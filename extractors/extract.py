@@ -131,8 +131,9 @@ def clips_features(adapter, prepared, pooling, max_new_tokens=32, batched=False)
         rows = [(k, name) for k, item in enumerate(prepared) for name in item.prompts]
         results = [{} for _ in prepared]
         if adapter.shares_prefix:
-            media = adapter.prepare_clips(prepared, keep_prefix_hidden=want_sums)
-            if not adapter.can_batch(media):
+            media = adapter.prepare_clips(prepared, keep_prefix_hidden=want_sums) if adapter.prefix_batches else None
+            if media is None or not adapter.can_batch(media):
+                adapter.prefix_batches = False
                 return [clip_features(adapter, item.clip, item.prompts, pooling, max_new_tokens, batched, item)
                         for item in prepared]
             for group in [rows] if batched else _by_instruction(rows):

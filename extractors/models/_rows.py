@@ -143,6 +143,10 @@ def stack_inputs(inputs, pad_id):
 class RowBatching:
     """The row-batched passes of :class:`extractors.models._base.ChatAdapter` (mixed into it)."""
 
+    # False once a batch of prefixes came back in a cache that rows cannot share (``can_batch``): that depends
+    # on the model, not the clips, so later batches go clip by clip without a batched prefix pass first
+    prefix_batches = True
+
     def can_batch(self, media) -> bool:
         """Whether rows can run as one batch on this prefix cache (a ClipMedia or BatchMedia).
 
