@@ -1,4 +1,6 @@
 """Line plot of per-ROI score profiles over normalized depth, one colour per ROI, listed by hierarchy level."""
+import textwrap
+
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -59,8 +61,8 @@ def plot_hierarchy(depth, profiles, rows, title=None, score="cv_score", output_f
     if not tested:
         ax.text(0.5, 0.95, "no ROI in the rank test (none has a level and a significant best layer)",
                 transform=ax.transAxes, ha="center", fontsize=8, color="0.4")
-    if title:
-        ax.set_title(title, fontsize=9)
+    if title:   # each line wrapped to the axes' width: a long test line ran off both edges of the figure
+        ax.set_title("\n".join(textwrap.fill(line, 90) for line in title.split("\n")), fontsize=9)
     fig.tight_layout()
     if output_file:
         fig.savefig(output_file, dpi=120)
