@@ -31,7 +31,7 @@ import scipy.linalg
 
 from features.delays import delay_run, zscore_run
 from features.errors import InputError
-from features.store import PARAMETER_KEYS
+from features.store import PARAMETER_KEYS, from_attr, to_attr
 
 from .fmri import TargetSpace
 from .ridge import fit_threads, limited_threads
@@ -131,8 +131,7 @@ def save_encoder(path, encoder):
         for run, (mean, std) in encoder.zscore.items():
             handle.create_dataset(f"zscore/{run}/mean", data=np.asarray(mean, np.float64))
             handle.create_dataset(f"zscore/{run}/std", data=np.asarray(std, np.float64))
-        info = {key: (json.dumps(value) if isinstance(value, (dict, list)) else value)
-                for key, value in encoder.info.items()}
+        info = {key: to_attr(value) for key, value in encoder.info.items()}
         handle.attrs.update(format=FORMAT, n_targets=int(encoder.n_targets), delays=json.dumps(list(encoder.delays)),
                             **info)
         if encoder.space is not None:
@@ -154,7 +153,7 @@ def load_encoder(path):
         if int(handle.attrs.get("format", -1)) != FORMAT or "weights" not in handle:
             raise InputError(f"{path}: field 'format' is {handle.attrs.get('format')!r}: not an encoder of this "
                              f"version (format {FORMAT}); save it again with encoding.run --save-models.")
-        info = {key: _decoded(value) for key, value in handle.attrs.items()
+        info = {key: from_attr(value) for key, value in handle.attrs.items()
                 if key not in ("format", "n_targets", "delays")}
         zscore = {run: (handle[f"zscore/{run}/mean"][()], handle[f"zscore/{run}/std"][()])
                   for run in handle.get("zscore", {})}
@@ -168,23 +167,10 @@ def check_store(encoder, parameters, store_path):
     trained = {key: value for key, value in (encoder.info.get("store_parameters") or {}).items()
                if key in PARAMETER_KEYS}
     for key, value in trained.items():
-        found = _decoded(parameters[key]) if key in parameters else "not recorded"
+        found = parameters.get(key, "not recorded")   # a store's parameters, already plain values
         if found != value:
             raise InputError(f"{store_path}: field '{key}' is {found!r}, but the encoder was trained on features "
                              f"with {key} = {value!r}; predict from a store extracted with the same settings.")
-
-
-def _decoded(value):
-    if isinstance(value, bytes):
-        value = value.decode()
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, str) and value[:1] in "[{":
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
 
 
 def _write_space(group, space):

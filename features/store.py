@@ -84,14 +84,14 @@ class FeatureStore:
     @property
     def parameters(self):
         """All root attributes as plain Python values."""
-        return {key: _from_attr(value) for key, value in self._h5.attrs.items()}
+        return {key: from_attr(value) for key, value in self._h5.attrs.items()}
 
     def _check_or_record(self, parameters):
         recorded = self.parameters
         check_parameters(recorded, parameters, self.path)
         for key, value in parameters.items():
             if key not in recorded:
-                self._h5.attrs[key] = _to_attr(value)
+                self._h5.attrs[key] = to_attr(value)
 
     # -- reading --------------------------------------------------------------------------------
     def instructions(self):
@@ -110,7 +110,7 @@ class FeatureStore:
 
     def prompt(self, instruction):
         """The exact prompt text the features of this instruction were computed with."""
-        return _from_attr(self._group(instruction).attrs.get("prompt", ""))
+        return from_attr(self._group(instruction).attrs.get("prompt", ""))
 
     def read_layer(self, instruction, run, layer):
         """Features of one layer, float32 array of shape (n_TR, hidden)."""
@@ -168,7 +168,7 @@ class FeatureStore:
             written first, so a resumed extraction writes the same value as an uninterrupted one.
         """
         inst = self._h5.require_group(instruction)
-        if "prompt" in inst.attrs and _from_attr(inst.attrs["prompt"]) != prompt:
+        if "prompt" in inst.attrs and from_attr(inst.attrs["prompt"]) != prompt:
             raise InputError(f"{self.path}: field '{instruction}' holds features for another prompt text.")
         inst.attrs["prompt"] = prompt
         if run in inst:
@@ -212,7 +212,7 @@ class FeatureStore:
         """Provenance attributes of one run group (e.g. the movie file it was extracted from)."""
         group = self._group(instruction, run)
         for key, value in attrs.items():
-            group.attrs[key] = _to_attr(value)
+            group.attrs[key] = to_attr(value)
 
     def record_provenance(self, attrs):
         """Root attributes that describe the store without being compared on reopen (see PARAMETER_KEYS).
@@ -223,14 +223,14 @@ class FeatureStore:
         recorded = self.parameters
         for key, value in attrs.items():
             if key not in recorded:
-                self._h5.attrs[key] = _to_attr(value)
-            elif recorded[key] != _from_attr(_to_attr(value)):
+                self._h5.attrs[key] = to_attr(value)
+            elif recorded[key] != from_attr(to_attr(value)):
                 raise InputError(f"{self.path}: field '{key}' was written as {recorded[key]!r}, these rows have "
                                  f"{value!r}.")
 
     def run_attrs(self, instruction, run):
         """The provenance attributes of one run group, as plain Python values."""
-        return {key: _from_attr(value) for key, value in self._group(instruction, run).attrs.items()}
+        return {key: from_attr(value) for key, value in self._group(instruction, run).attrs.items()}
 
     def close(self):
         self._h5.close()
@@ -260,14 +260,14 @@ def check_parameters(recorded, parameters, path):
     for key, value in parameters.items():
         if key not in PARAMETER_KEYS:
             continue
-        if key in recorded and recorded[key] != _from_attr(_to_attr(value)):
+        if key in recorded and recorded[key] != from_attr(to_attr(value)):
             raise InputError(
                 f"{path}: field '{key}' was written as {recorded[key]!r} but this run asks for "
                 f"{value!r}; use another features folder or delete the store to recompute."
             )
         if key not in recorded and written and key in LEGACY_VALUES:
             legacy, meaning = LEGACY_VALUES[key]
-            if legacy != _from_attr(_to_attr(value)):
+            if legacy != from_attr(to_attr(value)):
                 raise InputError(
                     f"{path}: field '{key}' is not recorded: the file was written before it was, when it was "
                     f"{legacy!r} ({meaning}), but this run asks for {value!r}; use another features folder "
@@ -275,13 +275,15 @@ def check_parameters(recorded, parameters, path):
                 )
 
 
-def _to_attr(value):
+def to_attr(value):
+    """An HDF5 attribute value: containers as sorted JSON, None as "None" (read back by ``from_attr``)."""
     if isinstance(value, (dict, list, tuple)):
         return json.dumps(value, sort_keys=True)
     return "None" if value is None else value
 
 
-def _from_attr(value):
+def from_attr(value):
+    """A plain Python value from an attribute written by ``to_attr`` (bytes decoded, JSON containers parsed)."""
     if isinstance(value, bytes):
         value = value.decode()
     if isinstance(value, np.generic):

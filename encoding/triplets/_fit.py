@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from features.errors import InputError
-from features.store import _to_attr
+from features.store import to_attr
 
 from ..outputs.folder import atomic_folder, refuse_existing
 from ..versions import library_versions
@@ -135,7 +135,7 @@ def write_fit(folder, model, judgments, settings, top_k=10):
         for s, fit in enumerate(model.embeddings_):
             h5[f"seeds/seed_{int(settings['random_state']) + s}"] = fit
         for key, value in summary.items():
-            h5.attrs[key] = _to_attr(value)
+            h5.attrs[key] = to_attr(value)
         h5.attrs["collection_parameters"] = json.dumps(judgments.parameters, sort_keys=True, default=str)
     with h5py.File(folder / "similarity.h5", "w") as h5:
         h5["similarity"] = model.similarity()
@@ -158,13 +158,13 @@ def _mean(values):
 
 def read_fit(folder):
     """(names, embedding, attributes) of a fit's ``embedding.h5``."""
-    from features.store import _from_attr
+    from features.store import from_attr
 
     path = Path(folder) / "embedding.h5"
     if not path.is_file():
         raise InputError(f"{path}: embedding not found (run `python -m encoding.triplets fit` first).")
     with h5py.File(path, "r") as h5:
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in h5["items"][()]]
-        attrs = {k: _from_attr(v) for k, v in h5.attrs.items()}
+        attrs = {k: from_attr(v) for k, v in h5.attrs.items()}
         attrs["reproducibility"] = h5["reproducibility"][()]
         return names, h5["embedding"][()], attrs

@@ -31,7 +31,7 @@ import numpy as np
 
 from extractors.parts import part_files, read_parameters, read_records, replaced_whole
 from features.errors import InputError
-from features.store import _from_attr, _to_attr
+from features.store import from_attr, to_attr
 
 from ._items import Items
 
@@ -53,7 +53,7 @@ def check_judgment_parameters(recorded, parameters, path):
     Unlike the features store, every parameter of a collection is compared: they all change the judgments.
     """
     for key, value in parameters.items():
-        if key in recorded and recorded[key] != _from_attr(_to_attr(value)):
+        if key in recorded and recorded[key] != from_attr(to_attr(value)):
             raise InputError(f"{path}: field '{key}' was written as {recorded[key]!r} but this run asks for "
                              f"{value!r}; collect into another folder or delete the store to start again.")
     missing = sorted(set(parameters) - set(recorded))
@@ -128,7 +128,7 @@ def read_judgments(where) -> Judgments:
         labels = tuple(_strings(h5["items/label"])) if "items/label" in h5 else None
         return Judgments(Items(names, images, labels), h5["triplets"][()], h5["test"][()], h5["repeat_of"][()],
                          h5["scores"][()], h5["choice"][()], h5["done"][()],
-                         {k: _from_attr(v) for k, v in h5.attrs.items()}, path)
+                         {k: from_attr(v) for k, v in h5.attrs.items()}, path)
 
 
 def _strings(dataset):
@@ -174,7 +174,7 @@ def consolidate(path, parameters, plan, items) -> bool:
         h5["done"][...] = done
         for key, value in provenance.items():
             if key not in h5.attrs:
-                h5.attrs[key] = _to_attr(value)
+                h5.attrs[key] = to_attr(value)
     for part in parts:
         part.unlink()
     log.info("wrote %s: merged %d judgments from %d part file(s)", path, n_rows, len(parts))
@@ -183,7 +183,7 @@ def consolidate(path, parameters, plan, items) -> bool:
 
 def _create(h5, attrs, plan, items):
     for key, value in attrs.items():
-        h5.attrs[key] = _to_attr(value)
+        h5.attrs[key] = to_attr(value)
     h5.create_dataset("items/name", data=list(items.names), dtype=_STR)
     if items.labels is not None:
         h5.create_dataset("items/label", data=list(items.labels), dtype=_STR)
@@ -200,4 +200,4 @@ def _create(h5, attrs, plan, items):
 
 def read_store_parameters(path) -> dict:
     with h5py.File(path, "r") as h5:
-        return {k: _from_attr(v) for k, v in h5.attrs.items()}
+        return {k: from_attr(v) for k, v in h5.attrs.items()}
