@@ -6,4 +6,5 @@
 - ``extractors.extract``: the greedy loop and the token pooling, the same for every family.
 - ``extractors.parts``: crash-safe part files and their atomic consolidation into the features store.
 - ``extractors.run``: the command line (``python -m extractors.run``) and ``ensure_features``.
+- ``extractors.runtime``: a process's rank among the extraction processes, its dtype, the library versions.
 """

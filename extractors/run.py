@@ -37,6 +37,7 @@ from .extract import POOLINGS, check_pooling, clip_features, clips_features
 from .media import count_clips, iter_clips, list_runs, probe_movie
 from .parts import PartWriter, consolidate, part_path
 from .registry import MODELS, adapter_class, families, resolve_model
+from .runtime import Ranks, library_versions, resolve_dtype
 
 log = logging.getLogger("extractors.run")
 
@@ -133,9 +134,9 @@ class _Job:
                 if not probe_movie(path).has_audio:
                     raise InputError(f"Movie file '{path}': audio stream: expected an audio track for "
                                      f"{self.spec.name} ({self.spec.modality}), found video only.")
-        self.ranks = _Ranks(device)
+        self.ranks = Ranks(device)
         self.device = "cpu" if str(device).startswith("cpu") else (device or self.ranks.device)
-        self.dtype = _resolve_dtype(dtype, self.device)
+        self.dtype = resolve_dtype(dtype, self.device)
         self.store = Path(out) / f"{self.spec.name}.h5"
 
     @property
@@ -151,7 +152,7 @@ class _Job:
             "sample_rate": SAMPLE_RATE, "extractor_version": EXTRACTOR_VERSION,
             "adapter_version": self.adapter_class.version,
             "device_type": str(self.device).split(":")[0],
-            "library_versions": _library_versions(),
+            "library_versions": library_versions(),
         }
 
     def run(self) -> Path:
@@ -282,46 +283,6 @@ def _prompts(spec, instructions, instruction_files) -> dict:
         return {NO_INSTRUCTION: ""}
     modality = None if spec.modality == "audio+video" else spec.modality
     return resolve(instructions, modality, instruction_files)
-
-
-def _resolve_dtype(dtype, device) -> str:
-    if dtype in (None, "auto"):
-        return "bfloat16" if str(device).startswith("cuda") else "float32"
-    if dtype not in ("float32", "bfloat16", "float16"):
-        raise InputError(f"--dtype: expected auto, float32, bfloat16 or float16, found '{dtype}'.")
-    return dtype
-
-
-def _library_versions() -> dict:
-    import av
-    import torch
-    import transformers
-
-    return {"torch": torch.__version__, "transformers": transformers.__version__, "av": av.__version__}
-
-
-class _Ranks:
-    """This process's place among the extraction processes (accelerate's state; one process alone)."""
-
-    def __init__(self, device=None):
-        import torch
-        from accelerate import PartialState
-
-        # On CPU, accelerate joins the processes of a launcher (torchrun, accelerate launch) only when asked to.
-        # A device given with its index (cuda:0) pins every process to it, so several processes can share one
-        # GPU: they then meet over gloo (CPU), since NCCL refuses two processes on one GPU and accelerate would
-        # give each process the GPU of its local rank. The processes exchange no tensors, only barriers.
-        pinned = str(device).startswith("cuda:")
-        self._state = PartialState(cpu=str(device).startswith("cpu") or pinned or not torch.cuda.is_available())
-        self.rank, self.world = self._state.process_index, self._state.num_processes
-        self.is_main = self._state.is_main_process
-        device = self._state.device
-        # "cpu:0" (what accelerate names the CPU of a rank) takes other kernels than "cpu" in transformers.
-        self.device = "cpu" if device.type == "cpu" else str(device)
-
-    def wait(self):
-        if self.world > 1:
-            self._state.wait_for_everyone()
 
 
 def _prefetch(clips, depth=4):

@@ -131,23 +131,44 @@ def choose_instructions(config, stores):
 
 
 def choose_layers(config, store, instructions):
+    """The layers of ``store`` fitted: ``config["layers"]`` among those its first instruction holds."""
     first = next(iter(instructions))
-    stored = store.layers(first, store.runs(first)[0])
-    wanted = config["layers"]
-    if wanted in ("all", None, ["all"]):
+    return select_layers(config["layers"], store.layers(first, store.runs(first)[0]), store.path,
+                         config["config_file"])
+
+
+def select_layers(requested, stored, store_file, config_file=None):
+    """The layers a study fits among those a store holds (the main run, RSA and the words study alike).
+
+    Parameters
+    ----------
+    requested : "all", None, int, list of int or str
+        The config's or the command line's ``layers``: ``all`` (or None), layer indices, or ``"0,4,8"``.
+    stored : list of int
+        The layers the store holds, ascending.
+    store_file : str or Path
+        The store, named when it lacks a requested layer.
+    config_file : str or Path, optional
+        The config, named when ``requested`` is not a list of indices.
+
+    Returns
+    -------
+    list of int
+        ``stored`` for ``all``, else the requested layers in the order given.
+    """
+    if requested in ("all", None, ["all"]):
         return stored
-    if isinstance(wanted, int):
-        wanted = [wanted]
+    wanted = [requested] if isinstance(requested, int) else requested
     try:
         wanted = [int(k) for k in parse_list(wanted)]
     except (TypeError, ValueError):
         raise InputError(f"--layers: expected 'all' or a comma list of layer indices such as 0,8,16, found "
-                         f"{config['layers']!r} (config key 'layers' in {config['config_file']}).") from None
+                         f"{requested!r} (config key 'layers' in {config_file}).") from None
     if not wanted:
-        raise InputError(f"--layers: expected 'all' or a comma list of layer indices, found {config['layers']!r}.")
+        raise InputError(f"--layers: expected 'all' or a comma list of layer indices, found {requested!r}.")
     missing = [k for k in wanted if k not in stored]
     if missing:
-        raise InputError(f"{store.path}: --layers asks for layer {missing[0]}, stored layers are "
+        raise InputError(f"{store_file}: field 'layers' asks for layer {missing[0]}, stored layers are "
                          f"{stored[0]}..{stored[-1]}.")
     return wanted
 

@@ -31,6 +31,7 @@ from features.errors import InputError
 
 from ..config import parse_list
 from ._config import load_rsa_config
+from ._run import run_rsa
 
 
 def build_parser():
@@ -56,8 +57,6 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    from ._run import run_rsa
-
     overrides = {"models": parse_list(args.model) or None, "instructions": args.instruction, "layers": args.layers,
                  "comparison": args.comparison, "brain_metric": args.brain_metric,
                  "n_permutations": args.permutations, "n_bootstrap": args.bootstrap, "out": args.out}

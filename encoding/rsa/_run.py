@@ -21,6 +21,7 @@ from features.store import FeatureStore
 from ..config import expand_path, parse_list
 from ..outputs.alignment import add_fdr, to_frame
 from ..outputs.folder import atomic_folder, refuse_existing
+from ..pipeline import select_layers
 from ..versions import library_versions
 from ._brain import brain_rdms
 from ._embeddings import item_matrix_rdm, read_item_matrix
@@ -129,25 +130,14 @@ def _instructions(config, store):
     return names
 
 
-def _layers(config, store, instruction):
-    stored = store.layers(instruction, store.runs(instruction)[0])
-    if config["layers"] in ("all", ["all"], None):
-        return stored
-    wanted = [int(k) for k in parse_list(config["layers"])]
-    missing = [k for k in wanted if k not in stored]
-    if missing:
-        raise InputError(f"{store.path}: field 'layers' asks for layer {missing[0]}, stored layers are "
-                         f"{stored[0]}..{stored[-1]}.")
-    return wanted
-
-
 def _model_rdms(config, stores, items, events):
     """{(model, instruction, layer): (rdm (n_items, n_items), n_layers)} from each store."""
     models = {}
     for model, store in stores.items():
         for instruction in _instructions(config, store):
-            layers = _layers(config, store, instruction)
-            n_layers = len(store.layers(instruction, store.runs(instruction)[0]))
+            stored = store.layers(instruction, store.runs(instruction)[0])
+            layers = select_layers(config["layers"], stored, store.path, config["config_file"])
+            n_layers = len(stored)
             for layer in tqdm(layers, desc=f"{model}/{instruction} model RDMs", unit="layer", disable=len(layers) < 4):
                 patterns = _layer_patterns(config, store, instruction, layer, items, events)
                 models[model, instruction, layer] = (pattern_rdm(patterns, config["metric"]), n_layers)

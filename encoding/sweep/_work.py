@@ -27,6 +27,8 @@ import numpy as np
 
 from features.errors import InputError
 
+from ..outputs.folder import pid_alive
+
 log = logging.getLogger(__name__)
 
 #: Bumped whenever the layout of a fit file or the meaning of its numbers changes.
@@ -47,14 +49,25 @@ def digest(value):
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
+def content_digest(parts):
+    """Content hash of a sequence of arrays (shape, dtype and bytes) and JSON-able values, in order.
+
+    What names a finished fit by its inputs: the arrays it was computed from and its settings.
+    """
+    hasher = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            part = np.ascontiguousarray(part)
+            hasher.update(f"{part.shape}{part.dtype}".encode())
+            hasher.update(part.tobytes())
+        else:
+            hasher.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return hasher.hexdigest()
+
+
 def array_digest(arrays):
     """Content hash of a sequence of arrays (shape, dtype and bytes)."""
-    hasher = hashlib.blake2b(digest_size=16)
-    for array in arrays:
-        array = np.ascontiguousarray(array)
-        hasher.update(f"{array.shape}{array.dtype}".encode())
-        hasher.update(array.tobytes())
-    return hasher.hexdigest()
+    return content_digest(np.asarray(array) for array in arrays)
 
 
 def file_identity(path):
@@ -70,9 +83,20 @@ def atomic_path(path):
 
 
 def publish(tmp, path):
+    """Flush ``tmp`` to disk and rename it over ``path`` (one step: ``path`` is whole or absent)."""
     with open(tmp, "rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def remove_stale_temporaries(*folders):
+    """Delete the temporary files (:func:`atomic_path`) that killed processes of this machine left in ``folders``;
+    those of live processes are kept."""
+    for folder in folders:
+        for tmp in Path(folder).glob(".*.tmp-*"):
+            pid = tmp.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and not pid_alive(int(pid)):
+                tmp.unlink(missing_ok=True)
 
 
 class WorkFolder:
@@ -113,15 +137,7 @@ class WorkFolder:
         if create:
             self.fits.mkdir(exist_ok=True)
             self.subjects.mkdir(exist_ok=True)
-            self._remove_stale_temporaries()
-
-    def _remove_stale_temporaries(self):
-        from ..outputs.folder import pid_alive
-        for folder in (self.path, self.fits, self.subjects):
-            for tmp in folder.glob(".*.tmp-*"):
-                pid = tmp.name.rsplit("-", 1)[-1]
-                if pid.isdigit() and not pid_alive(int(pid)):
-                    tmp.unlink(missing_ok=True)
+            remove_stale_temporaries(self.path, self.fits, self.subjects)
 
     def fit_path(self, fingerprint):
         return self.fits / f"{fingerprint}.h5"

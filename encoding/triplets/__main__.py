@@ -16,7 +16,10 @@ import sys
 
 from features.errors import InputError
 
+from ._collect import collect_judgments
 from ._estimator import DEFAULT_LAMBDAS
+from ._evaluate import evaluate_embedding, report
+from ._fit import fit_embedding
 
 
 def _floats(text):
@@ -98,8 +101,6 @@ def main(argv=None):
 
 
 def _run(args):
-    from . import collect_judgments, evaluate_embedding, fit_embedding
-
     if args.command == "collect":
         path = collect_judgments(args.items, args.model, args.out, args.n_triplets, args.triplets, args.images,
                                  args.judge, args.family, args.prompt_file, args.test_fraction, args.repeats, args.seed,
@@ -116,8 +117,6 @@ def _run(args):
         out, summary = evaluate_embedding(args.fit, args.heldout, args.reference, args.reference_similarity, None
                                           if args.out is None else args.out, args.bootstrap, args.permutations,
                                           overwrite=args.overwrite)
-        from ._evaluate import report
-
         print(report(summary) + f"\nResults in {out}/ (evaluation.json, evaluation.md)")
     return 0
 

@@ -18,6 +18,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import h5py
+from tqdm import tqdm
+
+from extractors.parts import PartWriter, part_path
+from extractors.runtime import Ranks, library_versions, resolve_dtype
 from features.errors import InputError
 
 from ._items import read_items
@@ -63,8 +68,6 @@ def collect_judgments(items, model, out, n_triplets=None, triplet_file=None, ima
     -------
     Path of the store.
     """
-    from extractors.run import _library_versions, _Ranks, _resolve_dtype
-
     items = read_items(items, images)
     if (n_triplets is None) == (triplet_file is None):
         raise InputError("--n-triplets / --triplets: give exactly one (how many to draw, or a triplet file).")
@@ -77,16 +80,16 @@ def collect_judgments(items, model, out, n_triplets=None, triplet_file=None, ima
     n_test = int(round(float(test_fraction) * len(triplets)))
     repeats = min(1000, n_test or len(triplets)) if repeats is None else int(repeats)
     plan = make_plan(triplets, test_fraction, repeats, seed, sampling)
-    ranks = _Ranks(device)
+    ranks = Ranks(device)
     device = "cpu" if str(device).startswith("cpu") else (device or ranks.device)
-    judge = make_judge(model, items, judge, family, prompt_file, layer, templates, _resolve_dtype(dtype, device),
+    judge = make_judge(model, items, judge, family, prompt_file, layer, templates, resolve_dtype(dtype, device),
                        device, trust_remote_code)
     batch_size = int(batch_size or DEFAULT_BATCH_SIZE[judge.kind])
     if batch_size < 1:
         raise InputError(f"--batch-size: expected at least 1, found {batch_size}.")
     parameters = {**judge.parameters(), "items": items.fingerprint, "n_items": len(items),
                   "sampling": plan.sampling, "batch_size": batch_size, "device_type": str(device).split(":")[0],
-                  "judge_version": JUDGE_VERSION, "library_versions": _library_versions()}
+                  "judge_version": JUDGE_VERSION, "library_versions": library_versions()}
     path = store_path(Path(out))
     if ranks.is_main:
         if path.exists():
@@ -109,8 +112,6 @@ def collect_judgments(items, model, out, n_triplets=None, triplet_file=None, ima
 def _pending_batches(path, n, batch_size) -> list:
     done = None
     if path.exists():
-        import h5py
-
         with h5py.File(path, "r") as h5:
             done = h5["done"][()]
     starts = range(0, n, batch_size)
@@ -118,10 +119,6 @@ def _pending_batches(path, n, batch_size) -> list:
 
 
 def _judge_batches(judge, plan, batches, batch_size, path, parameters, rank, progress):
-    from tqdm import tqdm
-
-    from extractors.parts import PartWriter, part_path
-
     judge.load()
     with PartWriter(part_path(path, rank), parameters, judge.provenance(),
                     check=check_judgment_parameters) as writer:

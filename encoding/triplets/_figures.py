@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ._items import load_image
+
 
 def top_items(embedding, names, k=10):
     """The ``k`` items with the largest weight on each dimension.
@@ -73,8 +75,6 @@ def plot_top_items(embedding, names, images=None, k=6, columns=5, output_file=No
 
 
 def _image_rows(plt, table, n_dims, k, images, index):
-    from ._items import load_image
-
     fig, axes = plt.subplots(n_dims, k, figsize=(1.3 * k, 1.45 * n_dims), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from features.errors import InputError
-from features.store import to_attr
+from features.store import from_attr, to_attr
 
 from ..outputs.folder import atomic_folder, refuse_existing
 from ..versions import library_versions
@@ -158,8 +158,6 @@ def _mean(values):
 
 def read_fit(folder):
     """(names, embedding, attributes) of a fit's ``embedding.h5``."""
-    from features.store import from_attr
-
     path = Path(folder) / "embedding.h5"
     if not path.is_file():
         raise InputError(f"{path}: embedding not found (run `python -m encoding.triplets fit` first).")

@@ -20,13 +20,15 @@ run computes every batch exactly as an uninterrupted one.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from extractors.models._base import ChatAdapter, model_revision
-from extractors.words import MINILM, model_source
+from extractors.models import ChatAdapter, model_revision
+from extractors.registry import MODELS, adapter_class, resolve_model
+from extractors.words import DEFAULT_TEMPLATES, MINILM, load_text_model, model_source, word_embeddings
 from features.errors import InputError
 
 from ._items import load_image
@@ -85,8 +87,6 @@ class SimilarityJudge:
     kind = "similarity"
 
     def __init__(self, source, items, layer=-1, templates=None, device="cpu"):
-        from extractors.words import DEFAULT_TEMPLATES
-
         if items.images is not None:
             raise InputError("--images: a similarity judge compares item names; images need a multimodal chat "
                              "model (--family).")
@@ -99,8 +99,6 @@ class SimilarityJudge:
                 "scoring": "cosine similarity of the other two items' embeddings"}
 
     def load(self):
-        from extractors.words import load_text_model, word_embeddings
-
         tokenizer, model = load_text_model(self.source, self.device)
         embeddings = word_embeddings(self.items.words, tokenizer, model, self.templates)
         if not -len(embeddings) <= self.layer < len(embeddings):
@@ -254,8 +252,6 @@ class ChatJudge:
 
 def architectures(source) -> list:
     """The ``architectures`` of a model's config.json (a folder, or a Hub id in the local cache)."""
-    import json
-
     folder = Path(source)
     config = folder / "config.json" if folder.is_dir() else None
     if config is None:
@@ -277,8 +273,6 @@ def make_judge(model, items, judge="auto", family=None, prompt_file=None, layer=
     """The judge for ``--model`` (see the module docstring); ``judge="auto"`` picks by what the model is:
     ``minilm`` (the offline MiniLM-L6) -> similarity judge; a registry name or ``--family`` -> chat
     MLLM; a ``*ForCausalLM`` checkpoint -> chat LM; else an encoder -> similarity judge."""
-    from extractors.registry import MODELS, adapter_class, resolve_model
-
     if judge not in ("auto", "similarity", "chat"):
         raise InputError(f"--judge: expected auto, similarity or chat, found '{judge}'.")
     if str(model).lower() == MINILM:

@@ -21,11 +21,17 @@ A minimal config (paths relative to its folder; every key: ``encoding/words/_con
 import argparse
 import logging
 import sys
+from pathlib import Path
 
+from extractors.words import is_local_source
 from features.errors import InputError
 
 from ..config import parse_list
+from ..demo.words_meg import write_example as write_simulated_study
+from ._compare import run_compare
 from ._config import load_words_config, model_sources
+from ._diverge import run_diverge
+from ._run import run_words
 
 
 def build_parser():
@@ -65,14 +71,10 @@ def build_parser():
 
 def write_example(out):
     """``example``: the simulated study of encoding.demo.words_meg, and the command that runs it."""
-    from pathlib import Path
-
-    from ..demo.words_meg import write_example as write
-
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise InputError(f"{out}: folder exists and is not empty; --out must name a new or empty folder.")
-    config, facts = write(out)
+    config, facts = write_simulated_study(out)
     print(f"Wrote {config.parent}/: story.txt ({len(facts['words'])} words), sub-01_raw.fif, sub-01_words.tsv, "
           f"study.yaml and features/.\nRun it with:\n  python -m encoding.words run --config {config}")
     return 0
@@ -81,10 +83,6 @@ def write_example(out):
 def _models(config, value):
     """Names of --models entries, adding sources that are not configured names to the config (a folder
     given on the command line is relative to the working directory, not the config's)."""
-    from pathlib import Path
-
-    from extractors.words import is_local_source
-
     names = []
     for entry in parse_list(value):
         if entry in config["models"]:
@@ -112,23 +110,17 @@ def main(argv=None):
     try:
         config = load_words_config(args.config, overrides)
         if args.command == "run":
-            from ._run import run_words
-
             out, table = run_words(config, args.overwrite, _models(config, args.models), out=args.out)
             summary = table.groupby(["subject", "model", "layer"])[["r", "significant"]].agg(
                 {"r": "max", "significant": "sum"}).rename(columns={"r": "max_r", "significant": "n_significant"})
             print(summary.to_string(float_format=lambda v: f"{v:.3f}"))
             print(f"\nResults in {out}/ (words_scores.csv, layers.csv, scores.h5, figures/)")
         elif args.command == "compare":
-            from ._compare import run_compare
-
             wanted = args.models or config["compare"]["models"]    # the command line, else compare.models
             out, table = run_compare(config, _models(config, wanted), args.overwrite, args.out)
             print(table[table["window"] == "all"].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
             print(f"\nResults in {out}/ (compare.csv, clusters.csv, figures/)")
         else:
-            from ._diverge import run_diverge
-
             contrast = _models(config, args.contrast) if args.contrast else None
             if contrast is not None and len(contrast) != 2:
                 raise InputError(f"--contrast: expected two models A,B, found {len(contrast)} ({args.contrast}).")

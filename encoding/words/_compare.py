@@ -36,7 +36,7 @@ from ..stats import paired_tests
 from ._config import output_folder
 from ._plots import plot_model_difference
 from ._run import close_figure, prepare, write_provenance
-from ._study import best_layer, fit_study
+from ._study import best_layer, fit_study, sensor_terms
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ def compare_fits(fits, subjects, models, layers, group="all", windows=None, n_pe
                      "n_words": int(kept.sum()),
                      **paired_word_tests(terms_a[:, chosen].mean(1), terms_b[:, chosen].mean(1), "blocks")})
         if group == "all":
-            sensor_a, sensor_b = (block_sums(f.sensor_r_terms[kept].astype(np.float64), target.segments, block)
+            sensor_a, sensor_b = (block_sums(sensor_terms(f)[kept].astype(np.float64), target.segments, block)
                                   for f in (fit_a, fit_b))
             t, map_clusters = cluster_test_sensors_time(sensor_a - sensor_b, sensor_adjacency(target.info),
                                                         n_permutations, threshold, seed)

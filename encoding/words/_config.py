@@ -9,7 +9,7 @@ import os
 import re
 from pathlib import Path
 
-
+from extractors.words import is_local_source
 from features.errors import InputError
 
 from ..config import check_known_keys, parse_alphas, parse_list, read_config_file
@@ -111,8 +111,6 @@ def load_words_config(path, overrides=None):
 
 def model_name(source):
     """A short store name for a Hub id or folder: ``gpt2-xl``, ``openai-community--gpt2``, ``gpt2-socialiqa``."""
-    from extractors.words import is_local_source
-
     text = str(source).rstrip("/")
     name = Path(text).name if is_local_source(text) else text.replace("/", "--")
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", name) or "model"

@@ -44,8 +44,9 @@ class WordFit:
     word_error: np.ndarray      # (n, G, W) squared error of the z-scored prediction, mean over each group's sensors
     word_r_terms: np.ndarray    # (n, G, W) per-word terms of r, mean over each group's sensors
     r_foldwise: np.ndarray = None   # (S, W) mean over outer folds of r within each test segment
-    sensor_r_terms: np.ndarray = None  # (n, S, W) per-word terms of r at every sensor (sensor x time clusters)
-    extra: dict = field(default_factory=dict)
+    sensor_r_terms: np.ndarray = None  # (n, S, W) per-word terms of r at every sensor (sensor x time clusters);
+    #                                    None in a fit read from a work file: ``_study.sensor_terms`` reads them
+    extra: dict = field(default_factory=dict)   # groups: the sensor group names; file: the work file read
 
     FIELDS = ("r", "p", "q", "alpha", "cv_score", "word_error", "word_r_terms", "r_foldwise", "sensor_r_terms")
 

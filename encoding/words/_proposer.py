@@ -14,6 +14,8 @@ import re
 import urllib.error
 import urllib.request
 
+from extractors.hub import local_files_only
+from extractors.words import is_local_source
 from features.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -91,9 +93,6 @@ class LocalProposer:
 
     def __init__(self, source, device="cpu", max_new_tokens=200):
         from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from extractors.hub import local_files_only
-        from extractors.words import is_local_source
 
         local = is_local_source(source)
         cached = local or local_files_only(source, "--proposer")

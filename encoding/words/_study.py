@@ -3,33 +3,37 @@ and one fit per (subject, model, layer), kept in a work folder so the same comma
 
 Work folder (``<out>.work`` unless ``work_dir`` says otherwise)::
 
-    fits/<fingerprint>.npz      one finished fit (the arrays of ``WordFit``), named by the digest of
-                                everything that changes its numbers: the targets' and the features'
-                                contents, the segments, the sensor groups and every fit setting
+    fits/<fingerprint>.npz      one finished fit (the arrays of ``WordFit``), named by the content digest
+                                (``encoding.sweep.content_digest``) of everything that changes its numbers:
+                                the targets' and the features' contents, the segments, the sensor groups and
+                                every fit setting
 
-A fit file is written under a temporary name and renamed when complete, so a killed run leaves only
-whole fits, which the next run reuses; a fit of other settings has another name and is never reused.
+A fit file is written under a temporary name and renamed when complete (the sweep's ``atomic_path`` and
+``publish``), so a killed run leaves only whole fits, which the next run reuses, and temporary files, which
+the next run removes; a fit of other settings has another name and is never reused. A fit is always read
+back from its file, without its per-sensor r terms (n_words x sensors x windows, the largest array): only
+the model comparison reads them, for the two layers it compares (:func:`sensor_terms`).
 """
-import hashlib
-import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from extractors.words import model_source
+from extractors.words import is_local_source, model_source
 from extractors.words_in_context import (ContextRule, ensure_word_features, read_word_features, story_words,
                                          stored_layers)
 from features.errors import InputError
 
-from ..config import expand_path, parse_list
+from ..config import expand_path
+from ..pipeline import select_layers
+from ..sweep import atomic_path, content_digest, publish, remove_stale_temporaries
 from ._config import base_dir, output_folder, windows_of
 from ._fit import WordFit, fit_words
 from ._meg import read_run, sensor_groups, word_targets
 from ._story import match_story, read_word_table, segment_labels
+from ._verifier import marked_sentence
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +56,6 @@ class Story:
 
     def marked_sentence(self, i):
         """The sentence that holds word i, word i in [brackets]: what a verifier judges."""
-        from ._verifier import marked_sentence
-
         index = np.flatnonzero(self.sentence_of == self.sentence_of[i])
         start = self.spans[index[0]][0]
         return marked_sentence(self.sentence(i), self.spans[i][0] - start, self.spans[i][1] - start)
@@ -122,47 +124,24 @@ def ensure_features(config, model, story):
     source = config["models"][model]
     folder = expand_path(source, config, base_dir(config))
     # a folder beside the config wins over a Hub id of the same spelling (and over the name minilm)
-    source = str(folder) if folder.is_dir() or _looks_local(source) else str(model_source(source))
+    source = str(folder) if folder.is_dir() or is_local_source(source) else str(model_source(source))
     extraction = config["extraction"]
     return ensure_word_features(feature_store(config, model), source, story.text, context_rule(config),
                                 config["pooling"], extraction["device"], extraction["dtype"],
                                 int(extraction["batch_size"]), story_file=story.file)
 
 
-def _looks_local(source):
-    from extractors.words import is_local_source
-
-    return is_local_source(source)
-
-
 def model_layers(config, store):
-    stored = stored_layers(store, context_rule(config))
-    if config["layers"] in ("all", ["all"], None):
-        return stored
-    wanted = [int(k) for k in parse_list(config["layers"])]
-    missing = [k for k in wanted if k not in stored]
-    if missing:
-        raise InputError(f"{store}: field 'layers' asks for layer {missing[0]}, stored layers are "
-                         f"{stored[0]}..{stored[-1]}.")
-    return wanted
+    """The layers of a words store fitted: ``config["layers"]`` among those it holds."""
+    return select_layers(config["layers"], stored_layers(store, context_rule(config)), store, config["config_file"])
 
 
 def work_folder(config):
+    """The work folder (module docstring), without the temporary files of killed runs."""
     folder = Path(config["work_dir"]) if config["work_dir"] else Path(str(output_folder(config)) + ".work")
     (folder / "fits").mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(folder / "fits")
     return folder
-
-
-def _digest(*parts):
-    hasher = hashlib.blake2b(digest_size=16)
-    for part in parts:
-        if isinstance(part, np.ndarray):
-            part = np.ascontiguousarray(part)
-            hasher.update(f"{part.shape}{part.dtype}".encode())
-            hasher.update(part.tobytes())
-        else:
-            hasher.update(json.dumps(part, sort_keys=True, default=str).encode())
-    return hasher.hexdigest()
 
 
 def fit_study(config, story, subjects, models, progress=True):
@@ -190,18 +169,16 @@ def fit_study(config, story, subjects, models, progress=True):
         target = subjects[subject]
         X = read_word_features(stores[model], context_rule(config), layer)
         kept = target.kept if target.kept is not None else np.ones(len(X), bool)
-        key = _digest(settings, target.Y, target.segments, {g: i.tolist() for g, i in target.groups.items()}, X,
-                      *([] if kept.all() else [kept]))
+        key = content_digest([settings, target.Y, target.segments,
+                              {g: i.tolist() for g, i in target.groups.items()}, X, *([] if kept.all() else [kept])])
         path = fits_dir / f"{key}.npz"
-        if path.is_file():
-            fits[subject, model, layer] = _read_fit(path)
-            continue
-        fit = with_every_word(fit_words(X[kept], target.Y, target.segments, target.groups, config["alphas"],
-                                        config["cv_folds"], config["n_permutations"], config["permutation_block"],
-                                        config["seed"]), kept)
-        _write_fit(path, fit)
-        log.info("fitted %s / %s / layer %d: max r %.3f", subject, model, layer, np.nanmax(fit.r))
-        fits[subject, model, layer] = fit
+        if not path.is_file():
+            fit = with_every_word(fit_words(X[kept], target.Y, target.segments, target.groups, config["alphas"],
+                                            config["cv_folds"], config["n_permutations"], config["permutation_block"],
+                                            config["seed"]), kept)
+            _write_fit(path, fit)
+            log.info("fitted %s / %s / layer %d: max r %.3f", subject, model, layer, np.nanmax(fit.r))
+        fits[subject, model, layer] = _read_fit(path)
     return fits, layers
 
 
@@ -217,16 +194,26 @@ def with_every_word(fit, kept):
 
 
 def _write_fit(path, fit):
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npz")
-    np.savez(tmp, groups=np.array(fit.extra["groups"]), **{name: getattr(fit, name) for name in WordFit.FIELDS})
-    with open(tmp, "rb+") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    tmp = atomic_path(path)
+    with open(tmp, "wb") as handle:
+        np.savez(handle, groups=np.array(fit.extra["groups"]), **{name: getattr(fit, name) for name in WordFit.FIELDS})
+    publish(tmp, path)
 
 
 def _read_fit(path):
+    """The fit of a work file, its per-sensor r terms left in the file (:func:`sensor_terms` reads them)."""
     with np.load(path, allow_pickle=False) as data:
-        return WordFit(**{name: data[name] for name in WordFit.FIELDS}, extra={"groups": data["groups"].tolist()})
+        return WordFit(**{name: data[name] for name in WordFit.FIELDS if name != "sensor_r_terms"},
+                       extra={"groups": data["groups"].tolist(), "file": path})
+
+
+def sensor_terms(fit):
+    """The fit's per-word r terms at every sensor (n_words, n_sensors, n_windows), read from its work file
+    when the fit came from one."""
+    if fit.sensor_r_terms is not None:
+        return fit.sensor_r_terms
+    with np.load(fit.extra["file"], allow_pickle=False) as data:
+        return data["sensor_r_terms"]
 
 
 def best_layer(fits, subjects, model, layers):

@@ -22,6 +22,7 @@ All return scores of shape (n_hypotheses, n_items) and a boolean ``holds`` of th
 """
 import numpy as np
 
+from extractors.words import is_local_source, load_text_model, minilm_folder, word_embeddings
 from features.errors import InputError
 
 
@@ -39,8 +40,6 @@ class EmbeddingVerifier:
     kind = "embedding"
 
     def __init__(self, source=None, device="cpu"):
-        from extractors.words import load_text_model, minilm_folder
-
         self.source = str(minilm_folder() if source in (None, "minilm") else source)
         self.tokenizer, self.model = load_text_model(self.source, device)
 
@@ -56,8 +55,6 @@ class EmbeddingVerifier:
         special [CLS]/[SEP] tokens left out (sentence-transformers' MiniLM pooling includes them; the
         cosine ranking is what the verifier uses, not the exact vectors).
         """
-        from extractors.words import word_embeddings
-
         vectors = word_embeddings(list(texts), self.tokenizer, self.model, templates=("{word}",))[-1]
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
@@ -82,8 +79,6 @@ class ZeroShotVerifier:
 
     def __init__(self, source, device="cpu"):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
-
-        from extractors.words import is_local_source
 
         local = is_local_source(source)
         try:

@@ -3,4 +3,10 @@
 Each module defines ``Adapter``, a subclass of :class:`extractors.models._base.ChatAdapter` (an
 instruction-following MLLM) or :class:`extractors.models._base.EncoderAdapter` (a baseline), and
 imports transformers only inside methods, so listing the registry stays fast.
+
+The base classes, the revision of a model source and the torch dtype of a dtype name are public here, for
+code outside the extractors that runs a model the same way (the triplet judges of ``encoding.triplets``).
 """
+from ._base import ChatAdapter, EncoderAdapter, model_revision, torch_dtype
+
+__all__ = ["ChatAdapter", "EncoderAdapter", "model_revision", "torch_dtype"]
