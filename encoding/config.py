@@ -59,8 +59,7 @@ def load_config(source=None, overrides=None, base_dir=None):
     check_values(config, label)
     config["config_file"] = config_file
     config["name"] = config["name"] or (Path(label).stem if label != MAPPING_LABEL else "analysis")
-    config["cache_dir"] = str(Path(os.path.expanduser(
-        config["cache_dir"] or os.environ.get("MLLM_ENCODING_CACHE", "~/.cache/mllm-encoding"))))
+    config["cache_dir"] = cache_folder(config["cache_dir"])
     config["alphas"] = parse_alphas(config["alphas"], label)
     if isinstance(config["test_runs"], (str, int)):
         config["test_runs"] = parse_list(str(config["test_runs"]))
@@ -104,13 +103,7 @@ def check_known_keys(raw, known, path):
 
 def _check_keys(raw, path):
     check_known_keys(raw, DEFAULTS, path)
-    for key, allowed in NESTED_KEYS.items():
-        given = raw.get(key) or {}
-        if not isinstance(given, Mapping):
-            continue                # check_values says what the key expected
-        extra = sorted(str(k) for k in set(given) - allowed)
-        if extra:
-            raise InputError(f"{path}: unknown config key '{key}.{extra[0]}'; known: {', '.join(sorted(allowed))}.")
+    check_nested_keys(raw, _schema.EncodingConfig, path)
 
 
 def check_values(config, path="config"):
@@ -123,17 +116,54 @@ def check_values(config, path="config"):
     path : str
         The file (or mapping label) named in the message.
     """
+    check_section({k: config[k] for k in DEFAULTS}, _schema.EncodingConfig, path)
+
+
+def check_section(values, schema, path, flags=False):
+    """``values`` against a schema (``encoding._schema.Section``): InputError, one sentence naming the file
+    and the first key whose value is wrong, "<path>: field '<key>' expected <expected>, found <value>.".
+
+    Parameters
+    ----------
+    values : mapping
+        The keys of the schema (a study's config, or a command's flags by their argparse names).
+    schema : Section class
+    path : str
+        The file, mapping label or command named in the message.
+    flags : bool
+        Name the key as its command-line flag (``--n-triplets``).
+    """
     try:
-        _schema.EncodingConfig.model_validate({k: config[k] for k in DEFAULTS})
+        schema.model_validate(dict(values))
     except ValidationError as err:
         # of a union's errors (``layer_weights``: not a bool, or a bad key of the mapping) the deepest names the key
         first = err.errors()[0]["loc"][0]
-        keys = max((_schema.field_path(e["loc"]) for e in err.errors() if e["loc"][0] == first), key=len)
-        value = config
+        keys = max((_schema.field_path(e["loc"], schema) for e in err.errors() if e["loc"][0] == first), key=len)
+        value = values
         for key in keys:
             value = value[key] if isinstance(value, Mapping) else value
-        raise InputError(f"{path}: field '{'.'.join(keys)}' expected {_schema.expected(keys)}, "
+        name = "--" + keys[0].replace("_", "-") if flags else ".".join(keys)
+        raise InputError(f"{path}: field '{name}' expected {_schema.expected(keys, schema)}, "
                          f"found {value!r}.") from None
+
+
+def check_nested_keys(raw, schema, path, known_order=sorted):
+    """InputError naming the first key of a nested section (``epochs.tmn``) that its section lacks."""
+    for key, section in _schema.sections(schema).items():
+        given = raw.get(key) or {}
+        if not isinstance(given, Mapping):
+            continue                # check_section says what the key expected
+        allowed = list(section.model_fields)
+        extra = sorted(str(k) for k in set(given) - set(allowed))
+        if extra:
+            raise InputError(f"{path}: unknown config key '{key}.{extra[0]}'; known: "
+                             f"{', '.join(known_order(allowed))}.")
+
+
+def cache_folder(value=None):
+    """The folder ``{cache}`` stands for: ``value`` (``cache_dir``), else $MLLM_ENCODING_CACHE, else
+    ~/.cache/mllm-encoding; ``~`` expanded."""
+    return str(Path(os.path.expanduser(value or os.environ.get("MLLM_ENCODING_CACHE", "~/.cache/mllm-encoding"))))
 
 
 def flatmap_kinds(value):
