@@ -4,6 +4,11 @@ Every key the engine understands is defined once, with its type, default and mea
 (``encoding._schema.EncodingConfig``); DEFAULTS is built from it. Any other key is an error naming the
 file, so a typo never silently falls back to a default, and a value of the wrong type or range is one
 sentence naming the key. A mapping given from Python is checked the same way, with the same sentences.
+
+The config is read once: :func:`load_config` (and the rsa and words studies' loaders) resolve every path
+(``{cache}``, ``~``, relative to the config's folder, ``{subject}`` in a subject's run files) and parse every
+list, so the stages read them as they are; the values as given are kept beside (:func:`as_given`) for
+what the outputs record and the resume fingerprints hash.
 """
 import copy
 import os
@@ -17,6 +22,7 @@ from pydantic import ValidationError
 from features.errors import InputError
 
 from . import _schema
+from .rois import BUILTIN_ATLASES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
@@ -28,11 +34,13 @@ NESTED_KEYS = {key: set(section.model_fields) for key, section in _schema.sectio
 # nested mappings whose keys a config may give in part; the others fill in from DEFAULTS
 MERGED_KEYS = ("noise_ceiling", "transcript")
 CEILING_METHODS = _schema.CEILING_METHODS
+#: the file fields of a run in ``subjects``, resolved by load_config
+RUN_FILE_FIELDS = ("path", "mask", "left", "right")
 DEFAULT_FLATMAPS = ("noise_ceiling", "normalized_r", "best_layer", "best_instruction", "unique_variance")
 
 
 def load_config(source=None, overrides=None, base_dir=None):
-    """Read a config (a YAML file or a mapping), check its keys and values, apply overrides, expand paths.
+    """Read a config (a YAML file or a mapping), check its keys and values, apply overrides, resolve paths.
 
     Parameters
     ----------
@@ -48,7 +56,9 @@ def load_config(source=None, overrides=None, base_dir=None):
     Returns
     -------
     config : dict with every key of DEFAULTS, plus ``config_file`` (for a mapping, ``<base_dir>/<config
-    mapping>``: messages name it and paths resolve against its folder).
+    mapping>``: messages name it and paths resolve against its folder) and ``given``. Paths are resolved
+    (:func:`resolve_paths`; ``features_dir`` defaults to ``features`` beside the config), ``models`` and
+    ``instruction_files`` are lists, ``layers`` is "all" or a list of indices.
     """
     raw, label, config_file = _read(source, base_dir)
     _check_keys(raw, label)
@@ -63,7 +73,116 @@ def load_config(source=None, overrides=None, base_dir=None):
     config["alphas"] = parse_alphas(config["alphas"], label)
     if isinstance(config["test_runs"], (str, int)):
         config["test_runs"] = parse_list(str(config["test_runs"]))
+    keep_given(config, ("features_dir", "stimuli", "work_dir", "model_paths", "transcript", "rois", "subjects",
+                        "models", "instruction_files", "layers"))
+    config["models"] = parse_list(config["models"])
+    config["instruction_files"] = parse_list(config["instruction_files"])   # read from the working directory
+    config["layers"] = parse_layers(config["layers"], config["config_file"])
+    return resolve_paths(config)
+
+
+def resolve_paths(config):
+    """The paths of a config (``encoding.run``'s, or one it wrote) resolved, in place: ``{cache}`` filled, ``~``
+    expanded, a relative path read from the config's folder (``work_dir``: from the working directory), and
+    ``{subject}`` in a subject's run files filled with its name. Built-in atlas names stay names.
+
+    Parameters
+    ----------
+    config : dict with ``config_file`` and ``cache_dir``
+
+    Returns
+    -------
+    config : the same dict
+    """
+    base = Path(config["config_file"]).parent
+    config["features_dir"] = _here(config.get("features_dir") or "features", config, base)
+    for key in ("stimuli", "work_dir"):
+        if config.get(key):
+            config[key] = _here(config[key], config, base if key == "stimuli" else None)
+    config["model_paths"] = {m: _here(p, config, base) for m, p in (config.get("model_paths") or {}).items()}
+    transcript = config.get("transcript")
+    if isinstance(transcript, dict):
+        if transcript.get("words"):
+            transcript["words"] = _here(transcript["words"], config, base)
+        transcript["tables"] = {m: _here(p, config, base) for m, p in (transcript.get("tables") or {}).items()}
+    if isinstance(config.get("rois"), dict):
+        config["rois"] = resolve_rois(config["rois"], config, base)
+    config["subjects"] = resolve_runs(config.get("subjects"), RUN_FILE_FIELDS, config, base)
     return config
+
+
+def resolve_rois(rois, config, base, names=()):
+    """A ``rois`` mapping with its files resolved (``atlas`` unless a built-in name or one of ``names``, ``lut``,
+    ``names`` when a file, ``networks``, ``parcellation``, ``levels`` when a file); shared by encoding.run's and
+    encoding.rsa's configs."""
+    rois = dict(rois)
+    atlas = rois.get("atlas")
+    if isinstance(atlas, dict):
+        rois["atlas"] = {k: _here(v, config, base) for k, v in atlas.items()}
+    elif isinstance(atlas, str) and atlas not in ("auto", "parcels", *BUILTIN_ATLASES, *names):
+        rois["atlas"] = _here(atlas, config, base)
+    for key in ("lut", "names", "networks", "levels"):
+        if isinstance(rois.get(key), str):
+            rois[key] = _here(rois[key], config, base)
+    if isinstance(rois.get("parcellation"), (list, tuple)):
+        rois["parcellation"] = [_here(v, config, base) for v in rois["parcellation"]]
+    elif isinstance(rois.get("parcellation"), str):
+        rois["parcellation"] = _here(rois["parcellation"], config, base)
+    return rois
+
+
+def resolve_runs(subjects, fields, config, base):
+    """``subjects`` with the named file fields of each run (a mapping in ``runs``) resolved, ``{subject}`` filled;
+    entries of another shape are left as they are for the stage that reads them to name."""
+    if not isinstance(subjects, dict):
+        return subjects
+    resolved = {}
+    for subject, spec in subjects.items():
+        runs = spec.get("runs") if isinstance(spec, dict) else None
+        if isinstance(runs, list):
+            spec = {**spec, "runs": [{k: (_here(v, config, base, subject=subject) if k in fields else v)
+                                      for k, v in run.items()} if isinstance(run, dict) else run for run in runs]}
+        resolved[subject] = spec
+    return resolved
+
+
+def _here(value, config, base, **fields):
+    return str(expand_path(value, config, base, **fields))
+
+
+def keep_given(config, keys):
+    """Keep the values of ``keys`` as the config gave them (``config["given"]``) before a loader resolves them:
+    outputs record them and resume fingerprints hash them, as they did before paths were resolved at load."""
+    config["given"] = copy.deepcopy({key: config[key] for key in keys if key in config})
+
+
+def as_given(config):
+    """The config with the values its loader resolved as they were given (see :func:`keep_given`), without
+    ``given``: what config.yaml and scores.h5 record. A mapping changed since (a subject left out by --subjects,
+    a model added on the command line) keeps its current entries, each as given where it was."""
+    given = config.get("given") or {}
+    out = {k: v for k, v in config.items() if k != "given"}
+    for key, value in given.items():
+        current = config.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            out[key] = {k: value[k] if k in value else current[k] for k in current}
+        else:
+            out[key] = value
+    return out
+
+
+def parse_layers(value, path="config"):
+    """``layers`` as "all" or a list of layer indices; one sentence for anything else."""
+    if value in ("all", None, ["all"]):
+        return "all"
+    try:
+        layers = [int(k) for k in parse_list([value] if isinstance(value, int) else value)]
+    except (TypeError, ValueError):
+        raise InputError(f"--layers: expected 'all' or a comma list of layer indices such as 0,8,16, found "
+                         f"{value!r} (config key 'layers' in {path}).") from None
+    if not layers:
+        raise InputError(f"--layers: expected 'all' or a comma list of layer indices, found {value!r}.")
+    return layers
 
 
 def _read(source, base_dir):

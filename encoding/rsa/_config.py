@@ -15,7 +15,8 @@ from pydantic import StrictBool, StrictInt, StrictStr
 from features.errors import InputError
 
 from .._schema import Count, Names, Number, Section, between, defaults, setting
-from ..config import cache_folder, check_known_keys, check_section, parse_list, read_config_file
+from ..config import (cache_folder, check_known_keys, check_section, expand_path, keep_given, parse_layers,
+                      parse_list, read_config_file, resolve_rois)
 from ._compare import COMPARISONS
 from ._inference import PARTIAL_KINDS
 from ._rdm import METRICS
@@ -99,6 +100,48 @@ def load_rsa_config(path, overrides=None):
     config["name"] = config["name"] or path.stem
     _check_values(config, path)
     config["cache_dir"] = cache_folder(config["cache_dir"])
+    keep_given(config, ("features_dir", "models", "instructions", "layers", "events", "embeddings", "controls",
+                        "subjects", "rois"))
+    config["models"] = parse_list(config["models"])
+    if config["instructions"] not in ("all", ["all"], None):
+        config["instructions"] = parse_list(config["instructions"])
+    config["layers"] = parse_layers(config["layers"], config["config_file"])
+    return resolve_paths(config)
+
+
+def resolve_paths(config):
+    """The paths of an RSA config resolved, in place (as ``encoding.config.resolve_paths`` does for
+    encoding.run's): ``features_dir``, ``events``, ``embeddings``, ``controls``, each subject's ``patterns``,
+    ``residuals`` and run files (``{subject}`` filled), and the files of ``rois``.
+
+    Returns
+    -------
+    config : the same dict
+    """
+    base = Path(config["config_file"]).parent
+
+    def here(entry, **fields):       # a path, or {path, dataset, ...}
+        if isinstance(entry, dict) and entry.get("path"):
+            return {**entry, "path": str(expand_path(entry["path"], config, base, **fields))}
+        return str(expand_path(entry, config, base, **fields)) if isinstance(entry, str) else entry
+
+    config["features_dir"] = here(config.get("features_dir") or "features")
+    if config.get("events"):
+        config["events"] = here(config["events"])
+    for key in ("embeddings", "controls"):
+        if isinstance(config.get(key), dict):
+            config[key] = {name: here(entry) for name, entry in config[key].items()}
+    subjects = {}
+    for subject, spec in (config.get("subjects") or {}).items():
+        if isinstance(spec, dict):
+            spec = {**spec, **{key: here(spec[key], subject=subject) for key in ("patterns", "residuals")
+                               if key in spec}}
+            if isinstance(spec.get("runs"), list):
+                spec["runs"] = [here(run, subject=subject) for run in spec["runs"]]
+        subjects[subject] = spec
+    config["subjects"] = subjects
+    if isinstance(config.get("rois"), dict):
+        config["rois"] = resolve_rois(config["rois"], config, base, names=("all",))
     return config
 
 

@@ -17,8 +17,8 @@ from extractors.words import is_local_source
 from features.errors import InputError
 
 from .._schema import Count, Names, Number, Positive, Section, at_least, between, defaults, sections, setting
-from ..config import (cache_folder, check_known_keys, check_nested_keys, check_section, parse_alphas, parse_list,
-                      read_config_file)
+from ..config import (cache_folder, check_known_keys, check_nested_keys, check_section, expand_path, keep_given,
+                      parse_alphas, parse_layers, parse_list, read_config_file, resolve_runs)
 
 POOLINGS = ("last_token", "token_mean")
 Layers = Union[StrictStr, StrictInt, list[Union[StrictInt, StrictStr]]]
@@ -190,6 +190,37 @@ def load_words_config(path, overrides=None):
     config["models"] = model_sources(config["models"], path)
     config["subjects"] = _subject_runs(config["subjects"], path)
     _check_values(config, path)
+    keep_given(config, ("features_dir", "story", "models", "layers", "subjects", "diverge", "compare"))
+    config["layers"] = parse_layers(config["layers"], config["config_file"])
+    if config["compare"]["models"] is not None:
+        config["compare"]["models"] = parse_list(config["compare"]["models"])
+    return resolve_paths(config)
+
+
+def resolve_paths(config):
+    """The paths of a words config resolved, in place (as ``encoding.config.resolve_paths`` does for
+    encoding.run's): ``features_dir``, ``story``, ``diverge.hypotheses`` when a file, each run's ``words``,
+    ``raw``, ``epochs`` and ``info`` (``{subject}`` filled), and each model that is a folder (beside the config,
+    or spelled as a folder; a Hub id stays an id).
+
+    Returns
+    -------
+    config : the same dict
+    """
+    base = base_dir(config)
+
+    def here(value, **fields):
+        return str(expand_path(value, config, base, **fields))
+
+    config["features_dir"] = here(config["features_dir"] or "features")
+    if config["story"]:
+        config["story"] = here(config["story"])
+    if isinstance(config["diverge"]["hypotheses"], str) and config["diverge"]["hypotheses"]:
+        config["diverge"]["hypotheses"] = here(config["diverge"]["hypotheses"])
+    config["subjects"] = resolve_runs(config["subjects"], ("words", "raw", "epochs", "info"), config, base)
+    # a folder beside the config wins over a Hub id of the same spelling (and over the name minilm)
+    config["models"] = {name: (here(source) if Path(here(source)).is_dir() or is_local_source(source) else source)
+                        for name, source in config["models"].items()}
     return config
 
 
