@@ -22,6 +22,9 @@ from pydantic import ValidationError
 from features.errors import InputError
 
 from . import _schema
+# the schema's building blocks, public for the side studies' own schemas (encoding.rsa, encoding.words, triplets)
+from ._schema import (Count, Names, Number, Positive, Section, at_least, between, defaults,  # noqa: F401
+                      render_config_reference, sections, setting)
 from .rois import BUILTIN_ATLASES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

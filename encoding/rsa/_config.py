@@ -14,9 +14,8 @@ from pydantic import StrictBool, StrictInt, StrictStr
 
 from features.errors import InputError
 
-from .._schema import Count, Names, Number, Section, between, defaults, setting
-from ..config import (cache_folder, check_known_keys, check_section, expand_path, keep_given, parse_layers,
-                      parse_list, read_config_file, resolve_rois)
+from ..config import (Count, Names, Number, Section, between, cache_folder, check_known_keys, check_section, defaults,
+                      expand_path, keep_given, parse_layers, parse_list, read_config_file, resolve_rois, setting)
 from ._compare import COMPARISONS
 from ._inference import PARTIAL_KINDS
 from ._rdm import METRICS

@@ -9,8 +9,7 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import StrictBool, StrictInt, StrictStr
 
-from .._schema import Count, Number, Positive, Section, between, setting
-from ..config import check_section
+from ..config import Count, Number, Positive, Section, between, check_section, setting
 from ._estimator import DEFAULT_LAMBDAS
 
 JUDGES = ("auto", "similarity", "chat")

@@ -16,9 +16,9 @@ from pydantic import StrictBool, StrictInt, StrictStr
 from extractors.words import is_local_source
 from features.errors import InputError
 
-from .._schema import Count, Names, Number, Positive, Section, at_least, between, defaults, sections, setting
-from ..config import (cache_folder, check_known_keys, check_nested_keys, check_section, expand_path, keep_given,
-                      parse_alphas, parse_layers, parse_list, read_config_file, resolve_runs)
+from ..config import (Count, Names, Number, Positive, Section, at_least, between, cache_folder, check_known_keys,
+                      check_nested_keys, check_section, defaults, expand_path, keep_given, parse_alphas, parse_layers,
+                      parse_list, read_config_file, resolve_runs, sections, setting)
 
 POOLINGS = ("last_token", "token_mean")
 Layers = Union[StrictStr, StrictInt, list[Union[StrictInt, StrictStr]]]
