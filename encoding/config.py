@@ -4,6 +4,11 @@ Every key the engine understands is defined once, with its type, default and mea
 (``encoding._schema.EncodingConfig``); DEFAULTS is built from it. Any other key is an error naming the
 file, so a typo never silently falls back to a default, and a value of the wrong type or range is one
 sentence naming the key. A mapping given from Python is checked the same way, with the same sentences.
+
+The config is read once: :func:`load_config` (and the rsa and words studies' loaders) resolve every path
+(``{cache}``, ``~``, relative to the config's folder, ``{subject}`` in a subject's run files) and parse every
+list, so the stages read them as they are; the values as given are kept beside (:func:`as_given`) for
+what the outputs record and the resume fingerprints hash.
 """
 import copy
 import os
@@ -17,6 +22,10 @@ from pydantic import ValidationError
 from features.errors import InputError
 
 from . import _schema
+# the schema's building blocks, public for the side studies' own schemas (encoding.rsa, encoding.words, triplets)
+from ._schema import (Count, Names, Number, Positive, Section, at_least, between, defaults,  # noqa: F401
+                      render_config_reference, sections, setting)
+from .rois import BUILTIN_ATLASES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
@@ -28,11 +37,13 @@ NESTED_KEYS = {key: set(section.model_fields) for key, section in _schema.sectio
 # nested mappings whose keys a config may give in part; the others fill in from DEFAULTS
 MERGED_KEYS = ("noise_ceiling", "transcript")
 CEILING_METHODS = _schema.CEILING_METHODS
+#: the file fields of a run in ``subjects``, resolved by load_config
+RUN_FILE_FIELDS = ("path", "mask", "left", "right")
 DEFAULT_FLATMAPS = ("noise_ceiling", "normalized_r", "best_layer", "best_instruction", "unique_variance")
 
 
 def load_config(source=None, overrides=None, base_dir=None):
-    """Read a config (a YAML file or a mapping), check its keys and values, apply overrides, expand paths.
+    """Read a config (a YAML file or a mapping), check its keys and values, apply overrides, resolve paths.
 
     Parameters
     ----------
@@ -48,7 +59,9 @@ def load_config(source=None, overrides=None, base_dir=None):
     Returns
     -------
     config : dict with every key of DEFAULTS, plus ``config_file`` (for a mapping, ``<base_dir>/<config
-    mapping>``: messages name it and paths resolve against its folder).
+    mapping>``: messages name it and paths resolve against its folder) and ``given``. Paths are resolved
+    (:func:`resolve_paths`; ``features_dir`` defaults to ``features`` beside the config), ``models`` and
+    ``instruction_files`` are lists, ``layers`` is "all" or a list of indices.
     """
     raw, label, config_file = _read(source, base_dir)
     _check_keys(raw, label)
@@ -59,12 +72,120 @@ def load_config(source=None, overrides=None, base_dir=None):
     check_values(config, label)
     config["config_file"] = config_file
     config["name"] = config["name"] or (Path(label).stem if label != MAPPING_LABEL else "analysis")
-    config["cache_dir"] = str(Path(os.path.expanduser(
-        config["cache_dir"] or os.environ.get("MLLM_ENCODING_CACHE", "~/.cache/mllm-encoding"))))
+    config["cache_dir"] = cache_folder(config["cache_dir"])
     config["alphas"] = parse_alphas(config["alphas"], label)
     if isinstance(config["test_runs"], (str, int)):
         config["test_runs"] = parse_list(str(config["test_runs"]))
+    keep_given(config, ("features_dir", "stimuli", "work_dir", "model_paths", "transcript", "rois", "subjects",
+                        "models", "instruction_files", "layers"))
+    config["models"] = parse_list(config["models"])
+    config["instruction_files"] = parse_list(config["instruction_files"])   # read from the working directory
+    config["layers"] = parse_layers(config["layers"], config["config_file"])
+    return resolve_paths(config)
+
+
+def resolve_paths(config):
+    """The paths of a config (``encoding.run``'s, or one it wrote) resolved, in place: ``{cache}`` filled, ``~``
+    expanded, a relative path read from the config's folder (``work_dir``: from the working directory), and
+    ``{subject}`` in a subject's run files filled with its name. Built-in atlas names stay names.
+
+    Parameters
+    ----------
+    config : dict with ``config_file`` and ``cache_dir``
+
+    Returns
+    -------
+    config : the same dict
+    """
+    base = Path(config["config_file"]).parent
+    config["features_dir"] = _here(config.get("features_dir") or "features", config, base)
+    for key in ("stimuli", "work_dir"):
+        if config.get(key):
+            config[key] = _here(config[key], config, base if key == "stimuli" else None)
+    config["model_paths"] = {m: _here(p, config, base) for m, p in (config.get("model_paths") or {}).items()}
+    transcript = config.get("transcript")
+    if isinstance(transcript, dict):
+        if transcript.get("words"):
+            transcript["words"] = _here(transcript["words"], config, base)
+        transcript["tables"] = {m: _here(p, config, base) for m, p in (transcript.get("tables") or {}).items()}
+    if isinstance(config.get("rois"), dict):
+        config["rois"] = resolve_rois(config["rois"], config, base)
+    config["subjects"] = resolve_runs(config.get("subjects"), RUN_FILE_FIELDS, config, base)
     return config
+
+
+def resolve_rois(rois, config, base, names=()):
+    """A ``rois`` mapping with its files resolved (``atlas`` unless a built-in name or one of ``names``, ``lut``,
+    ``names`` when a file, ``networks``, ``parcellation``, ``levels`` when a file); shared by encoding.run's and
+    encoding.rsa's configs."""
+    rois = dict(rois)
+    atlas = rois.get("atlas")
+    if isinstance(atlas, dict):
+        rois["atlas"] = {k: _here(v, config, base) for k, v in atlas.items()}
+    elif isinstance(atlas, str) and atlas not in ("auto", "parcels", *BUILTIN_ATLASES, *names):
+        rois["atlas"] = _here(atlas, config, base)
+    for key in ("lut", "names", "networks", "levels"):
+        if isinstance(rois.get(key), str):
+            rois[key] = _here(rois[key], config, base)
+    if isinstance(rois.get("parcellation"), (list, tuple)):
+        rois["parcellation"] = [_here(v, config, base) for v in rois["parcellation"]]
+    elif isinstance(rois.get("parcellation"), str):
+        rois["parcellation"] = _here(rois["parcellation"], config, base)
+    return rois
+
+
+def resolve_runs(subjects, fields, config, base):
+    """``subjects`` with the named file fields of each run (a mapping in ``runs``) resolved, ``{subject}`` filled;
+    entries of another shape are left as they are for the stage that reads them to name."""
+    if not isinstance(subjects, dict):
+        return subjects
+    resolved = {}
+    for subject, spec in subjects.items():
+        runs = spec.get("runs") if isinstance(spec, dict) else None
+        if isinstance(runs, list):
+            spec = {**spec, "runs": [{k: (_here(v, config, base, subject=subject) if k in fields else v)
+                                      for k, v in run.items()} if isinstance(run, dict) else run for run in runs]}
+        resolved[subject] = spec
+    return resolved
+
+
+def _here(value, config, base, **fields):
+    return str(expand_path(value, config, base, **fields))
+
+
+def keep_given(config, keys):
+    """Keep the values of ``keys`` as the config gave them (``config["given"]``) before a loader resolves them:
+    outputs record them and resume fingerprints hash them, as they did before paths were resolved at load."""
+    config["given"] = copy.deepcopy({key: config[key] for key in keys if key in config})
+
+
+def as_given(config):
+    """The config with the values its loader resolved as they were given (see :func:`keep_given`), without
+    ``given``: what config.yaml and scores.h5 record. A mapping changed since (a subject left out by --subjects,
+    a model added on the command line) keeps its current entries, each as given where it was."""
+    given = config.get("given") or {}
+    out = {k: v for k, v in config.items() if k != "given"}
+    for key, value in given.items():
+        current = config.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            out[key] = {k: value[k] if k in value else current[k] for k in current}
+        else:
+            out[key] = value
+    return out
+
+
+def parse_layers(value, path="config"):
+    """``layers`` as "all" or a list of layer indices; one sentence for anything else."""
+    if value in ("all", None, ["all"]):
+        return "all"
+    try:
+        layers = [int(k) for k in parse_list([value] if isinstance(value, int) else value)]
+    except (TypeError, ValueError):
+        raise InputError(f"--layers: expected 'all' or a comma list of layer indices such as 0,8,16, found "
+                         f"{value!r} (config key 'layers' in {path}).") from None
+    if not layers:
+        raise InputError(f"--layers: expected 'all' or a comma list of layer indices, found {value!r}.")
+    return layers
 
 
 def _read(source, base_dir):
@@ -104,13 +225,7 @@ def check_known_keys(raw, known, path):
 
 def _check_keys(raw, path):
     check_known_keys(raw, DEFAULTS, path)
-    for key, allowed in NESTED_KEYS.items():
-        given = raw.get(key) or {}
-        if not isinstance(given, Mapping):
-            continue                # check_values says what the key expected
-        extra = sorted(str(k) for k in set(given) - allowed)
-        if extra:
-            raise InputError(f"{path}: unknown config key '{key}.{extra[0]}'; known: {', '.join(sorted(allowed))}.")
+    check_nested_keys(raw, _schema.EncodingConfig, path)
 
 
 def check_values(config, path="config"):
@@ -123,17 +238,54 @@ def check_values(config, path="config"):
     path : str
         The file (or mapping label) named in the message.
     """
+    check_section({k: config[k] for k in DEFAULTS}, _schema.EncodingConfig, path)
+
+
+def check_section(values, schema, path, flags=False):
+    """``values`` against a schema (``encoding._schema.Section``): InputError, one sentence naming the file
+    and the first key whose value is wrong, "<path>: field '<key>' expected <expected>, found <value>.".
+
+    Parameters
+    ----------
+    values : mapping
+        The keys of the schema (a study's config, or a command's flags by their argparse names).
+    schema : Section class
+    path : str
+        The file, mapping label or command named in the message.
+    flags : bool
+        Name the key as its command-line flag (``--n-triplets``).
+    """
     try:
-        _schema.EncodingConfig.model_validate({k: config[k] for k in DEFAULTS})
+        schema.model_validate(dict(values))
     except ValidationError as err:
         # of a union's errors (``layer_weights``: not a bool, or a bad key of the mapping) the deepest names the key
         first = err.errors()[0]["loc"][0]
-        keys = max((_schema.field_path(e["loc"]) for e in err.errors() if e["loc"][0] == first), key=len)
-        value = config
+        keys = max((_schema.field_path(e["loc"], schema) for e in err.errors() if e["loc"][0] == first), key=len)
+        value = values
         for key in keys:
             value = value[key] if isinstance(value, Mapping) else value
-        raise InputError(f"{path}: field '{'.'.join(keys)}' expected {_schema.expected(keys)}, "
+        name = "--" + keys[0].replace("_", "-") if flags else ".".join(keys)
+        raise InputError(f"{path}: field '{name}' expected {_schema.expected(keys, schema)}, "
                          f"found {value!r}.") from None
+
+
+def check_nested_keys(raw, schema, path, known_order=sorted):
+    """InputError naming the first key of a nested section (``epochs.tmn``) that its section lacks."""
+    for key, section in _schema.sections(schema).items():
+        given = raw.get(key) or {}
+        if not isinstance(given, Mapping):
+            continue                # check_section says what the key expected
+        allowed = list(section.model_fields)
+        extra = sorted(str(k) for k in set(given) - set(allowed))
+        if extra:
+            raise InputError(f"{path}: unknown config key '{key}.{extra[0]}'; known: "
+                             f"{', '.join(known_order(allowed))}.")
+
+
+def cache_folder(value=None):
+    """The folder ``{cache}`` stands for: ``value`` (``cache_dir``), else $MLLM_ENCODING_CACHE, else
+    ~/.cache/mllm-encoding; ``~`` expanded."""
+    return str(Path(os.path.expanduser(value or os.environ.get("MLLM_ENCODING_CACHE", "~/.cache/mllm-encoding"))))
 
 
 def flatmap_kinds(value):

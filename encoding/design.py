@@ -37,7 +37,7 @@ from features.errors import InputError
 from features.store import FeatureStore
 from features.timing import aligned_length
 
-from .config import expand_path
+from .config import RUN_FILE_FIELDS
 from .fmri import TargetSpace, check_same_space, find_bad_targets, load_run, preprocess_run
 
 log = logging.getLogger(__name__)
@@ -77,20 +77,18 @@ class SubjectData:
         return np.asarray(self.stimulus_runs, dtype=object)[np.asarray(run_of_row)]
 
 
-RUN_FILE_FIELDS = ("path", "mask", "left", "right")
 
 
 def check_run_files(config):
     """Every file the subjects' runs name exists: checked before any run is loaded, so a typo in the last
     subject's last run stops the analysis at once, with one sentence naming the subject, the run and the field."""
-    base_dir = Path(config["config_file"]).resolve().parent
     for subject, spec in (config["subjects"] or {}).items():
         for i, run in enumerate((spec or {}).get("runs") or [] if isinstance(spec, dict) else []):
             if not isinstance(run, dict):
                 continue                    # load_subject says what a run entry must be
             for key in RUN_FILE_FIELDS:
                 if key in run:
-                    path = expand_path(run[key], config, base_dir, subject=subject)
+                    path = Path(run[key])       # resolved by load_config
                     if not path.is_file():
                         found = "a folder" if path.is_dir() else "no such file"
                         raise InputError(f"{path}: field 'subjects.{subject}.runs[{i}].{key}' must name an existing "
@@ -119,9 +117,8 @@ def load_subject(config, subject, feature_rows):
         if not isinstance(run, dict):
             raise InputError(f"{config['config_file']}: field 'subjects.{subject}.runs[{i}]' must be a mapping "
                              f"(path, stimulus_run, tr, ...), found {run!r}.")
-        # paths become absolute here, so the loader's own resolution against base_dir leaves them alone
-        run = {k: (str(expand_path(v, config, base_dir, subject=subject)) if k in RUN_FILE_FIELDS else v)
-               for k, v in run.items()}
+        # the run's files were resolved (made absolute) by load_config, so the loader's own resolution against
+        # base_dir leaves them alone
         for key in ("stimulus_run", "tr"):
             if key not in run:
                 raise InputError(f"{config['config_file']}: field 'subjects.{subject}.runs[{i}].{key}' is missing.")

@@ -24,7 +24,6 @@ from pathlib import Path
 
 from features.errors import InputError
 
-from .config import expand_path
 from .fmri import peek_space
 from .rois import (AUTO_ATLAS, BUILTIN_ATLASES, atlas_advice, builtin_networks, builtin_rois, check_builtin,
                    drop_empty, load_atlas, networks_from_names, parcel_rois, read_names, read_networks)
@@ -33,7 +32,6 @@ log = logging.getLogger(__name__)
 ATLAS_CHOICES = ("auto", *BUILTIN_ATLASES, "parcels", "<path to .annot/.label.gii/.dlabel.nii/NIfTI labels>",
                  "<path to a YAML/JSON/CSV/TSV file grouping targets (parcels) into ROIs or networks>")
 GROUP_FILES = (".yaml", ".yml", ".json", ".csv", ".tsv")
-_RUN_FILES = ("path", "mask", "left", "right")
 
 
 def _spec(config):
@@ -63,20 +61,17 @@ def rois_for_subject(config, data):
     dropped : list of ROI names that had no valid targets
     """
     spec, where, space = _spec(config), config["config_file"], data.space
-    atlas = _atlas_name(spec, space.kind, where, data.files[0])
-    base = Path(config["config_file"]).parent
+    atlas = _atlas_name(spec, space.kind, where, data.files[0])       # its files resolved by load_config
     if isinstance(atlas, str) and atlas in BUILTIN_ATLASES:
         rois, _ = builtin_rois(atlas, space, where)
     elif atlas == "parcels":
         rois = parcel_rois(space.n_targets, parcel_names(config, space.n_targets, space))
     elif isinstance(atlas, str) and atlas.lower().endswith(GROUP_FILES):
-        rois = read_networks(expand_path(atlas, config, base), parcel_names(config, space.n_targets, space))
+        rois = read_networks(Path(atlas), parcel_names(config, space.n_targets, space))
     else:
-        path = ({k: expand_path(v, config, base) for k, v in atlas.items()} if isinstance(atlas, dict)
-                else expand_path(atlas, config, base))
+        path = {k: Path(v) for k, v in atlas.items()} if isinstance(atlas, dict) else Path(atlas)
         lut = spec.get("lut")
-        rois = load_atlas(path, n_targets=space.n_targets, masker=space.masker,
-                          lut=expand_path(lut, config, base) if lut else None)
+        rois = load_atlas(path, n_targets=space.n_targets, masker=space.masker, lut=Path(lut) if lut else None)
     rois, dropped = drop_empty(rois, data.valid)
     log.info("%s: %d ROIs from atlas %s", data.subject, len(rois), atlas)
     return rois, dropped
@@ -91,7 +86,7 @@ def parcel_names(config, n_targets, space=None):
     if names is None:
         return list(parcel_rois(n_targets))
     if isinstance(names, str):
-        names = expand_path(names, config, Path(config["config_file"]).parent)
+        names = Path(names)
     return read_names(names, n_targets)
 
 
@@ -111,7 +106,7 @@ def roi_networks(config, rois):
     rois = [str(roi) for roi in rois]
     spec = _spec(config)
     if spec.get("networks"):
-        path = expand_path(spec["networks"], config, Path(config["config_file"]).parent)
+        path = Path(spec["networks"])
         names = _names_for_networks(config, rois)
         groups = read_networks(path, names, field="rois.networks")
         found = {names[i]: network for network, index in groups.items() for i in index}
@@ -126,7 +121,7 @@ def _names_for_networks(config, rois):
     names = _spec(config).get("names")
     if names is not None:
         if isinstance(names, str):
-            names = expand_path(names, config, Path(config["config_file"]).parent)
+            names = Path(names)
         return read_names(names)
     # the default parcel names say their index: the largest one tells how many parcels there were
     numbers = [int(m.group(1)) for m in (re.fullmatch(r"parcel_(\d+)", roi) for roi in rois) if m]
@@ -146,14 +141,13 @@ def check_rois(config):
     base = Path(config["config_file"]).parent
     for key in ("lut", "names", "networks"):
         value = spec.get(key)
-        if isinstance(value, str) and not expand_path(value, config, base).is_file():
-            raise InputError(f"{expand_path(value, config, base)}: field 'rois.{key}' expected an existing file, "
-                             f"found none.")
+        if isinstance(value, str) and not Path(value).is_file():
+            raise InputError(f"{value}: field 'rois.{key}' expected an existing file, found none.")
     atlas = spec.get("atlas", "auto")
     files = atlas.values() if isinstance(atlas, dict) else [atlas]
     for value in files:
         if not (isinstance(value, str) and (value == "auto" or value in BUILTIN_ATLASES or value == "parcels")):
-            path = expand_path(value, config, base)
+            path = Path(value)
             if not path.is_file():
                 raise InputError(f"{path}: field 'rois.atlas' expected an existing atlas file or one of "
                                  f"{', '.join(['auto', 'parcels', *BUILTIN_ATLASES])}, found no such file.")
@@ -161,9 +155,7 @@ def check_rois(config):
         runs = (subject_spec or {}).get("runs") if isinstance(subject_spec, dict) else None
         if not runs or not isinstance(runs[0], dict):
             continue            # load_subject says what is wrong with the runs
-        run = {k: (str(expand_path(v, config, base, subject=subject)) if k in _RUN_FILES else v)
-               for k, v in runs[0].items()}
-        kind, source = peek_space(run, base)
+        kind, source = peek_space(runs[0], base)
         name = _atlas_name(spec, kind, where, source)
         if isinstance(name, str) and name in BUILTIN_ATLASES:
             check_builtin(name, kind, source, where)

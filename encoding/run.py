@@ -20,11 +20,12 @@ def build_parser():
                     "alignment (scores.h5, alignment.csv, figures, report).")
     parser.add_argument("--config", help="YAML run config (default: the embedded demo, configs/default.yaml)")
     parser.add_argument("--instruction", help="instruction name, comma list, or 'all'")
-    parser.add_argument("--model", help="model name or comma list (a features store <features_dir>/<model>.h5)")
+    parser.add_argument("--model", type=parse_list,
+                        help="model name or comma list (a features store <features_dir>/<model>.h5)")
     parser.add_argument("--stimuli", help="movie files (a folder, one file per stimulus run): extract the features a "
                                           "store lacks before fitting (config key 'stimuli')")
     parser.add_argument("--layers", help="'all' or comma list of layer indices (0 = embedding output)")
-    parser.add_argument("--subjects", help="comma list of subjects from the config")
+    parser.add_argument("--subjects", type=parse_list, help="comma list of subjects from the config")
     parser.add_argument("--out", help="output folder (default results/<config name>)")
     parser.add_argument("--backend", choices=["numpy", "torch", "torch_cuda", "cupy"], help="himalaya backend")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
@@ -62,7 +63,7 @@ def _positive_int(text):
 
 
 def config_from_args(args):
-    overrides = {"instructions": args.instruction, "models": parse_list(args.model) or None,
+    overrides = {"instructions": args.instruction, "models": args.model or None,
                  "layers": args.layers, "out": args.out, "backend": args.backend, "stimuli": args.stimuli,
                  "workers": args.workers, "scheduler": args.scheduler, "work_dir": args.work_dir,
                  "threads": args.threads, "save_models": args.save_models}
@@ -70,7 +71,7 @@ def config_from_args(args):
     if args.layer_weights and not config["layer_weights"]:
         config["layer_weights"] = True
     if args.subjects:
-        wanted = parse_list(args.subjects)
+        wanted = args.subjects
         unknown = [s for s in wanted if s not in config["subjects"]]
         if unknown:
             raise InputError(f"--subjects: unknown subject '{unknown[0]}'; known: {', '.join(config['subjects'])}.")

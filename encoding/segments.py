@@ -17,7 +17,7 @@ import numpy as np
 from features.errors import InputError
 from features.store import FeatureStore
 
-from .config import expand_path, load_config, parse_alphas
+from .config import load_config
 from .design import layer_design, load_subject, stack
 from .ridge import fit_ridge
 
@@ -79,8 +79,8 @@ def predict_segments_in_turn(config, subject, model, instruction, layer, stimulu
     if stimulus_run not in segments:
         raise InputError(f"{config['config_file']}: field 'segments' must cut the run to predict "
                          f"({stimulus_run or 'none named'}) into segments.")
-    folder = expand_path(config["features_dir"] or "features", config, Path(config["config_file"]).parent)
-    alphas = np.asarray(parse_alphas(config["alphas"], config["config_file"]))
+    folder = Path(config["features_dir"])
+    alphas = np.asarray(config["alphas"])
     responses, predictions, names, lengths, chosen = [], [], [], [], []
     with FeatureStore(folder / f"{model}.h5") as store:
         rows = {run: [(str(store.path), int(store.done(instruction, run).size), store.parameters.get("tr"))]

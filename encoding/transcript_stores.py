@@ -11,7 +11,6 @@ from pathlib import Path
 
 from features.errors import InputError
 
-from .config import expand_path, parse_list
 
 log = logging.getLogger(__name__)
 
@@ -21,17 +20,17 @@ def ensure_transcript_stores(config):
     from extractors.transcript import parse_context, write_transcript_store
 
     settings = config["transcript"]
-    base = Path(config["config_file"]).parent
-    words = expand_path(settings["words"], config, base) if settings.get("words") else None
-    tables = {name: expand_path(path, config, base) for name, path in (settings.get("tables") or {}).items()}
-    folder = expand_path(config["features_dir"] or "features", config, base)
+    # every path resolved by load_config
+    words = Path(settings["words"]) if settings.get("words") else None
+    tables = {name: Path(path) for name, path in (settings.get("tables") or {}).items()}
+    folder = Path(config["features_dir"])
     lengths, tr = run_lengths(config)
     paths = config["model_paths"] or {}
-    for model in parse_list(config["models"]):
+    for model in config["models"]:
         if model not in tables and words is None:
             raise InputError(f"{config['config_file']}: field 'transcript.words' is needed to build the store of "
                              f"model '{model}' (or list it in 'transcript.tables').")
-        source = expand_path(paths[model], config, base) if model in paths else model
+        source = Path(paths[model]) if model in paths else model
         store = write_transcript_store(folder / f"{model}.h5", words, tr, lengths, str(source),
                                        float(settings.get("onset_offset") or 0), settings.get("run", "run-1"),
                                        parse_context(settings.get("context", "words:20")),
@@ -53,9 +52,7 @@ def run_lengths(config):
             stimulus = str(run["stimulus_run"])
             tr = tr or run.get("tr")
             if stimulus not in lengths:
-                entry = {k: (str(expand_path(v, config, base, subject=subject))
-                             if k in ("path", "mask", "left", "right") else v) for k, v in run.items()}
-                lengths[stimulus] = run_shape(entry, base)[0]
+                lengths[stimulus] = run_shape(run, base)[0]
     if tr is None:
         raise InputError(f"{config['config_file']}: field 'subjects' gives no run with a 'tr'; the transcript's "
                          f"stores need the TR.")

@@ -123,13 +123,14 @@ def test_parcel_to_network_files_in_every_form_give_the_same_networks_as_rsa_rea
     space = TargetSpace("parcels", 20, "hdf5", "x.h5")
     expected = {n: np.asarray(idx) for n, idx in groups.items()}
     from encoding.rsa._brain import _subject_rois
+    from encoding.rsa._config import resolve_paths as resolve_rsa_paths
 
     for file in ("by_network.yaml", "by_parcel.yaml", "indices.json", "by_target.tsv"):
         config = _config(tmp_path, {"atlas": file, "names": "names.txt"})
         rois, _ = rois_for_subject(config, _data(space))
         assert {k: v.tolist() for k, v in rois.items()} == {k: v.tolist() for k, v in expected.items()}, file
-        rsa_config = {"rois": {"atlas": file, "names": "names.txt"}, "config_file": str(tmp_path / "rsa.yaml"),
-                      "cache_dir": str(tmp_path)}
+        rsa_config = resolve_rsa_paths({"rois": {"atlas": file, "names": "names.txt"},
+                                        "config_file": str(tmp_path / "rsa.yaml"), "cache_dir": str(tmp_path)})
         assert {k: v.tolist() for k, v in _subject_rois(rsa_config, _data(space))[0].items()} == \
                {k: v.tolist() for k, v in rois.items()}
     parcels = _config(tmp_path, {"atlas": "parcels", "names": "names.txt", "networks": "by_target.tsv"})

@@ -62,3 +62,43 @@ def test_the_config_reference_lists_every_key_from_the_schema():
     expected += [f"{k}.{sub}" for k in ("trim", "rois", "noise_ceiling", "transcript") for sub in _schema.sections()[k].model_fields]
     assert sorted(keys) == sorted(expected)
     assert "| `fdr_q` | `0.05` | Benjamini-Hochberg level for 'significant' |" in rows
+
+
+def test_every_command_says_a_bad_value_in_the_same_sentence(tmp_path, capsys):
+    from encoding.rsa._config import load_rsa_config
+    from encoding.triplets.__main__ import main as triplets_main
+    from encoding.words._config import load_words_config
+
+    with pytest.raises(InputError) as caught:
+        load_config({"fdr_q": 1.5})
+    assert str(caught.value) == f"{MAPPING_LABEL}: field 'fdr_q' expected a number in (0, 1), found 1.5."
+    (tmp_path / "rsa.yaml").write_text(yaml.safe_dump({"models": ["toy"], "subjects": {"s": {}}, "ci": 1.5}))
+    with pytest.raises(InputError) as caught:
+        load_rsa_config(tmp_path / "rsa.yaml")
+    assert str(caught.value) == f"{tmp_path / 'rsa.yaml'}: field 'ci' expected a number in (0, 1), found 1.5."
+    (tmp_path / "words.yaml").write_text(yaml.safe_dump({"models": ["gpt2"], "windows": {"width": 0}}))
+    with pytest.raises(InputError) as caught:
+        load_words_config(tmp_path / "words.yaml")
+    assert str(caught.value) == (f"{tmp_path / 'words.yaml'}: field 'windows.width' expected a number of seconds "
+                                 f"> 0, found 0.")
+    (tmp_path / "words.yaml").write_text(yaml.safe_dump({"models": ["gpt2"], "epochs": {"tmn": 0}}))
+    with pytest.raises(InputError, match=r"unknown config key 'epochs\.tmn'; known: tmin, tmax, baseline"):
+        load_words_config(tmp_path / "words.yaml")
+    assert triplets_main(["evaluate", str(tmp_path), "--out", str(tmp_path / "ev"), "--permutations", "-1"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: python -m encoding.triplets evaluate: field '--permutations' "
+                                               "expected a whole number >= 0, found -1.")
+    assert not (tmp_path / "ev").exists()
+
+
+def test_the_readme_holds_every_commands_generated_reference():
+    from encoding.rsa._config import RsaConfig
+    from encoding.triplets._config import COMMANDS
+    from encoding.words._config import DEFAULTS as WORDS_DEFAULTS, NESTED, WordsConfig
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    for reference in [_schema.render_config_reference(), _schema.render_config_reference(RsaConfig),
+                      _schema.render_config_reference(WordsConfig)] + [
+                          _schema.render_config_reference(section, "--") for section in COMMANDS.values()]:
+        assert reference in readme
+    assert NESTED["diverge"]["k"] == 50 and WORDS_DEFAULTS["diverge"] == NESTED["diverge"]
+    assert WORDS_DEFAULTS["segments"] == 4 and "| `--n-triplets` | — |" in readme

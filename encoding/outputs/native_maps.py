@@ -185,7 +185,7 @@ def write_native_maps(out_folder, scores, subject, space=None, parcellation=None
     list of Path written
     """
     out_folder = Path(out_folder)
-    config = json.loads(scores.attrs()["config"])
+    config = _resolved_rois(json.loads(scores.attrs()["config"]))
     space = space or space_from_scores(scores, subject)
     parcellation = parcellation if parcellation is not None else _config_parcellation(config)
     maps = subject_maps(scores, subject, float(config.get("ceiling_threshold", 0.05)))
@@ -285,18 +285,23 @@ def _write_painted(native, entities, folder, parcellation):
                            names=[native.description])
 
 
-def _config_parcellation(config):
-    """``rois.parcellation`` of the config, resolved against the config's folder (None if not given)."""
-    from ..config import expand_path
+def _resolved_rois(config):
+    """The config scores.h5 recorded (as given) with the files of ``rois`` resolved as load_config resolves
+    them (against the config's folder)."""
+    from ..config import resolve_rois
 
+    if isinstance(config.get("rois"), dict):
+        config["rois"] = resolve_rois(config["rois"], config, Path(config.get("config_file", "config")).parent)
+    return config
+
+
+def _config_parcellation(config):
+    """``rois.parcellation`` of the config (resolved by :func:`_resolved_rois`), None if not given."""
     rois = config.get("rois") or {}
     value = rois.get("parcellation") if isinstance(rois, dict) else None
     if value is None:
         return None
-    base = Path(config.get("config_file", "config")).parent
-    if isinstance(value, (list, tuple)):
-        return [expand_path(v, config, base) for v in value]
-    return expand_path(value, config, base)
+    return [Path(v) for v in value] if isinstance(value, list) else Path(value)
 
 
 def _move_into_place(staging, out_folder, overwrite):

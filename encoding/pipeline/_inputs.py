@@ -9,7 +9,7 @@ from features.errors import InputError
 from features.store import FeatureStore
 from instructions import NO_INSTRUCTION, resolve
 
-from ..config import expand_path, parse_list
+from ..config import parse_layers
 from ..design import EmptySubjectError
 from ..sweep import prepare_subject
 
@@ -23,7 +23,7 @@ def output_folder(config):
 def work_folder(config, out):
     """Where the sweep keeps its finished fits: ``work_dir``, else ``<out>.work`` beside the output folder."""
     if config["work_dir"]:
-        return expand_path(config["work_dir"], config)
+        return Path(config["work_dir"])
     out = Path(out)
     return out.with_name(out.name + ".work")
 
@@ -45,18 +45,16 @@ def extract_missing(config):
     """
     from extractors.run import ensure_features
 
-    base = Path(config["config_file"]).parent
-    stimuli = expand_path(config["stimuli"], config, base)
-    folder = expand_path(config["features_dir"] or "features", config, base)
+    stimuli, folder = Path(config["stimuli"]), Path(config["features_dir"])
     settings = dict(config["extraction"] or {})
     tr = settings.pop("tr", None) or _first_tr(config)
     paths = config["model_paths"] or {}
-    for model in parse_list(config["models"]):
-        source = expand_path(paths[model], config, base) if model in paths else model
+    for model in config["models"]:
+        source = Path(paths[model]) if model in paths else model
         if model in paths and not source.is_dir():
             raise InputError(f"{config['config_file']}: field 'model_paths.{model}': no model folder {source}.")
         store = ensure_features(stimuli, tr, source, config["instructions"], folder, name=model,
-                                instruction_files=parse_list(config["instruction_files"]), **settings)
+                                instruction_files=config["instruction_files"], **settings)
         log.info("features store %s is complete", store)
 
 
@@ -71,8 +69,7 @@ def _first_tr(config):
 
 def open_stores(config):
     """One FeatureStore per requested model from ``<features_dir>/<model>.h5``."""
-    folder = expand_path(config["features_dir"] or "features", config, Path(config["config_file"]).parent)
-    models = parse_list(config["models"])
+    folder, models = Path(config["features_dir"]), config["models"]
     available = sorted(p.stem for p in folder.glob("*.h5")) if folder.is_dir() else []
     if not models:
         raise InputError(f"{config['config_file']}: field 'models' is empty; stores in {folder}: "
@@ -102,7 +99,7 @@ def choose_instructions(config, stores):
     per_model : dict model -> list of instruction names
     """
     names = config["instructions"]
-    extra = parse_list(config["instruction_files"])
+    extra = config["instruction_files"]
     baselines = {m for m, s in stores.items() if s.instructions() == [NO_INSTRUCTION]}
     instructed = {m: s for m, s in stores.items() if m not in baselines}
     every = names == "all" or names == ["all"]
@@ -156,16 +153,9 @@ def select_layers(requested, stored, store_file, config_file=None):
     list of int
         ``stored`` for ``all``, else the requested layers in the order given.
     """
-    if requested in ("all", None, ["all"]):
+    wanted = parse_layers(requested, config_file)      # the loaders' parser: already a list from a loaded config
+    if wanted == "all":
         return stored
-    wanted = [requested] if isinstance(requested, int) else requested
-    try:
-        wanted = [int(k) for k in parse_list(wanted)]
-    except (TypeError, ValueError):
-        raise InputError(f"--layers: expected 'all' or a comma list of layer indices such as 0,8,16, found "
-                         f"{requested!r} (config key 'layers' in {config_file}).") from None
-    if not wanted:
-        raise InputError(f"--layers: expected 'all' or a comma list of layer indices, found {requested!r}.")
     missing = [k for k in wanted if k not in stored]
     if missing:
         raise InputError(f"{store_file}: field 'layers' asks for layer {missing[0]}, stored layers are "

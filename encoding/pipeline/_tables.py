@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ..config import DEFAULTS
+from ..config import DEFAULTS, as_given
 from ..outputs.alignment import (add_fdr, add_normalized, best_instruction_table, best_layer_table, mark_best_layers,
                                 to_frame)
 from ..outputs.group_tests import group_tests
@@ -51,6 +51,8 @@ def write_inputs(out, config):
 
 
 def jsonable(config):
-    clean = {k: config[k] for k in list(DEFAULTS) + ["config_file"] if k in config}
+    """The config as config.yaml and scores.h5 record it: its paths and lists as the config gave them."""
+    given = as_given(config)
+    clean = {k: given[k] for k in list(DEFAULTS) + ["config_file"] if k in given}
     clean["alphas"] = [float(a) for a in np.asarray(config["alphas"])]
     return json.loads(json.dumps(clean, default=str))

@@ -40,7 +40,8 @@ def build_parser():
         description="Representational similarity analysis: compare each feature layer's RDM with each ROI's brain "
                     "RDM and write the layer x ROI table rsa.csv (score, Mantel p, bootstrap CI, noise ceiling).")
     parser.add_argument("--config", required=True, help="YAML RSA config (keys: see encoding/rsa/_config.py)")
-    parser.add_argument("--model", help="model name or comma list (a features store <features_dir>/<model>.h5)")
+    parser.add_argument("--model", type=parse_list,
+                        help="model name or comma list (a features store <features_dir>/<model>.h5)")
     parser.add_argument("--instruction", help="instruction name of the stores, comma list, or 'all'")
     parser.add_argument("--layers", help="'all' or comma list of layer indices (0 = embedding output)")
     parser.add_argument("--comparison", help="spearman | kendall_tau_a | pearson")
@@ -57,7 +58,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    overrides = {"models": parse_list(args.model) or None, "instructions": args.instruction, "layers": args.layers,
+    overrides = {"models": args.model or None, "instructions": args.instruction, "layers": args.layers,
                  "comparison": args.comparison, "brain_metric": args.brain_metric,
                  "n_permutations": args.permutations, "n_bootstrap": args.bootstrap, "out": args.out}
     try:

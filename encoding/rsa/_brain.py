@@ -17,7 +17,6 @@ import numpy as np
 
 from features.errors import InputError
 
-from ..config import expand_path
 from ..fmri import load_run, preprocess_run
 from ..roi_sets import rois_for_subject
 from ..rois import drop_empty
@@ -91,8 +90,7 @@ def _load_entry(config, subject, entry, field):
     entry = dict(entry) if isinstance(entry, dict) else {"path": entry}
     if "path" not in entry:
         raise InputError(f"{config['config_file']}: field 'subjects.{subject}.{field}.path' is missing.")
-    entry["path"] = str(expand_path(entry["path"], config, _base(config), subject=subject))
-    return load_run(entry, _base(config))
+    return load_run(entry, _base(config))        # its path resolved by load_rsa_config
 
 
 def _base(config):

@@ -1,51 +1,79 @@
 """The RSA run config: a YAML file whose keys are checked, plus command-line overrides.
 
-Every key is listed in DEFAULTS; any other key is an error naming the file, so a typo never
-falls back to a default silently. Paths are relative to the config's folder; "{cache}" works as
-in the encoding config.
+Every key, its type, default, range and meaning is defined once, in :class:`RsaConfig` (the same
+pydantic style as ``encoding._schema``); DEFAULTS is built from it. Any other key is an error naming the
+file, so a typo never falls back to a default silently, and a bad value is the encoding config's one
+sentence naming the file and the key. Paths are relative to the config's folder; "{cache}" works as in
+the encoding config.
 """
 import copy
-import os
 from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Union
 
+from pydantic import StrictBool, StrictInt, StrictStr
 
 from features.errors import InputError
 
-from ..config import check_known_keys, parse_list, read_config_file
+from ..config import (Count, Names, Number, Section, between, cache_folder, check_known_keys, check_section, defaults,
+                      expand_path, keep_given, parse_layers, parse_list, read_config_file, resolve_rois, setting)
 from ._compare import COMPARISONS
 from ._inference import PARTIAL_KINDS
 from ._rdm import METRICS
 
-DEFAULTS = {
-    "name": None,              # names the output folder when --out is not given
-    "out": None,               # output folder; default results/<name>
-    "cache_dir": None,         # "{cache}" in paths
-    "features_dir": None,      # holds one store per model: <features_dir>/<model>.h5
-    "models": [],              # stores to read
-    "embeddings": {},          # name -> embedding TSV/HDF5 or similarity HDF5 ({path, dataset}); model RDMs as given
-    "instructions": "all",     # instruction groups of the stores: a name, a comma list, a list or "all"
-    "layers": "all",           # "all", a list of indices or "0,4,8"
-    "events": None,            # TSV of item events (onset, duration, item, run); None: items are the store's rows
-    "items": None,             # item names to keep, in this order (default: all, by first event)
-    "tr": None,                # seconds per feature row (default: the store's 'tr' attribute)
-    "metric": "correlation",   # model RDMs: correlation | cosine | euclidean
-    "brain_metric": "correlation",  # brain RDMs: correlation | cosine | euclidean | crossnobis
-    "comparison": "spearman",  # spearman | kendall_tau_a | pearson
-    "controls": {},            # name -> .npy square RDM, or .tsv/.csv with an 'item' column and numeric columns
-    "partial": "partial",      # with controls: partial | semipartial (controls removed from the model RDM only)
-    "n_permutations": 1000,    # Mantel test per subject (items permuted)
-    "n_bootstrap": 1000,       # item bootstrap per subject; subject bootstrap for the group rows
-    "ci": 0.95,
-    "random_state": 0,
-    "hrf_model": "spm",        # item GLM on fMRI runs
-    "shrinkage": "auto",       # crossnobis noise covariance: "auto" (Schäfer-Strimmer) or a number in [0, 1]
-    "detrend": True,
-    "zscore": True,
-    "subjects": {},            # subject -> {patterns: {path, dataset}, residuals: {...}} or {runs: [...]}
-    "rois": {"atlas": "all"},  # all | parcels | glasser_groups | glasser | atlas file | YAML/JSON {roi: [targets]}
-}
-CHOICES = {"metric": METRICS, "brain_metric": METRICS + ("crossnobis",), "comparison": COMPARISONS,
-           "partial": PARTIAL_KINDS}
+BRAIN_METRICS = METRICS + ("crossnobis",)
+
+
+class RsaConfig(Section):
+    """Every key of an ``encoding.rsa`` config, in the order the reference lists them."""
+    name: Optional[StrictStr] = setting(None, "names the output folder when --out is not given", "a name")
+    out: Optional[StrictStr] = setting(None, "output folder (default `results/<name>`)", "a folder")
+    cache_dir: Optional[StrictStr] = setting(None, "`{cache}` in paths", "a folder")
+    features_dir: Optional[StrictStr] = setting(None, "holds one store per model: `<features_dir>/<model>.h5`",
+                                                "a folder")
+    models: Names = setting([], "stores to read", "a list of model names")
+    embeddings: Optional[dict[str, Any]] = setting(
+        {}, "name -> embedding TSV/HDF5 or similarity HDF5 ({path, dataset}); model RDMs as given",
+        "a mapping of names to embedding or similarity files")
+    instructions: Names = setting("all", "instruction groups of the stores: a name, a comma list, a list or `all`",
+                                  "a name, a comma list or a list")
+    layers: Union[StrictStr, StrictInt, list[Union[StrictInt, StrictStr]]] = setting(
+        "all", "`all`, a list of indices or a comma list", "'all' or layer indices")
+    events: Optional[StrictStr] = setting(None, "TSV of item events (onset, duration, item, run); none: items are "
+                                                "the store's rows", "a file")
+    items: Optional[list[Union[StrictStr, StrictInt]]] = setting(
+        None, "item names to keep, in this order (default: all, by first event)", "a list of item names")
+    tr: Optional[Number] = setting(None, "seconds per feature row (default: the store's 'tr' attribute)",
+                                   "a number of seconds")
+    metric: Literal[METRICS] = setting("correlation", "model RDMs: " + ", ".join(METRICS),
+                                       f"one of {', '.join(METRICS)}")
+    brain_metric: Literal[BRAIN_METRICS] = setting("correlation", "brain RDMs: " + ", ".join(BRAIN_METRICS),
+                                                   f"one of {', '.join(BRAIN_METRICS)}")
+    comparison: Literal[COMPARISONS] = setting("spearman", ", ".join(COMPARISONS),
+                                               f"one of {', '.join(COMPARISONS)}")
+    controls: Optional[dict[str, Any]] = setting(
+        {}, "name -> .npy square RDM, or .tsv/.csv with an 'item' column and numeric columns",
+        "a mapping of names to RDM files")
+    partial: Literal[PARTIAL_KINDS] = setting(
+        "partial", "with controls: partial, semipartial (controls removed from the model RDM only)",
+        f"one of {', '.join(PARTIAL_KINDS)}")
+    n_permutations: Count = setting(1000, "Mantel test per subject (items permuted)", "a whole number >= 0")
+    n_bootstrap: Count = setting(1000, "item bootstrap per subject; subject bootstrap for the group rows",
+                                 "a whole number >= 0")
+    ci: Annotated[Number, between(0, 1)] = setting(0.95, "coverage of the bootstrap intervals", "a number in (0, 1)")
+    random_state: Optional[StrictInt] = setting(0, "seed of permutations and bootstraps", "a whole number")
+    hrf_model: Optional[StrictStr] = setting("spm", "item GLM on fMRI runs (nilearn's hrf_model)", "a name")
+    # checked where it is used (``_brain._shrinkage``), which names the same key
+    shrinkage: Any = setting("auto", "crossnobis noise covariance: `auto` (Schäfer-Strimmer) or a number in [0, 1]")
+    detrend: StrictBool = setting(True, "linear detrend of each fMRI run", "true or false")
+    zscore: StrictBool = setting(True, "z-score each fMRI run in time", "true or false")
+    subjects: dict[str, Any] = setting({}, "subject -> {patterns: {path, dataset}, residuals: {...}} or "
+                                           "{runs: [...]}", "a mapping of subject names to their patterns or runs")
+    rois: Optional[dict[str, Any]] = setting(
+        {"atlas": "all"}, "all, parcels, glasser_groups, glasser, atlas file, YAML/JSON {roi: [targets]}",
+        "a mapping with 'atlas'")
+
+
+DEFAULTS = defaults(RsaConfig)
 
 
 def load_rsa_config(path, overrides=None):
@@ -69,29 +97,60 @@ def load_rsa_config(path, overrides=None):
     config.update({k: v for k, v in (overrides or {}).items() if v is not None})
     config["config_file"] = str(path.resolve())   # relative paths resolve the same from any working directory
     config["name"] = config["name"] or path.stem
-    config["cache_dir"] = str(Path(os.path.expanduser(
-        config["cache_dir"] or os.environ.get("MLLM_ENCODING_CACHE", "~/.cache/mllm-encoding"))))
     _check_values(config, path)
+    config["cache_dir"] = cache_folder(config["cache_dir"])
+    keep_given(config, ("features_dir", "models", "instructions", "layers", "events", "embeddings", "controls",
+                        "subjects", "rois"))
+    config["models"] = parse_list(config["models"])
+    if config["instructions"] not in ("all", ["all"], None):
+        config["instructions"] = parse_list(config["instructions"])
+    config["layers"] = parse_layers(config["layers"], config["config_file"])
+    return resolve_paths(config)
+
+
+def resolve_paths(config):
+    """The paths of an RSA config resolved, in place (as ``encoding.config.resolve_paths`` does for
+    encoding.run's): ``features_dir``, ``events``, ``embeddings``, ``controls``, each subject's ``patterns``,
+    ``residuals`` and run files (``{subject}`` filled), and the files of ``rois``.
+
+    Returns
+    -------
+    config : the same dict
+    """
+    base = Path(config["config_file"]).parent
+
+    def here(entry, **fields):       # a path, or {path, dataset, ...}
+        if isinstance(entry, dict) and entry.get("path"):
+            return {**entry, "path": str(expand_path(entry["path"], config, base, **fields))}
+        return str(expand_path(entry, config, base, **fields)) if isinstance(entry, str) else entry
+
+    config["features_dir"] = here(config.get("features_dir") or "features")
+    if config.get("events"):
+        config["events"] = here(config["events"])
+    for key in ("embeddings", "controls"):
+        if isinstance(config.get(key), dict):
+            config[key] = {name: here(entry) for name, entry in config[key].items()}
+    subjects = {}
+    for subject, spec in (config.get("subjects") or {}).items():
+        if isinstance(spec, dict):
+            spec = {**spec, **{key: here(spec[key], subject=subject) for key in ("patterns", "residuals")
+                               if key in spec}}
+            if isinstance(spec.get("runs"), list):
+                spec["runs"] = [here(run, subject=subject) for run in spec["runs"]]
+        subjects[subject] = spec
+    config["subjects"] = subjects
+    if isinstance(config.get("rois"), dict):
+        config["rois"] = resolve_rois(config["rois"], config, base, names=("all",))
     return config
 
 
 def _check_values(config, path):
-    for key, known in CHOICES.items():
-        if config[key] not in known:
-            raise InputError(f"{path}: field '{key}' is {config[key]!r}; known: {', '.join(known)}.")
-    for key in ("n_permutations", "n_bootstrap"):
-        if not isinstance(config[key], int) or config[key] < 0:
-            raise InputError(f"{path}: field '{key}' must be a non-negative whole number, found {config[key]!r}.")
-    if not 0 < float(config["ci"]) < 1:
-        raise InputError(f"{path}: field 'ci' must lie between 0 and 1, found {config['ci']!r}.")
+    """Each value against :class:`RsaConfig`, then what relates two keys."""
+    check_section({k: config[k] for k in DEFAULTS}, RsaConfig, path)
     if config["controls"] and config["comparison"] == "kendall_tau_a":
         raise InputError(f"{path}: field 'comparison' is kendall_tau_a, which has no partial form; use spearman "
                          f"or pearson with 'controls'.")
-    if not isinstance(config["controls"] or {}, dict):
-        raise InputError(f"{path}: field 'controls' must map names to RDM files.")
-    if not isinstance(config["embeddings"] or {}, dict):
-        raise InputError(f"{path}: field 'embeddings' must map names to embedding or similarity files.")
     if not parse_list(config["models"]) and not config["embeddings"]:
         raise InputError(f"{path}: field 'models' is empty (and no 'embeddings' are given).")
-    if not isinstance(config["subjects"], dict) or not config["subjects"]:
+    if not config["subjects"]:
         raise InputError(f"{path}: field 'subjects' must map subject names to their patterns or runs.")

@@ -18,7 +18,7 @@ from features.errors import InputError
 from features.events import read_events
 from features.store import FeatureStore
 
-from ..config import expand_path, parse_list
+from ..config import as_given
 from ..outputs.alignment import add_fdr, to_frame
 from ..outputs.folder import atomic_folder, refuse_existing
 from ..pipeline import select_layers
@@ -57,21 +57,17 @@ def run_rsa(config, overwrite=False):
     with atomic_folder(out, overwrite) as partial:
         table.to_csv(partial / "rsa.csv", index=False)
         _write_rdms(partial / "rdms.h5", items, models, brains, controls)
-        (partial / "config.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(config, default=str)),
+        (partial / "config.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(as_given(config), default=str)),
                                                             sort_keys=False))
         (partial / "versions.json").write_text(json.dumps(library_versions(), indent=2))
     log.info("wrote %s (%d rows)", out / "rsa.csv", len(table))
     return out, table
 
 
-def _base(config):
-    return Path(config["config_file"]).parent
-
-
 def _open_stores(config):
-    folder = expand_path(config["features_dir"] or "features", config, _base(config))
+    folder = Path(config["features_dir"])            # paths resolved and lists parsed by load_rsa_config
     stores = {}
-    for model in parse_list(config["models"]):
+    for model in config["models"]:
         path = folder / f"{model}.h5"
         if not path.is_file():
             available = sorted(p.stem for p in folder.glob("*.h5")) if folder.is_dir() else []
@@ -85,7 +81,7 @@ def _open_stores(config):
 def _events(config):
     if not config["events"]:
         return None
-    path = expand_path(config["events"], config, _base(config))
+    path = Path(config["events"])
     events = read_events(path, required=("onset", "duration", "item", "run"))
     events["item"], events["run"] = events["item"].astype(str), events["run"].astype(str)
     log.info("read %s: %d events of %d items", path, len(events), events["item"].nunique())
@@ -122,7 +118,7 @@ def _instructions(config, store):
     wanted = config["instructions"]
     if wanted in ("all", ["all"], None):
         return store.instructions()
-    names = parse_list(wanted)
+    names = wanted
     for name in names:
         if name not in store.instructions():
             raise InputError(f"{store.path}: field '{name}' does not exist; instructions stored: "
@@ -150,7 +146,7 @@ def _embedding_source(config, name, entry):
     entry = entry if isinstance(entry, dict) else {"path": entry}
     if not entry.get("path"):
         raise InputError(f"{config['config_file']}: field 'embeddings.{name}' needs a 'path'.")
-    return expand_path(entry["path"], config, _base(config)), entry.get("dataset")
+    return Path(entry["path"]), entry.get("dataset")
 
 
 def _embedding_rdms(config, items):
@@ -188,7 +184,7 @@ def _control_rdms(config, items):
     """{name: rdm (n_items, n_items)} from .npy RDMs or tables of item ratings."""
     controls = {}
     for name, value in (config["controls"] or {}).items():
-        path = expand_path(value, config, _base(config))
+        path = Path(value)
         if not path.is_file():
             raise InputError(f"{path}: control RDM file not found (field 'controls.{name}').")
         if path.suffix == ".npy":

@@ -13,15 +13,13 @@ from pathlib import Path
 
 from features.errors import InputError
 
-from ..config import expand_path
+from ..config import RUN_FILE_FIELDS, as_given
 from ..design import load_subject
 from ..roi_sets import rois_for_subject
 from ._units import changed_inputs, code_versions, make_spec
 from ._work import digest, file_identity, read_subject_cache, write_subject_cache
 
 log = logging.getLogger(__name__)
-
-_FILE_FIELDS = ("path", "mask", "left", "right")
 
 
 @dataclass
@@ -41,25 +39,27 @@ class Subject:
 
 
 def subject_key(config, subject, feature_rows):
-    """What the cached responses of a subject depend on (module docstring)."""
+    """What the cached responses of a subject depend on (module docstring). The run files (resolved by
+    load_config) by identity; ``rois`` as the config gave it, and the identity of each of its files."""
     spec = config["subjects"][subject]
-    base = Path(config["config_file"]).parent
     runs = []
     for run in (spec or {}).get("runs") or []:
         entry = dict(run) if isinstance(run, dict) else {"entry": run}
-        for field in _FILE_FIELDS:
+        for field in RUN_FILE_FIELDS:
             if field in entry:
-                path = expand_path(entry[field], config, base, subject=subject)
+                path = Path(entry[field])
                 entry[field] = file_identity(path) if path.is_file() else str(path)
         runs.append(entry)
-    rois = config["rois"]
+    rois, resolved = as_given(config)["rois"], config["rois"]
     atlas = rois.get("atlas") if isinstance(rois, dict) else rois
     identities = {}
     for name, value in ((rois or {}).items() if isinstance(rois, dict) else [("atlas", atlas)]):
-        if isinstance(value, str):
-            path = expand_path(value, config, base)
-            if path.is_file():
-                identities[name] = file_identity(path)
+        path = resolved.get(name) if isinstance(resolved, dict) else None
+        # a built-in atlas name stays a name, read from the config's folder before paths were resolved at load
+        path = Path(path if isinstance(path, str) and Path(path).is_absolute()
+                    else Path(config["config_file"]).parent / str(path))
+        if isinstance(value, str) and path.is_file():
+            identities[name] = file_identity(path)
     rows = {stimulus: [[int(n), tr] for _, n, tr in entries] for stimulus, entries in feature_rows.items()}
     from ._work import FIT_FORMAT
     settings = {k: config[k] for k in ("trim", "detrend", "zscore", "tr_tolerance", "test_runs")}
@@ -295,8 +295,6 @@ def header_shapes(config, subject, feature_rows):
     base = Path(config["config_file"]).resolve().parent
     lengths, n_targets, stimuli, store_runs = [], None, [], []
     for i, run in enumerate((spec or {}).get("runs") or []):
-        run = {k: (str(expand_path(v, config, base, subject=subject)) if k in _FILE_FIELDS else v)
-               for k, v in run.items()}
         n_trs, n_targets = run_shape(run, base)
         stimulus = str(run.get("stimulus_run"))
         rows = [n for _, n, _ in feature_rows.get(stimulus, [])]

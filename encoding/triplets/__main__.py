@@ -8,7 +8,8 @@
     python -m encoding.triplets fit judgments.tsv --items items.tsv --out spose/     # judgments made elsewhere
     python -m encoding.triplets evaluate spose/ --heldout triplets/test --reference things_spose66.csv
 
-Bad input ends in one sentence naming the file and the field, and exit status 2.
+Bad input ends in one sentence naming the file and the field, and exit status 2. Each command's flags, their
+defaults and ranges are defined in ``_config``.
 """
 import argparse
 import logging
@@ -17,6 +18,7 @@ import sys
 from features.errors import InputError
 
 from ._collect import collect_judgments
+from ._config import Collect, Evaluate, Fit, check_flags
 from ._estimator import DEFAULT_LAMBDAS
 from ._evaluate import evaluate_embedding, report
 from ._fit import fit_embedding
@@ -29,63 +31,44 @@ def _floats(text):
         raise argparse.ArgumentTypeError(f"expected a comma list of numbers, found '{text}'") from None
 
 
+def _flags(command, section, specs):
+    """Add a command's flags: the default and help of each from its section (``_config``), the rest (the
+    argparse type, positional, required) from ``specs``: name -> keyword arguments of add_argument."""
+    for name, extra in specs.items():
+        field = section.model_fields[name]
+        extra = dict(extra)
+        positional = extra.pop("positional", False)
+        kwargs = {"help": field.description, **extra}
+        if field.is_required():
+            kwargs.setdefault("required", True) if not positional else None
+        elif extra.get("action") != "store_true":
+            kwargs["default"] = field.default
+        if positional:
+            command.add_argument(name, **kwargs)
+        else:
+            command.add_argument("--" + name.replace("_", "-"), **kwargs)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m encoding.triplets",
                                      description="Triplet odd-one-out judgments from a model, SPoSE embeddings "
                                                  "and their evaluation.")
     commands = parser.add_subparsers(dest="command", required=True)
-
+    flag, number, whole = {"action": "store_true"}, {"type": float}, {"type": int}
     collect = commands.add_parser("collect", help="judge triplets with a model into <out>/triplets.h5")
-    collect.add_argument("--items", required=True, help="TSV/CSV with a 'name' column (optional 'label', 'image'), "
-                                                         "or one name per line")
-    collect.add_argument("--model", required=True, help="minilm (the offline MiniLM similarity judge), a registry name, "
-                                                         "a local model folder or a cached Hub id")
-    collect.add_argument("--out", required=True, help="collection folder")
-    collect.add_argument("--n-triplets", type=int, help="triplets drawn uniformly with --seed")
-    collect.add_argument("--triplets", help="a triplet file instead: three item names per line (tab or comma)")
-    collect.add_argument("--images", help="folder of item images: the MLLM sees the three images")
-    collect.add_argument("--judge", default="auto", help="auto | similarity | chat (default auto: by the model)")
-    collect.add_argument("--family", help="adapter family of a local MLLM folder (see extractors.run --list)")
-    collect.add_argument("--prompt-file", help="YAML with 'prompt' and 'answers' (default: the built-in prompt)")
-    collect.add_argument("--test-fraction", type=float, default=0.1, help="share held out for evaluate (0.1)")
-    collect.add_argument("--repeats", type=int, help="test triplets shown again in another order (default 1000)")
-    collect.add_argument("--seed", type=int, default=0)
-    collect.add_argument("--batch-size", type=int, help="triplets per forward pass (8 for chat models)")
-    collect.add_argument("--layer", type=int, default=-1, help="similarity judge: hidden state used (-1 = last)")
-    collect.add_argument("--dtype", default="auto", help="auto (bfloat16 on GPU), float32, bfloat16, float16")
-    collect.add_argument("--device", help="cpu, cuda, cuda:1 (default: accelerate's device for this process)")
-    collect.add_argument("--trust-remote-code", action="store_true")
-
+    _flags(collect, Collect, {"items": {}, "model": {}, "out": {}, "n_triplets": whole, "triplets": {}, "images": {},
+                              "judge": {}, "family": {}, "prompt_file": {}, "test_fraction": number, "repeats": whole,
+                              "seed": whole, "batch_size": whole, "layer": whole, "dtype": {}, "device": {},
+                              "trust_remote_code": flag, "quiet": flag})
     fit = commands.add_parser("fit", help="fit a SPoSE embedding on a collection's training triplets")
-    fit.add_argument("collection", help="collection folder (or its triplets.h5), or a triplet table (TSV/CSV with "
-                                        "item_1, item_2, item_3, odd and optional split) with --items")
-    fit.add_argument("--items", help="items file of a triplet table (the names it uses, in embedding order)")
-    fit.add_argument("--out", required=True, help="output folder")
-    fit.add_argument("--dims", type=int, default=100, help="initial dimensions (pruned as their weight vanishes)")
-    fit.add_argument("--lambdas", type=_floats, default=None,
-                     help=f"sparsity weights tried, chosen on held-out triplets ({','.join(map(str, DEFAULT_LAMBDAS))})")
-    fit.add_argument("--seeds", type=int, default=5, help="fits per lambda from different starts (5)")
-    fit.add_argument("--epochs", type=int, default=500)
-    fit.add_argument("--batch-size", type=int, default=100)
-    fit.add_argument("--lr", type=float, default=0.001)
-    fit.add_argument("--validation-fraction", type=float, default=0.1, help="share held out to choose lambda")
-    fit.add_argument("--device", default="cpu")
-    fit.add_argument("--seed", type=int, default=0)
-    fit.add_argument("--overwrite", action="store_true")
-
+    _flags(fit, Fit, {"collection": {"positional": True}, "items": {}, "out": {}, "dims": whole,
+                      "lambdas": {"type": _floats}, "seeds": whole, "epochs": whole, "batch_size": whole, "lr": number,
+                      "validation_fraction": number, "device": {}, "seed": whole, "overwrite": flag, "quiet": flag})
     evaluate = commands.add_parser("evaluate", help="held-out accuracy beside the agreement between repeats, stability, "
                                                     "RSA")
-    evaluate.add_argument("fit", help="a fit output folder")
-    evaluate.add_argument("--heldout", help="collection folder (its test split) or <folder>/<test|train|all>, or a "
-                                            "triplet table in the fit's item names (its test rows, or all)")
-    evaluate.add_argument("--reference", help="reference embedding (TSV/CSV/HDF5) or similarity matrix for RSA")
-    evaluate.add_argument("--reference-similarity", default="dot", choices=("dot", "spose"))
-    evaluate.add_argument("--permutations", type=int, default=1000)
-    evaluate.add_argument("--bootstrap", type=int, default=1000)
-    evaluate.add_argument("--out", help="output folder (default <fit>/evaluation)")
-    evaluate.add_argument("--overwrite", action="store_true")
-    for sub in (collect, fit, evaluate):
-        sub.add_argument("--quiet", action="store_true", help="only warnings and errors")
+    _flags(evaluate, Evaluate, {"fit": {"positional": True}, "heldout": {}, "reference": {},
+                                "reference_similarity": {"choices": ("dot", "spose")}, "permutations": whole,
+                                "bootstrap": whole, "out": {}, "overwrite": flag, "quiet": flag})
     return parser
 
 
@@ -94,6 +77,7 @@ def main(argv=None):
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
+        check_flags(args.command, vars(args))
         return _run(args)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)

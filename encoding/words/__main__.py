@@ -50,11 +50,14 @@ def build_parser():
         command.add_argument("--layers", help="'all' or comma list of layer indices (0 = embedding output)")
         command.add_argument("--quiet", action="store_true", help="only warnings and errors")
         if name in ("run", "compare"):
-            command.add_argument("--models", help="comma list of model names, Hugging Face ids or folders")
+            command.add_argument("--models", type=parse_list,
+                                 help="comma list of model names, Hugging Face ids or folders")
         if name == "diverge":
-            command.add_argument("--model", help="the model whose errors are mined (default: the first)")
-            command.add_argument("--contrast", help="A,B: mine the words where model A beats model B (ranked by B's "
-                                                    "error minus A's) instead of one model's worst words")
+            command.add_argument("--model", type=parse_list,
+                                 help="the model whose errors are mined (default: the first)")
+            command.add_argument("--contrast", type=parse_list,
+                                 help="A,B: mine the words where model A beats model B (ranked by B's error minus "
+                                      "A's) instead of one model's worst words")
             command.add_argument("--proposer", help="Hugging Face id or folder of a causal LM, or an OpenAI-compatible "
                                                     "endpoint http://host:port/v1 (used only when given)")
             command.add_argument("--proposer-model", help="the 'model' field sent to an HTTP endpoint")
@@ -81,10 +84,11 @@ def write_example(out):
 
 
 def _models(config, value):
-    """Names of --models entries, adding sources that are not configured names to the config (a folder
-    given on the command line is relative to the working directory, not the config's)."""
+    """Names of --models entries (a list, parsed by argparse or load_words_config), adding sources that are not
+    configured names to the config (a folder given on the command line is relative to the working directory,
+    not the config's)."""
     names = []
-    for entry in parse_list(value):
+    for entry in value or []:
         if entry in config["models"]:
             names.append(entry)
             continue
@@ -123,7 +127,8 @@ def main(argv=None):
         else:
             contrast = _models(config, args.contrast) if args.contrast else None
             if contrast is not None and len(contrast) != 2:
-                raise InputError(f"--contrast: expected two models A,B, found {len(contrast)} ({args.contrast}).")
+                raise InputError(f"--contrast: expected two models A,B, found {len(contrast)} "
+                                 f"({','.join(args.contrast)}).")
             out, table = run_diverge(config, args.overwrite, args.out, args.proposer, args.verifier,
                                      _models(config, args.model)[0] if args.model else None, contrast)
             print(table.head(10)[["rank", "hypothesis", "validity", "p", "q"]].to_string(

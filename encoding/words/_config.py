@@ -1,64 +1,153 @@
 """The word-by-word MEG study config: a YAML file whose keys are checked, plus command-line overrides.
 
-Every key is listed in DEFAULTS (nested ones in NESTED); any other key is an error naming the file, so
-a typo never falls back to a default silently. Paths are relative to the config's folder; "{cache}"
-and "{subject}" work as in the encoding config.
+Every key, its type, default, range and meaning is defined once, in :class:`WordsConfig` and its sections
+(the same pydantic style as ``encoding._schema``); DEFAULTS and NESTED are built from them. Any other key
+is an error naming the file, so a typo never falls back to a default silently, and a bad value is the
+encoding config's one sentence naming the file and the key. Paths are relative to the config's folder;
+"{cache}" and "{subject}" work as in the encoding config.
 """
 import copy
-import os
 import re
 from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import StrictBool, StrictInt, StrictStr
 
 from extractors.words import is_local_source
 from features.errors import InputError
 
-from ..config import check_known_keys, parse_alphas, parse_list, read_config_file
+from ..config import (Count, Names, Number, Positive, Section, at_least, between, cache_folder, check_known_keys,
+                      check_nested_keys, check_section, defaults, expand_path, keep_given, parse_alphas, parse_layers,
+                      parse_list, read_config_file, resolve_runs, sections, setting)
 
-DEFAULTS = {
-    "name": None,              # names the output folders when --out is not given
-    "out": None,               # output folder of `run`; default results/<name>; compare/diverge add a suffix
-    "work_dir": None,          # finished fits, kept for resuming; default <out>.work
-    "cache_dir": None,         # "{cache}" in paths
-    "features_dir": None,      # word-feature stores <features_dir>/<model>.<pooling>.h5; default features/
-    "models": [],              # Hugging Face ids or local folders, or {name: id or folder}
-    "layers": "all",           # "all", a list of indices or "0,12,24" (0 = embedding output)
-    "pooling": "last_token",   # last_token | token_mean: the word's state from its tokens
-    "context": {},             # {unit: sentences | words, size, max_tokens, bos}: what each word is read with
-    "extraction": {},          # {device, dtype, batch_size}
-    "story": None,             # the story as a text file; default: the words of the first subject's tables
-    "subjects": {},            # subject -> {runs: [{raw | epochs, words, ...}, ...]} or one run's keys
-    "epochs": {},              # {tmin, tmax, baseline, decim, picks}
-    "filter": {},              # {l_freq, h_freq, antialias}: MNE's band-pass, and a low-pass before decimating
-    "windows": {},             # {start, stop, width}: target windows after word onset, in seconds
-    "segments": 4,             # CV over story segments: this many contiguous parts when a subject has one run
-    "cv_folds": None,          # inner folds over the training segments; None = leave one segment out
-    "alphas": {"logspace": [-2, 6, 17]},
-    "n_permutations": 1000,    # block permutations of each sensor x window's r; 0 = none
-    "permutation_block": 10,   # consecutive words per permuted block (adjacent epochs overlap in time)
-    "fdr_q": 0.05,
-    "sensor_groups": "channel_types",  # channel_types | vectorview | {name: [channel names]}
-    "seed": 0,
-    "figures": True,           # false: no PNGs (tables and scores only)
-    "compare": {},             # {models, layers, windows, sensor_group, n_permutations, threshold}
-    "diverge": {},             # see NESTED["diverge"]
-}
-NESTED = {
-    "context": {"unit": "sentences", "size": 1, "max_tokens": 512, "bos": True},
-    "extraction": {"device": "cpu", "dtype": "float32", "batch_size": 16},
+POOLINGS = ("last_token", "token_mean")
+Layers = Union[StrictStr, StrictInt, list[Union[StrictInt, StrictStr]]]
+Frequency = Optional[Annotated[Number, between(0, float("inf"))]]
+
+
+class Context(Section):
+    unit: Literal["sentences", "words"] = setting("sentences", "what each word is read with: its sentences or its "
+                                                               "preceding words", "sentences or words")
+    size: Positive = setting(1, "how many sentences (or words) before the word", "a whole number >= 1")
+    max_tokens: Positive = setting(512, "tokens of context at most", "a whole number >= 1")
+    bos: StrictBool = setting(True, "begin each context with the model's BOS token", "true or false")
+
+
+class WordExtraction(Section):
+    device: StrictStr = setting("cpu", "cpu, cuda, ...", "a device name")
+    dtype: StrictStr = setting("float32", "float32, bfloat16 or float16", "a dtype name")
+    batch_size: Positive = setting(16, "contexts per forward pass", "a whole number >= 1")
+
+
+class Epochs(Section):
     # no baseline by default: in continuous speech the 200 ms before a word hold the previous word's
     # response, and subtracting it leaks that response (and whatever predicts it) into every window
-    "epochs": {"tmin": -0.2, "tmax": 0.8, "baseline": None, "decim": 1, "picks": "data"},
-    "filter": {"l_freq": None, "h_freq": None, "antialias": True},
-    "windows": {"start": 0.0, "stop": 0.5, "width": 0.025},
-    "compare": {"models": None, "layers": {}, "windows": None, "sensor_group": "all", "n_permutations": 1000,
-                "threshold": None},
-    "diverge": {"model": None, "layer": None, "windows": None, "sensor_group": "all", "k": 50, "prompt_k": 15,
-                "n_rounds": 3, "n_hypotheses": 10, "hypotheses": None, "proposer": None, "proposer_model": "default",
-                "proposer_timeout": 120, "max_new_tokens": 200, "verifier": "minilm",
-                "verifier_input": "sentence", "n_permutations": 2000},
-}
+    tmin: Number = setting(-0.2, "epoch start, seconds from word onset", "a number of seconds")
+    tmax: Number = setting(0.8, "epoch end, seconds from word onset", "a number of seconds")
+    baseline: Any = setting(None, "MNE's baseline: null (none) or [start, end] in seconds")
+    decim: Positive = setting(1, "keep every n-th sample", "a whole number >= 1")
+    picks: Any = setting("data", "MNE's picks: the channels kept")
+
+
+class Filter(Section):
+    l_freq: Frequency = setting(None, "MNE's band-pass: high-pass edge in Hz (null: none)",
+                                "a frequency in Hz > 0 or null")
+    h_freq: Frequency = setting(None, "low-pass edge in Hz (null: none)", "a frequency in Hz > 0 or null")
+    antialias: StrictBool = setting(True, "low-pass before decimating", "true or false")
+
+
+class Windows(Section):
+    start: Number = setting(0.0, "first target window's start, seconds after word onset", "a number of seconds")
+    stop: Number = setting(0.5, "last target window's end", "a number of seconds")
+    width: Annotated[Number, between(0, float("inf"))] = setting(0.025, "width of each window",
+                                                                 "a number of seconds > 0")
+
+
+class Compare(Section):
+    models: Optional[Names] = setting(None, "the two models compared (default: the first two)",
+                                      "a list of model names")
+    layers: dict[str, Any] = setting({}, "model -> layer compared (default: its CV-best)",
+                                     "a mapping of model to layer")
+    windows: Any = setting(None, "the windows compared (default: all)")
+    sensor_group: StrictStr = setting("all", "the sensor group compared", "a sensor group name")
+    n_permutations: Count = setting(1000, "cluster permutations", "a whole number >= 0")
+    threshold: Optional[Number] = setting(None, "cluster-forming threshold (default: MNE's)", "a number or null")
+
+
+class Diverge(Section):
+    model: Optional[StrictStr] = setting(None, "the model whose errors are mined (default: the first)", "a model name")
+    layer: Optional[StrictInt] = setting(None, "its layer (default: the CV-best)", "a layer index")
+    windows: Any = setting(None, "the windows whose errors are summed (default: all)")
+    sensor_group: StrictStr = setting("all", "the sensor group whose errors are summed", "a sensor group name")
+    k: Annotated[StrictInt, at_least(2)] = setting(50, "worst- and best-predicted words taken", "a whole number >= 2")
+    prompt_k: Positive = setting(15, "of them, words shown to the proposer", "a whole number >= 1")
+    n_rounds: Count = setting(3, "proposal rounds", "a whole number >= 0")
+    n_hypotheses: Positive = setting(10, "hypotheses asked for per round", "a whole number >= 1")
+    hypotheses: Optional[Union[StrictStr, list[StrictStr]]] = setting(
+        None, "hypotheses to test besides the proposed ones: a list, or a text file of them", "a list or a file")
+    proposer: Optional[StrictStr] = setting(None, "Hugging Face id or folder of a causal LM, or an "
+                                                  "OpenAI-compatible endpoint (used only when given)",
+                                            "a model or an endpoint")
+    proposer_model: StrictStr = setting("default", "the 'model' field sent to an HTTP endpoint", "a name")
+    proposer_timeout: Annotated[Number, between(0, float("inf"))] = setting(120, "seconds the proposer may take",
+                                                                            "a number of seconds > 0")
+    max_new_tokens: Positive = setting(200, "tokens the proposer writes per answer", "a whole number >= 1")
+    verifier: StrictStr = setting("minilm", "minilm, a sentence-embedding model, zero-shot:<NLI model> or "
+                                            "lm:<causal LM folder>", "a verifier name")
+    verifier_input: Literal["sentence", "word"] = setting("sentence", "what the verifier reads: the sentence "
+                                                                      "or the word", "sentence or word")
+    n_permutations: Positive = setting(2000, "permutations of each hypothesis's validity", "a whole number >= 1")
+
+
+class WordsConfig(Section):
+    """Every key of an ``encoding.words`` config, in the order the reference lists them."""
+    name: Optional[StrictStr] = setting(None, "names the output folders when --out is not given", "a name")
+    out: Optional[StrictStr] = setting(None, "output folder of `run` (default `results/<name>`); compare/diverge "
+                                             "add a suffix", "a folder")
+    work_dir: Optional[StrictStr] = setting(None, "finished fits, kept for resuming (default `<out>.work`)",
+                                            "a folder")
+    cache_dir: Optional[StrictStr] = setting(None, "`{cache}` in paths", "a folder")
+    features_dir: Optional[StrictStr] = setting(None, "word-feature stores `<features_dir>/<model>.<pooling>.h5` "
+                                                      "(default `features/`)", "a folder")
+    models: Union[Names, dict[str, StrictStr]] = setting(
+        [], "Hugging Face ids or local folders, or {name: id or folder}", "a list of models or a mapping")
+    layers: Layers = setting("all", "`all`, a list of indices or a comma list (0 = embedding output)",
+                             "'all' or layer indices")
+    pooling: Literal[POOLINGS] = setting("last_token", "the word's state from its tokens: last_token, token_mean",
+                                         f"one of {', '.join(POOLINGS)}")
+    context: Context = setting({}, "what each word is read with")
+    extraction: WordExtraction = setting({}, "how the word states are computed")
+    story: Optional[StrictStr] = setting(None, "the story as a text file (default: the words of the first "
+                                               "subject's tables)", "a file")
+    subjects: dict[str, Any] = setting({}, "subject -> {runs: [{raw or epochs, words, ...}, ...]} or one run's keys",
+                                       "a mapping of subject names to their recordings and word tables")
+    epochs: Epochs = setting({}, "the epochs cut around each word")
+    filter: Filter = setting({}, "MNE's band-pass, and a low-pass before decimating")
+    windows: Windows = setting({}, "target windows after word onset, in seconds")
+    segments: Annotated[StrictInt, at_least(3)] = setting(
+        4, "CV over story segments: this many contiguous parts when a subject has one run", "a whole number >= 3")
+    cv_folds: Optional[StrictInt] = setting(None, "inner folds over the training segments (null: leave one "
+                                                  "segment out)", "a whole number or null")
+    # checked by encoding.config.parse_alphas
+    alphas: Any = setting({"logspace": [-2, 6, 17]}, "ridge penalties: {logspace: [start, stop, n]} or a list")
+    n_permutations: Count = setting(1000, "block permutations of each sensor x window's r; 0 = none",
+                                    "a whole number >= 0")
+    permutation_block: Positive = setting(10, "consecutive words per permuted block (adjacent epochs overlap in "
+                                              "time)", "a whole number >= 1")
+    fdr_q: Annotated[Number, between(0, 1)] = setting(0.05, "Benjamini-Hochberg level for 'significant'",
+                                                      "a number in (0, 1)")
+    sensor_groups: Union[StrictStr, dict[str, Any]] = setting(
+        "channel_types", "channel_types, vectorview, {name: [channel names]}",
+        "channel_types, vectorview or a mapping of group to channel names")
+    seed: StrictInt = setting(0, "seed of permutations", "a whole number")
+    figures: StrictBool = setting(True, "false: no PNGs (tables and scores only)", "true or false")
+    compare: Compare = setting({}, "settings of `compare`")
+    diverge: Diverge = setting({}, "settings of `diverge`")
+
+
+NESTED = {key: defaults(section) for key, section in sections(WordsConfig).items()}
+DEFAULTS = {**defaults(WordsConfig), **copy.deepcopy(NESTED)}
 RUN_KEYS = ("raw", "epochs", "words", "dataset", "sfreq", "tmin", "ch_names", "ch_types", "info", "events")
-POOLINGS = ("last_token", "token_mean")
 
 
 def load_words_config(path, overrides=None):
@@ -77,19 +166,14 @@ def load_words_config(path, overrides=None):
     path = Path(path)
     raw = read_config_file(path)
     check_known_keys(raw, DEFAULTS, path)
+    check_nested_keys(raw, WordsConfig, path, known_order=list)
     config = copy.deepcopy(DEFAULTS)
     for key, value in raw.items():
         if key in NESTED:
             if not isinstance(value or {}, dict):
                 raise InputError(f"{path}: field '{key}' must be a mapping of {', '.join(NESTED[key])}.")
-            extra = sorted(set(value or {}) - set(NESTED[key]))
-            if extra:
-                raise InputError(f"{path}: unknown config key '{key}.{extra[0]}'; known: {', '.join(NESTED[key])}.")
             value = {**NESTED[key], **(value or {})}
         config[key] = value
-    for key in NESTED:
-        if key not in raw:
-            config[key] = copy.deepcopy(NESTED[key])
     for key, value in (overrides or {}).items():
         if value is None:
             continue
@@ -100,12 +184,43 @@ def load_words_config(path, overrides=None):
             config[key] = value
     config["config_file"] = str(path.resolve())
     config["name"] = config["name"] or path.stem
-    config["cache_dir"] = str(Path(os.path.expanduser(
-        config["cache_dir"] or os.environ.get("MLLM_ENCODING_CACHE", "~/.cache/mllm-encoding"))))
+    check_section({k: config[k] for k in DEFAULTS}, WordsConfig, path)
+    config["cache_dir"] = cache_folder(config["cache_dir"])
     config["alphas"] = parse_alphas(config["alphas"], path)
     config["models"] = model_sources(config["models"], path)
     config["subjects"] = _subject_runs(config["subjects"], path)
     _check_values(config, path)
+    keep_given(config, ("features_dir", "story", "models", "layers", "subjects", "diverge", "compare"))
+    config["layers"] = parse_layers(config["layers"], config["config_file"])
+    if config["compare"]["models"] is not None:
+        config["compare"]["models"] = parse_list(config["compare"]["models"])
+    return resolve_paths(config)
+
+
+def resolve_paths(config):
+    """The paths of a words config resolved, in place (as ``encoding.config.resolve_paths`` does for
+    encoding.run's): ``features_dir``, ``story``, ``diverge.hypotheses`` when a file, each run's ``words``,
+    ``raw``, ``epochs`` and ``info`` (``{subject}`` filled), and each model that is a folder (beside the config,
+    or spelled as a folder; a Hub id stays an id).
+
+    Returns
+    -------
+    config : the same dict
+    """
+    base = base_dir(config)
+
+    def here(value, **fields):
+        return str(expand_path(value, config, base, **fields))
+
+    config["features_dir"] = here(config["features_dir"] or "features")
+    if config["story"]:
+        config["story"] = here(config["story"])
+    if isinstance(config["diverge"]["hypotheses"], str) and config["diverge"]["hypotheses"]:
+        config["diverge"]["hypotheses"] = here(config["diverge"]["hypotheses"])
+    config["subjects"] = resolve_runs(config["subjects"], ("words", "raw", "epochs", "info"), config, base)
+    # a folder beside the config wins over a Hub id of the same spelling (and over the name minilm)
+    config["models"] = {name: (here(source) if Path(here(source)).is_dir() or is_local_source(source) else source)
+                        for name, source in config["models"].items()}
     return config
 
 
@@ -155,39 +270,18 @@ def _subject_runs(subjects, path):
 
 
 def _check_values(config, path):
+    """What relates two keys (each value alone is checked against :class:`WordsConfig`)."""
     if not config["models"]:
         raise InputError(f"{path}: field 'models' is empty.")
-    if config["pooling"] not in POOLINGS:
-        raise InputError(f"{path}: field 'pooling' is {config['pooling']!r}; known: {', '.join(POOLINGS)}.")
-    for key, minimum in (("n_permutations", 0), ("permutation_block", 1), ("segments", 3)):
-        if not isinstance(config[key], int) or config[key] < minimum:
-            raise InputError(f"{path}: field '{key}' must be a whole number >= {minimum}, found {config[key]!r}.")
-    if not 0 < float(config["fdr_q"]) < 1:
-        raise InputError(f"{path}: field 'fdr_q' must lie in (0, 1), found {config['fdr_q']!r}.")
     windows = config["windows"]
-    if not (float(windows["width"]) > 0 and float(windows["stop"]) > float(windows["start"])):
+    if not float(windows["stop"]) > float(windows["start"]):
         raise InputError(f"{path}: field 'windows' needs width > 0 and stop > start, found {windows}.")
     epochs = config["epochs"]
-    if not float(epochs["tmax"]) > float(epochs["tmin"]) or int(epochs["decim"]) < 1:
+    if not float(epochs["tmax"]) > float(epochs["tmin"]):
         raise InputError(f"{path}: field 'epochs' needs tmax > tmin and decim >= 1, found {epochs}.")
     filtering = config["filter"]
-    for key in ("l_freq", "h_freq"):
-        if filtering[key] is not None and not (isinstance(filtering[key], (int, float)) and filtering[key] > 0):
-            raise InputError(f"{path}: field 'filter.{key}' must be a frequency in Hz > 0 or null, found "
-                             f"{filtering[key]!r}.")
     if None not in (filtering["l_freq"], filtering["h_freq"]) and not filtering["l_freq"] < filtering["h_freq"]:
         raise InputError(f"{path}: field 'filter' needs l_freq < h_freq, found {filtering}.")
-    if not isinstance(filtering["antialias"], bool):
-        raise InputError(f"{path}: field 'filter.antialias' must be true or false, found {filtering['antialias']!r}.")
-    diverge = config["diverge"]
-    if not isinstance(diverge["k"], int) or diverge["k"] < 2:
-        raise InputError(f"{path}: field 'diverge.k' must be a whole number >= 2, found {diverge['k']!r}.")
-    if not isinstance(diverge["n_permutations"], int) or diverge["n_permutations"] < 1:
-        raise InputError(f"{path}: field 'diverge.n_permutations' must be a whole number >= 1, found "
-                         f"{diverge['n_permutations']!r}.")
-    if diverge["verifier_input"] not in ("sentence", "word"):
-        raise InputError(f"{path}: field 'diverge.verifier_input' is {diverge['verifier_input']!r}; known: "
-                         f"sentence, word.")
 
 
 def windows_of(config):

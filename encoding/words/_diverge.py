@@ -31,10 +31,9 @@ import pandas as pd
 
 from features.errors import InputError
 
-from ..config import expand_path
 from ..outputs.folder import atomic_folder, refuse_existing
 from ..stats import fdr_bh
-from ._config import base_dir, output_folder
+from ._config import output_folder
 from ._proposer import make_proposer, parse_hypotheses, proposer_prompt
 from ._run import prepare, write_provenance
 from ._study import best_layer, fit_study
@@ -143,7 +142,7 @@ def _read_hypotheses(config):
         return []
     if isinstance(value, list):
         return [str(h).strip() for h in value if str(h).strip()]
-    path = expand_path(value, config, base_dir(config))
+    path = Path(value)                    # resolved by load_words_config
     if not path.is_file():
         raise InputError(f"{path}: hypotheses file not found (field 'diverge.hypotheses').")
     return parse_hypotheses(path.read_text())

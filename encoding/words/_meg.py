@@ -25,7 +25,6 @@ import pandas as pd
 
 from features.errors import InputError
 
-from ..config import expand_path
 from ..timeresolved import window_means
 from ._story import read_word_table
 
@@ -86,13 +85,13 @@ def read_run(run, config, subject, base):
 
 
 def _read_run(run, config, subject, base):
-    table_path = expand_path(run["words"], config, base, subject=subject)
+    table_path = Path(run["words"])            # the run's files resolved by load_words_config
     if "raw" in run:
-        source = expand_path(run["raw"], config, base, subject=subject)
+        source = Path(run["raw"])
         table = read_word_table(table_path, need_onset="events" not in run)
         epochs, kept = _epochs_from_raw(source, table, table_path, run, config["epochs"], config.get("filter"))
     else:
-        source = expand_path(run["epochs"], config, base, subject=subject)
+        source = Path(run["epochs"])
         table = read_word_table(table_path, need_onset=False)
         epochs = _epochs_from_file(source, run, config, base, subject)
         kept = np.ones(len(table), bool)
@@ -279,7 +278,7 @@ def _epochs_array(source, run):
 def _array_info(run, n_channels, sfreq, names, config, base, subject, source):
     mne = _mne()
     if run.get("info"):
-        path = expand_path(run["info"], config, base, subject=subject)
+        path = Path(run["info"])
         try:
             info = mne.io.read_info(path)
         except (ValueError, OSError, RuntimeError) as err:

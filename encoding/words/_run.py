@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from ..config import as_given
 from ..outputs.folder import atomic_folder, refuse_existing
 from ..versions import library_versions
 from ._config import output_folder
@@ -66,7 +67,7 @@ def run_words(config, overwrite=False, models=None, out=None):
 
 
 def write_provenance(folder, config):
-    (folder / "config.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(config, default=_plain)),
+    (folder / "config.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(as_given(config), default=_plain)),
                                                        sort_keys=False))
     (folder / "versions.json").write_text(json.dumps(library_versions(), indent=2))
 

@@ -21,12 +21,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from extractors.words import is_local_source, model_source
+from extractors.words import model_source
 from extractors.words_in_context import (ContextRule, ensure_word_features, read_word_features, story_words,
                                          stored_layers)
 from features.errors import InputError
 
-from ..config import expand_path
 from ..pipeline import select_layers
 from ..sweep import atomic_path, content_digest, publish, remove_stale_temporaries
 from ._config import base_dir, output_folder, windows_of
@@ -75,14 +74,13 @@ class SubjectTargets:
 def load_story(config):
     """The story from its text file, or from the first subject's word tables when none is given."""
     if config["story"]:
-        path = expand_path(config["story"], config, base_dir(config))
+        path = Path(config["story"])          # paths resolved by load_words_config
         if not path.is_file():
             raise InputError(f"{path}: story text not found (field 'story').")
         text, name = path.read_text(encoding="utf-8"), str(path)
     else:
         subject, entry = next(iter(config["subjects"].items()))
-        tables = [read_word_table(expand_path(run["words"], config, base_dir(config), subject=subject), False)
-                  for run in entry["runs"]]
+        tables = [read_word_table(Path(run["words"]), False) for run in entry["runs"]]
         text, name = " ".join(w for t in tables for w in t["word"]), "the word tables of " + subject
     spans, sentence_of = story_words(text)
     if not spans:
@@ -113,8 +111,7 @@ def context_rule(config):
 
 
 def feature_store(config, model):
-    folder = expand_path(config["features_dir"] or "features", config, base_dir(config))
-    return folder / f"{model}.{config['pooling']}.h5"
+    return Path(config["features_dir"]) / f"{model}.{config['pooling']}.h5"
 
 
 def ensure_features(config, model, story):
@@ -122,9 +119,8 @@ def ensure_features(config, model, story):
     if model not in config["models"]:
         raise InputError(f"--models: unknown model '{model}'; known: {', '.join(config['models'])}.")
     source = config["models"][model]
-    folder = expand_path(source, config, base_dir(config))
-    # a folder beside the config wins over a Hub id of the same spelling (and over the name minilm)
-    source = str(folder) if folder.is_dir() or is_local_source(source) else str(model_source(source))
+    # load_words_config made a folder (beside the config, or one spelled as a folder) an absolute path
+    source = source if Path(source).is_absolute() else str(model_source(source))
     extraction = config["extraction"]
     return ensure_word_features(feature_store(config, model), source, story.text, context_rule(config),
                                 config["pooling"], extraction["device"], extraction["dtype"],

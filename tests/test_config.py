@@ -1,0 +1,45 @@
+"""The config is read once (issue 29): its loaders resolve every path and parse every list, so no stage
+calls ``expand_path`` or ``parse_list``; the outputs still record the config as it was given."""
+import ast
+from pathlib import Path
+
+import yaml
+
+from encoding.config import as_given, load_config
+
+PACKAGE = Path(__file__).parents[1] / "encoding"
+LOADERS = {"config.py", "rsa/_config.py", "words/_config.py"}
+
+
+def test_no_stage_calls_expand_path_or_parse_list():
+    calls = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = path.relative_to(PACKAGE).as_posix()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                called = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", None)
+                if called in ("expand_path", "parse_list") and name not in LOADERS:
+                    calls.append(f"{name}:{node.lineno} {called}")
+    assert calls == []
+    # the walk sees calls: the loaders' own are found
+    assert "expand_path(" in (PACKAGE / "config.py").read_text()
+
+
+def test_load_config_resolves_paths_once_and_keeps_them_as_given_for_the_outputs(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLLM_ENCODING_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    given = {"features_dir": "{cache}/features", "models": "a, b", "layers": "0,4",
+             "rois": {"atlas": "glasser_groups", "networks": "../networks.tsv"},
+             "subjects": {"sub-01": {"runs": [{"path": "../{subject}/run-1.npy", "tr": 2.0,
+                                               "stimulus_run": "run-1"}]}}}
+    (folder / "study.yaml").write_text(yaml.safe_dump(given))
+    config = load_config(folder / "study.yaml")
+    assert config["features_dir"] == str(tmp_path / "cache" / "features")
+    assert config["models"] == ["a", "b"] and config["layers"] == [0, 4]
+    assert config["rois"] == {"atlas": "glasser_groups", "networks": str(tmp_path / "networks.tsv")}
+    assert config["subjects"]["sub-01"]["runs"][0]["path"] == str(tmp_path / "sub-01" / "run-1.npy")
+    written = as_given(config)
+    assert {k: written[k] for k in given} == given and "given" not in written
+    config["subjects"] = {}                         # --subjects leaves a subject out: so does the record
+    assert as_given(config)["subjects"] == {}
