@@ -116,7 +116,7 @@ def build(name, device="cpu", dtype="bfloat16", tiny=False):
     """
     import torch
 
-    from extractors.models._base import torch_dtype
+    from extractors.models import torch_dtype
 
     adapter_class, model_class, config, processor, eos = {"qwen2.5-vl-7b": _qwen2_5_vl,
                                                           "llava-onevision-7b": _llava_onevision}[name](tiny)

@@ -33,7 +33,9 @@ from features.delays import delay_run, zscore_run
 from features.errors import InputError
 from features.store import PARAMETER_KEYS, from_attr, to_attr
 
+from .design import layer_design, stack
 from .fmri import TargetSpace
+from .outputs.scores_file import ScoresFile
 from .ridge import fit_threads, limited_threads
 
 FORMAT = 1
@@ -231,9 +233,6 @@ def save_fitted_encoders(config, folder, subjects, specs, work, stores, prompts)
     list of Path written
     """
     import logging
-
-    from .design import layer_design, stack
-    from .outputs.scores_file import ScoresFile
 
     log = logging.getLogger(__name__)
     written, responses = [], {}   # subject -> its training runs' responses, stacked once

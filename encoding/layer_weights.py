@@ -95,6 +95,7 @@ def weight_samples(n_bands, search="pairs", ratios=5, n_iter=0, random_state=0):
     -------
     gammas : array of shape (n_samples, n_bands)
     """
+    # lazy: pulls himalaya and scikit-learn; encoding.hierarchy reads layer weights without them
     from encoding.ridge import band_weight_samples
 
     if search not in SEARCHES:
@@ -163,6 +164,7 @@ def fit_layer_weights(Xs_train, Y_train, run_ids, Xs_test, Y_test, depths, gamma
     RidgeScores of the banded fit, with ``extra["weights"]`` (n_bands, n_targets), each target's band weights
     summing to one, and ``extra["preferred_depth"]`` (n_targets,)
     """
+    # lazy: pulls himalaya and scikit-learn; encoding.hierarchy reads layer weights without them
     from encoding.ridge import fit_banded_ridge
 
     result = fit_banded_ridge(Xs_train, Y_train, run_ids, Xs_test, Y_test, alphas=alphas, n_folds=n_folds,

@@ -11,6 +11,7 @@ from features.errors import InputError
 from instructions import UnknownInstructionError
 
 from .config import load_config, parse_list
+from .ridge import launcher_world
 
 
 def build_parser():
@@ -83,6 +84,7 @@ def _with_planted_layers(best, config):
     """Demo only: put the simulation's planted layer beside the recovered one."""
     import json
 
+    # lazy: pulls PyAV, nibabel and h5py; only the demo's summary needs it, and --help must not pay for it
     from .demo.build import demo_folder
 
     planted = json.loads((demo_folder(config["cache_dir"]) / "manifest.json").read_text())["planted_layers"]
@@ -93,12 +95,11 @@ def _with_planted_layers(best, config):
 
 
 def main(argv=None):
-    from .ridge import launcher_world
-
     args = build_parser().parse_args(argv)
     rank, _ = launcher_world()   # under a launcher, only rank 0 reports and writes the output folder
     logging.basicConfig(level=logging.WARNING if args.quiet or rank > 0 else logging.INFO,
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    # lazy: pulls matplotlib, nibabel and h5py; --help must not pay for them
     from .pipeline import run_analysis
 
     try:
@@ -115,6 +116,7 @@ def main(argv=None):
     print("\nBest layer per ROI (chosen by cross-validation in the training runs; test r on held-out runs):\n")
     if config["demo"] is not None:
         best = _with_planted_layers(best, config)
+    # lazy: pull nibabel, h5py and pandas; --help must not pay for them
     from .outputs.alignment import summarize_best_layers
     from .roi_sets import roi_networks
     print(summarize_best_layers(best, roi_networks(config, best["roi"].unique()), csv_path=out / "best_layers.csv",

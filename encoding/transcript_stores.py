@@ -9,16 +9,16 @@ the same parameters is reused; one written with others is an error naming it.
 import logging
 from pathlib import Path
 
+from extractors.transcript import parse_context, write_transcript_store
 from features.errors import InputError
 
+from .fmri import run_shape
 
 log = logging.getLogger(__name__)
 
 
 def ensure_transcript_stores(config):
     """Build or reuse ``<features_dir>/<model>.h5`` for every model of ``models`` from ``transcript``."""
-    from extractors.transcript import parse_context, write_transcript_store
-
     settings = config["transcript"]
     # every path resolved by load_config
     words = Path(settings["words"]) if settings.get("words") else None
@@ -41,8 +41,6 @@ def ensure_transcript_stores(config):
 
 def run_lengths(config):
     """TRs per stimulus run (its first fMRI run's, from the file) and the TR of the first run."""
-    from .fmri._peek import run_shape
-
     base = Path(config["config_file"]).resolve().parent
     lengths, tr = {}, None
     for subject, spec in config["subjects"].items():

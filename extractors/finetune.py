@@ -37,6 +37,9 @@ from pathlib import Path
 
 from features.errors import InputError
 
+from .hub import local_files_only
+from .words import is_local_source
+
 log = logging.getLogger("extractors.finetune")
 
 TASKS = ("auto", "causal-lm", "multiple-choice")
@@ -152,9 +155,6 @@ def finetune(model, data, out, task="auto", epochs=1.0, learning_rate=5e-5, batc
     ``loss_after``), also written to ``<out>/finetune.json``.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
-
-    from .hub import local_files_only
-    from .words import is_local_source
 
     out = Path(out)
     if out.exists() and not overwrite:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from features.errors import InputError
 
+from . import models
+
 MODALITIES = ("video", "audio", "audio+video")
 
 
@@ -84,8 +86,6 @@ MODELS = {spec.name: spec for spec in (
 
 def families() -> list[str]:
     """Adapter modules found under ``extractors/models/``."""
-    from . import models
-
     return sorted(m.name for m in pkgutil.iter_modules(models.__path__) if not m.name.startswith("_"))
 
 

@@ -35,6 +35,7 @@ from instructions import NO_INSTRUCTION, UnknownInstructionError, load_instructi
 from .batching import AUTO, PeakMemory, auto_batch_size, check_batch_clips, chunks
 from .extract import POOLINGS, check_pooling, clip_features, clips_features
 from .media import count_clips, iter_clips, list_runs, probe_movie
+from .models import model_revision
 from .parts import PartWriter, consolidate, part_path
 from .registry import MODELS, adapter_class, families, resolve_model
 from .runtime import Ranks, library_versions, resolve_dtype
@@ -141,8 +142,6 @@ class _Job:
 
     @property
     def parameters(self) -> dict:
-        from .models._base import model_revision
-
         return {
             "model_id": self.spec.source, "model_name": self.spec.name, "family": self.spec.family,
             "model_revision": model_revision(self.spec.source), "frames_per_clip": self.frames,

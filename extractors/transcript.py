@@ -48,6 +48,7 @@ from features.tables import read_text_table
 from instructions import NO_INSTRUCTION
 
 from .words import MINILM, model_source
+from .words_in_context import ContextRule, ensure_word_features, read_word_features, store_parameters, stored_layers
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +125,6 @@ def file_digest(path) -> str:
 
 def parse_context(text):
     """``words:20`` or ``sentences:1`` -> ContextRule."""
-    from .words_in_context import ContextRule
-
     try:
         unit, size = str(text).split(":")
         return ContextRule(unit=unit.strip(), size=int(size))
@@ -164,8 +163,6 @@ def write_transcript_store(out, words, tr, n_trs, model="word_rate", onset_offse
     -------
     Path of the store.
     """
-    from .words_in_context import ContextRule
-
     out = Path(out)
     context = context or ContextRule(unit="words", size=20)
     if table is not None:
@@ -229,8 +226,6 @@ def _table_rows(table, tr, n_trs, run):
 
 
 def _model_parameters(model, pooling, device, dtype):
-    from .words_in_context import store_parameters
-
     parameters = store_parameters(model_source(model), pooling, device, dtype)
     parameters["model_id"] = str(model)          # "minilm", a Hub id or the folder as given
     parameters["family"] = "transcript-lm"
@@ -239,8 +234,6 @@ def _model_parameters(model, pooling, device, dtype):
 
 def _language_model_rows(out, transcript, runs, tr, model, context, pooling, device, dtype, batch_size, progress):
     """Per run, per layer, the words' hidden states resampled to the TR grid."""
-    from .words_in_context import ensure_word_features, read_word_features, stored_layers
-
     text = " ".join(transcript["word"])
     word_store = out.with_name(out.stem + ".words.h5")
     ensure_word_features(word_store, model_source(model), text, context, pooling, device, dtype, batch_size,

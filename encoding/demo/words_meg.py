@@ -19,6 +19,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from extractors.words import model_source as source_of
+from extractors.words_in_context import ContextRule, ensure_word_features, read_word_features
+
 CHANNELS = ["Fp1", "Fp2", "F7", "F3", "Fz", "F4", "F8", "C3", "Cz", "C4", "P3", "Pz", "P4", "O1", "Oz", "O2"]
 SFREQ = 200.0
 SOA = 0.8            # seconds between word onsets: no effect reaches the next word's baseline
@@ -123,10 +126,6 @@ def write_study(folder, model_source, model_name="tiny", planted_layer=PLANTED_L
     -------
     config path, and the study's facts: words, classes, onsets, planted-layer features
     """
-    from extractors.words_in_context import ContextRule, ensure_word_features, read_word_features
-
-    from extractors.words import model_source as source_of
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     text, classes = story(n_sentences, seed=seed)

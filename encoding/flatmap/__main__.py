@@ -5,7 +5,9 @@ import sys
 
 from features.errors import InputError
 
+from ..outputs.report import write_report
 from ._maps import MAPS
+from ._render import render_flatmaps
 
 
 def build_parser():
@@ -52,8 +54,6 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    from ..outputs.report import write_report
-    from ._render import render_flatmaps
 
     parcellation = args.parcellation
     if parcellation is not None:

@@ -17,7 +17,8 @@ import numpy as np
 
 from features.errors import InputError
 
-from ..plotting._flat_meshes import LOCAL_MESHES, TARGET_COUNTS, local_fsaverage_mesh
+from ..plotting import TARGET_COUNTS
+from ..rois import LOCAL_MESHES, local_fsaverage_mesh
 
 DRAWABLE = tuple(TARGET_COUNTS)
 VOLUME_SURFACES = ("fsaverage5", "fsaverage6", "fsaverage")

@@ -8,7 +8,7 @@ are. Every mistake in a run entry or a file raises :class:`features.errors.Input
 from ._cifti import cifti_to_vertices, quiet_pixdim
 from ._gifti import save_gifti_pair
 from ._load import load_run, save_map
-from ._peek import peek_space
+from ._peek import peek_space, run_shape
 from ._preprocess import find_bad_targets, preprocess_run
 from ._space import MESH_BY_VERTICES, TargetSpace, check_same_space, mesh_name
 
@@ -23,6 +23,7 @@ __all__ = [
     "peek_space",
     "preprocess_run",
     "quiet_pixdim",
+    "run_shape",
     "save_gifti_pair",
     "save_map",
 ]

@@ -10,6 +10,9 @@ import sys
 
 from features.errors import InputError
 
+from ..outputs.report import write_report
+from ._analysis import hierarchy_analysis
+
 
 def build_parser():
     parser = argparse.ArgumentParser(
@@ -35,8 +38,6 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    from ..outputs.report import write_report
-    from ._analysis import hierarchy_analysis
 
     try:
         _, tests, figures = hierarchy_analysis(args.folder, args.score, args.n_bootstrap, args.levels,

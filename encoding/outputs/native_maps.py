@@ -44,7 +44,9 @@ import pandas as pd
 
 from features.errors import InputError
 
-from ..fmri import TargetSpace, save_gifti_pair, save_map
+from ..config import resolve_rois
+from ..fmri import TargetSpace, quiet_pixdim, save_gifti_pair, save_map
+from ..roi_sets import parcel_names, roi_networks
 from ..rois import atlas_size, paint_parcels
 from ..stats import normalize_r
 from ._bids import dataset_description, input_entities, label, map_name, write_json
@@ -243,8 +245,6 @@ def _parcel_labels(scores, subject, config, n):
 
     Networks: the ROIs when each parcel belongs to one (a parcel -> network atlas), else ``roi_networks``.
     """
-    from ..roi_sets import parcel_names, roi_networks
-
     rois = scores.read_rois(subject)
     names = parcel_names(config, n)
     if (config.get("rois") or {}).get("names") is None:        # parcels: each ROI names its target
@@ -288,8 +288,6 @@ def _write_painted(native, entities, folder, parcellation):
 def _resolved_rois(config):
     """The config scores.h5 recorded (as given) with the files of ``rois`` resolved as load_config resolves
     them (against the config's folder)."""
-    from ..config import resolve_rois
-
     if isinstance(config.get("rois"), dict):
         config["rois"] = resolve_rois(config["rois"], config, Path(config.get("config_file", "config")).parent)
     return config
@@ -365,8 +363,6 @@ def space_from_scores(scores, subject):
                                scores.attrs(f"{subject}/mask")["affine"])
         return TargetSpace(kind, n_targets, "nifti", source, masker=NiftiMasker(mask_img=mask).fit())
     if "(CIFTI-2)" in description:
-        from ..fmri._cifti import quiet_pixdim
-
         if not Path(source).is_file():
             raise InputError(f"{source}: field 'files' of {scores.path} names the CIFTI run whose grayordinates the "
                              f"maps need, and it no longer exists; pass the run's space instead.")

@@ -5,6 +5,7 @@ import logging
 
 import numpy as np
 
+from .. import layer_weights
 from ..outputs.alignment import roi_rows
 from ..partition import VariancePartition, roi_partition_rows
 from ..stats import block_permutations, fdr_bh
@@ -151,8 +152,6 @@ def _assemble_joint(spec, work, scores, rois, band_only):
 def _assemble_layer_weights(spec, work, scores, rois):
     """A layer-weights fit into scores.h5 beside the layer sweep it is compared with; its layer_weights.csv rows
     (``encoding.layer_weights.roi_rows``)."""
-    from ..layer_weights import roi_rows
-
     key = scores.copy_fit(work.fit_path(spec["fingerprint"]), spec["key"])
     sweep = key.rsplit("/", 1)[0]
     attrs = scores.attrs(key)
@@ -162,5 +161,5 @@ def _assemble_layer_weights(spec, work, scores, rois):
     fit = {name: scores.read(key, name) for name in ("weights", "preferred_depth", "test_r", "cv_score")}
     best = {name: scores.read(sweep, name) for name in ("best_layer", "best_layer_test_r", "best_layer_cv_score")}
     model, instruction = spec["bands"][0]["model"], spec["bands"][0]["instruction"]
-    return roi_rows(spec["subject"], model, instruction, fit, best, rois, bands, np.asarray(attrs["band_depths"]),
-                    int(attrs["n_layers"]))
+    return layer_weights.roi_rows(spec["subject"], model, instruction, fit, best, rois, bands,
+                                  np.asarray(attrs["band_depths"]), int(attrs["n_layers"]))

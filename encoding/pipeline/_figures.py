@@ -5,7 +5,10 @@ import logging
 from features.errors import InputError
 
 from ..config import flatmap_kinds
+from ..flatmap import render_flatmaps
+from ..hierarchy import hierarchy_analysis
 from ..outputs.figures import plot_layer_roi_heatmap
+from ..plotting import plot_flatmap
 from ..ridge import launcher_world
 
 log = logging.getLogger(__name__)
@@ -14,7 +17,6 @@ log = logging.getLogger(__name__)
 def draw_flatmap(config, data, values, output_file, title, rois):
     if not config["flatmap"] or launcher_world()[0] > 0:   # ranks above 0 draw nothing (run_analysis)
         return
-    from ..plotting import plot_flatmap
     try:
         plot_flatmap(values, data.space.kind, output_file=output_file, title=title, cmap="inferno",
                      vmin=0, colorbar_label="test r", roi_outlines=rois)
@@ -39,9 +41,6 @@ def heatmaps(table, out, networks=None, fdr_q=0.05):
 
 def hierarchy_and_flatmaps(config, out):
     """The layer hierarchy and the flatmaps, through the same functions as their command lines."""
-    from ..flatmap import render_flatmaps
-    from ..hierarchy import hierarchy_analysis
-
     hierarchy_analysis(out)
     kinds = flatmap_kinds(config["flatmap"])
     try:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from himalaya.backend import set_backend
 
+from extractors.run import ensure_features
 from features.errors import InputError
 from features.store import FeatureStore
 from instructions import NO_INSTRUCTION, resolve
@@ -43,8 +44,6 @@ def extract_missing(config):
     One clip per TR of the fMRI runs (``extraction.tr``, else the first run's ``tr``); clips already in a
     store are skipped, and a store written with other settings is an error naming it.
     """
-    from extractors.run import ensure_features
-
     stimuli, folder = Path(config["stimuli"]), Path(config["features_dir"])
     settings = dict(config["extraction"] or {})
     tr = settings.pop("tr", None) or _first_tr(config)

@@ -11,7 +11,9 @@ from pathlib import Path
 from features.errors import InputError
 
 from ..config import load_config
+from ..demo.build import ensure_demo
 from ..design import check_run_files
+from ..encoders import save_fitted_encoders
 from ..outputs.alignment import best_layer_map_significance
 from ..outputs.folder import atomic_folder, refuse_existing
 from ..outputs.native_maps import write_native_maps
@@ -20,6 +22,7 @@ from ..outputs.scores_file import ScoresFile
 from ..ridge import barrier, launcher_world, limited_threads, main_process_first
 from ..roi_sets import check_rois, roi_networks
 from ..sweep import WorkFolder, plan_fits, report_changes, run_pending
+from ..transcript_stores import ensure_transcript_stores
 from ..versions import library_versions
 from ._assemble import assemble_subject
 from ._ceilings import noise_ceilings
@@ -66,7 +69,6 @@ def run_analysis(config, overwrite=False, dry_run=False):
     rank, world = launcher_world()
     on_cuda = config["backend"] == "torch_cuda"
     if config["demo"] is not None:
-        from ..demo.build import ensure_demo
         with main_process_first(on_cuda):
             ensure_demo(config["cache_dir"], config["demo"] or {})
     check_run_files(config)                 # every run's files, before any is read
@@ -74,7 +76,6 @@ def run_analysis(config, overwrite=False, dry_run=False):
     if config["stimuli"] and not dry_run:
         extract_missing(config)
     if (config["transcript"]["words"] or config["transcript"]["tables"]) and not dry_run:
-        from ..transcript_stores import ensure_transcript_stores
         with main_process_first(on_cuda):
             ensure_transcript_stores(config)
     stores = open_stores(config)
@@ -101,7 +102,6 @@ def run_analysis(config, overwrite=False, dry_run=False):
             best = _write_outputs(config, Path(partial), out, stores, prompts, instructions, layers, n_layers,
                                   subjects, specs, work, excluded)
             if config["save_models"]:
-                from ..encoders import save_fitted_encoders
                 save_fitted_encoders(config, Path(partial), subjects, specs, work, stores, prompts)
     finally:
         for store in stores.values():

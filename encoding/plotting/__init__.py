@@ -2,6 +2,7 @@
 
 from ._colorbar import colorbar_extend
 from ._colors import distinct_colors
+from ._flat_meshes import TARGET_COUNTS
 from .flatmap import plot_flatmap
 
-__all__ = ["colorbar_extend", "distinct_colors", "plot_flatmap"]
+__all__ = ["TARGET_COUNTS", "colorbar_extend", "distinct_colors", "plot_flatmap"]

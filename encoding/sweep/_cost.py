@@ -37,6 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..ridge import (DEFAULT_ALPHAS, MIN_BLOCK, eigh_ascending, eigh_descending, fit_ridge, limited_threads,
+                     scoring_costs)
+from ..stats import block_permutations, permutation_test
+
 log = logging.getLogger(__name__)
 
 _CALIBRATION = [  # (n_train, n_test, p, targets, folds, permutations)
@@ -52,7 +56,6 @@ def _fold_scoring(rank, n_val, n_alphas, kernel):
     """Multiply-adds per target of one fold's alpha scoring, as the solver's ``fractions_if_cheaper`` chooses:
     partial fractions (a float32 coupling with a float64 band of the smallest block, no pairs) or every
     alpha's prediction directly, whichever costs less (``encoding.ridge.scoring_costs``)."""
-    from ..ridge import MIN_BLOCK, scoring_costs
     return min(scoring_costs("kernel" if kernel else "primal", rank, n_val, n_alphas, MIN_BLOCK))
 
 
@@ -145,7 +148,6 @@ def measure_rates(sizes=_RATE_SIZES, seed=0):
     fold call, ``encoding.ridge.eigh_ascending``), a float64 one (per p^3, the primal form's,
     ``encoding.ridge.eigh_descending``) and a float32 matrix product (per multiply-add, as the targets' products);
     each the fastest of three."""
-    from ..ridge import eigh_ascending, eigh_descending
     rng = np.random.default_rng(seed)
 
     def fastest(call):
@@ -184,9 +186,6 @@ def fit_overheads(rows, seconds):
 def calibrate(shapes=_CALIBRATION, seed=0):
     """The rates (``measure_rates``) and the overheads fitted to timed single-thread fits of random arrays
     (module docstring), after one untimed fit that pays for the imports."""
-    from ..ridge import DEFAULT_ALPHAS, fit_ridge, limited_threads
-    from ..stats import block_permutations, permutation_test
-
     rng = np.random.default_rng(seed)
     rows, seconds = [], []
     with limited_threads(1):

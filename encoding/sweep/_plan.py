@@ -10,14 +10,16 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from features.errors import InputError
 
 from ..config import RUN_FILE_FIELDS, as_given
-from ..design import load_subject
+from ..design import load_subject, run_parts, split_runs
+from ..fmri import run_shape
+from ..layer_weights import band_layers, layer_weights_settings, weight_samples
+from ..ridge.memory import banded_bytes, batch_for, held_bytes, per_target_bytes
 from ..roi_sets import rois_for_subject
 from ._units import changed_inputs, code_versions, make_spec
-from ._work import digest, file_identity, read_subject_cache, write_subject_cache
+from ._work import FIT_FORMAT, digest, file_identity, read_subject_cache, write_subject_cache
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,6 @@ def subject_key(config, subject, feature_rows):
         if isinstance(value, str) and path.is_file():
             identities[name] = file_identity(path)
     rows = {stimulus: [[int(n), tr] for _, n, tr in entries] for stimulus, entries in feature_rows.items()}
-    from ._work import FIT_FORMAT
     settings = {k: config[k] for k in ("trim", "detrend", "zscore", "tr_tolerance", "test_runs")}
     if config.get("segments"):   # the gaps beside a test segment are as long as the longest delay
         settings.update(segments=config["segments"], delays=config["delays"])
@@ -102,8 +103,6 @@ def plan_fits(config, subjects, stores, prompts, instructions, layers, work):
     -------
     list of dict (see ``_units.make_spec``)
     """
-    from ..layer_weights import layer_weights_settings
-
     code = code_versions(config["backend"])
     weighted = layer_weights_settings(config)
     specs = []
@@ -148,8 +147,6 @@ LAYER_WEIGHT_SAMPLES_WARN = 400
 
 def _layer_weights(settings, layers, store, instruction):
     """A layer-weights fit's settings: the config's, the layers of each band and the store's layer count."""
-    from ..layer_weights import band_layers
-
     n_layers = max(store.layers(instruction, store.runs(instruction)[0])) + 1
     weights = {**settings, "bands": band_layers(layers, settings["bands"]), "n_layers": int(n_layers)}
     n_samples = _layer_weight_samples(weights)
@@ -268,7 +265,6 @@ def array_shapes(spec, shapes):
 
 def _layer_weight_samples(weights):
     """Band-weight samples of a layer-weights fit (``encoding.layer_weights.weight_samples``)."""
-    from ..layer_weights import weight_samples
     return len(weight_samples(len(weights["bands"]), weights["search"], weights["ratios"], weights["n_iter"]))
 
 
@@ -288,9 +284,6 @@ def subject_shapes(subject):
 
 def header_shapes(config, subject, feature_rows):
     """TRs and targets of a subject read from file headers only (the dry run loads no data)."""
-    from ..design import run_parts, split_runs
-    from ..fmri._peek import run_shape
-
     spec = config["subjects"][subject]
     base = Path(config["config_file"]).resolve().parent
     lengths, n_targets, stimuli, store_runs = [], None, [], []
@@ -332,8 +325,6 @@ def fit_working_set(shape, memory_gb, n_targets_batch=None):
     held, per_target : bytes
     batch : int, targets per batch
     """
-    from ..ridge.memory import banded_bytes, batch_for, held_bytes, per_target_bytes
-
     n_train, n_test, p, t = shape["n_train"], shape["n_test"], shape["n_features"], shape["n_targets"]
     n_folds, n_alphas = max(shape["n_folds"], 1), shape["n_alphas"]
     n_val = n_train // n_folds

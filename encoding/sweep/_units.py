@@ -21,6 +21,11 @@ import numpy as np
 from features.errors import InputError
 from features.store import FeatureStore
 
+from ..design import layer_design, stack
+from ..layer_weights import band_depths, band_designs, band_label, fit_layer_weights, weight_samples
+from ..outputs.scores_file import ScoresFile
+from ..ridge import fit_banded_ridge, fit_ridge, fit_threads, limited_threads, reduce_features
+from ..stats import block_permutations, fdr_bh, permutation_test
 from ._work import FIT_FORMAT, atomic_path, digest, package_version, publish, read_subject_cache
 
 log = logging.getLogger(__name__)
@@ -115,11 +120,6 @@ def compute_fit(spec, fit_file, write=True, threads=None, max_threads=None, prog
     """
     from himalaya.backend import set_backend
 
-    from ..design import stack
-    from ..outputs.scores_file import ScoresFile
-    from ..ridge import fit_banded_ridge, fit_ridge, fit_threads, limited_threads
-    from ..stats import block_permutations, fdr_bh, permutation_test
-
     settings = spec["settings"]
     set_backend(settings["backend"], on_error="raise")
     data, rois, _, _ = read_subject_cache(spec["subject_cache"], with_space=False)
@@ -183,9 +183,6 @@ def _designs(spec, data):
     """Each band's stacked training and test design. A layer-weights fit reads each layer (reduced to its
     principal components on the training rows when asked) and returns its bands' designs, each scaled to the
     bands' mean trace, with the scales (``encoding.layer_weights.band_designs``); other fits return scales None."""
-    from ..design import layer_design, stack
-    from ..ridge import reduce_features
-
     settings = spec["settings"]
     weights = settings.get("layer_weights") if spec["kind"] == "layer_weights" else None
     pca = (weights or {}).get("pca_components")
@@ -204,7 +201,6 @@ def _designs(spec, data):
         Xs_test.append(X_test)
     if weights is None:
         return Xs_train, Xs_test, None
-    from ..layer_weights import band_designs
 
     layers = [band["layer"] for band in spec["bands"]]
     return band_designs(dict(zip(layers, Xs_train)), dict(zip(layers, Xs_test)), weights["bands"])
@@ -212,8 +208,6 @@ def _designs(spec, data):
 
 def _fit_layer_weights(spec, Xs_train, Y_train, groups, Xs_test, Y_test, fit_args, progress):
     """The banded fit over a model's layers (``encoding.layer_weights``) with its weight samples."""
-    from ..layer_weights import band_depths, fit_layer_weights, weight_samples
-
     settings = spec["settings"]
     weights = settings["layer_weights"]
     gammas = weight_samples(len(weights["bands"]), weights["search"], weights["ratios"], weights["n_iter"],
@@ -225,8 +219,6 @@ def _fit_layer_weights(spec, Xs_train, Y_train, groups, Xs_test, Y_test, fit_arg
 
 def _layer_weights_attrs(weights, result, scales):
     """What a layer-weights fit's group says about itself: its bands, their depths and scales, its samples."""
-    from ..layer_weights import band_depths, band_label
-
     return {"band_layers": json.dumps(weights["bands"]), "band_labels": json.dumps([band_label(b) for b in
                                                                                      weights["bands"]]),
             "band_depths": band_depths(weights["bands"], weights["n_layers"]), "band_scales": np.asarray(scales),

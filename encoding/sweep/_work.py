@@ -27,6 +27,7 @@ import numpy as np
 
 from features.errors import InputError
 
+from ..design import SubjectData
 from ..outputs.folder import pid_alive
 
 log = logging.getLogger(__name__)
@@ -228,8 +229,6 @@ def _read_cached(path, mtime_ns):
 
 
 def _read(path, with_space):
-    from ..design import SubjectData
-
     with h5py.File(path, "r") as handle:
         fields = json.loads(handle.attrs["fields"])
         bold = [handle[f"bold/{i}"][()] for i in range(len(handle["bold"]))]

@@ -5,7 +5,8 @@ instruction-following MLLM) or :class:`extractors.models._base.EncoderAdapter` (
 imports transformers only inside methods, so listing the registry stays fast.
 
 The base classes, the revision of a model source and the torch dtype of a dtype name are public here, for
-code outside the extractors that runs a model the same way (the triplet judges of ``encoding.triplets``).
+every module that loads a model the same way (the word models and the runner of ``extractors``, the triplet
+judges of ``encoding.triplets``).
 """
 from ._base import ChatAdapter, EncoderAdapter, model_revision, torch_dtype
 

@@ -36,6 +36,8 @@ import numpy as np
 
 from features.errors import InputError
 
+from .. import checkpoints
+from ..hub import local_files_only
 from ._rows import Prepared, RowBatching
 
 # Text inserted where the instruction goes, to find the instruction's place in a rendered template.
@@ -141,8 +143,6 @@ class Adapter:
         raise NotImplementedError
 
     def _from_pretrained(self, loader, source=None, **kwargs):
-        from ..hub import local_files_only
-
         source = self.source if source is None else source
         local = Path(source).is_dir()
         try:
@@ -280,8 +280,6 @@ class ChatAdapter(RowBatching, Adapter):
             if self.fallback_template is None:
                 raise InputError(f"--model {self.source}: its processor has no chat template "
                                  f"(chat_template.jinja), which instruction prompts are built from.")
-            from .. import checkpoints
-
             self.processor.chat_template = checkpoints.template(self.fallback_template)
             self.template_source = (f"extractors/checkpoints/{self.fallback_template} (the checkpoint ships no "
                                     f"chat template)")
