@@ -138,7 +138,8 @@ def test_test_segments_half_last_and_places_and_bad_values_name_the_file_and_fie
     for bad in ("first", -1, [], [1.5], True):
         path.write_text(yaml_text({"models": {"a": "a"}, "subjects": {"s": {"epochs": "e.npy", "words": "w.tsv"}},
                                    "compare": {"test_segments": bad}}))
-        with pytest.raises(InputError, match=rf"^{path}: field 'compare.test_segments' must be half, last, null"):
+        with pytest.raises(InputError, match=rf"^{path}: field 'compare.test_segments' expected half, last, null, "
+                                             r"or segment places \(whole numbers >= 0\), found"):
             load_words_config(path)
     path.write_text(yaml_text({"models": {"a": "a"}, "subjects": {"s": {"epochs": "e.npy", "words": "w.tsv"}}}))
     assert load_words_config(path)["compare"]["test_segments"] == "half"
