@@ -72,18 +72,22 @@ def test_a_words_fit_is_read_without_its_sensor_terms_which_read_back_equal(tmp_
     rng = np.random.default_rng(1)
     X, Y = rng.standard_normal((60, 4)), rng.standard_normal((60, 3, 2))
     Y[:, 0, 1] += X[:, 0]
-    fit = fit_words(X, Y, np.repeat(np.arange(4), 15), {"front": [0, 1], "back": [2]}, n_permutations=20)
+    fit = fit_words(X, Y, np.repeat(np.arange(4), 15), {"front": [0, 1], "back": [2]}, n_permutations=20,
+                    test_segments=[2, 3])
+    assert fit.test_sensor_r_terms.shape == (30, 3, 2)
     path = tmp_path / "fit.npz"
     _write_fit(path, fit)
     assert sorted(path.parent.iterdir()) == [path]                    # the temporary name is gone
     with np.load(path) as data:                                       # the file holds what it held before
         assert sorted(data.files) == sorted([*WordFit.FIELDS, "groups"])
     read = _read_fit(path)
-    assert read.sensor_r_terms is None and read.extra["groups"] == ["front", "back"]
+    assert read.sensor_r_terms is None and read.test_sensor_r_terms is None
+    assert read.extra["groups"] == ["front", "back"]
     for name in WordFit.FIELDS:
-        if name != "sensor_r_terms":
+        if name not in ("sensor_r_terms", "test_sensor_r_terms"):
             np.testing.assert_array_equal(getattr(read, name), getattr(fit, name))
     np.testing.assert_array_equal(sensor_terms(read), fit.sensor_r_terms)
+    np.testing.assert_array_equal(sensor_terms(read, "test_sensor_r_terms"), fit.test_sensor_r_terms)
     assert sensor_terms(fit) is fit.sensor_r_terms
     # the per-sensor terms sum over words to r at every sensor x window
     np.testing.assert_allclose(sensor_terms(read).sum(0), fit.r, atol=1e-5)

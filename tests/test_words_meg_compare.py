@@ -9,7 +9,7 @@ from encoding.words import cluster_test_over_time, compare_fits
 from encoding.words.__main__ import main
 from encoding.words._config import load_words_config
 from encoding.words._run import prepare
-from encoding.words._study import fit_study
+from encoding.words._study import fit_study, sensor_terms
 from words_meg_study import CHANNELS, EFFECT_1, PLANTED_LAYER, build_tiny_gpt2, one_torch_thread  # noqa: F401
 from words_meg_study import write_study
 
@@ -42,9 +42,14 @@ def test_the_model_that_generated_the_responses_wins_with_the_expected_sign_and_
     assert table.loc["all", "r_difference"] > 0 and table.loc["all", "p_ttest"] < 0.05
     for empty in ("0", "1", "3"):                       # nothing planted there: no reliable difference
         assert table.loc[empty, "p_wilcoxon"] > 0.001
-    # across subjects: each subject's r_A - r_B, its mean in the group row
+    # within a subject the tests use the later half of the segments (the default compare.test_segments),
+    # predicted by one model trained on the earlier half
+    assert (table["inference"] == "held-out").all() and (table["test_segments"] == "2 3").all()
+    # across subjects: each subject's pooled r_A - r_B (every word, its outer fold's model), its mean in the
+    # group row
     group = both[both["subject"] == "group"].set_index("window")
-    subject_differences = both[both["window"] == "2"].set_index("subject")["r_difference"]
+    assert (group["inference"] == "across subjects").all()
+    subject_differences = both[both["window"] == "2"].set_index("subject")["pooled_r_difference"]
     assert group.loc["2", "n_subjects"] == 2 and (subject_differences[["sub-01", "sub-02"]] > 0.05).all()
     assert group.loc["2", "r_difference"] == pytest.approx(subject_differences[["sub-01", "sub-02"]].mean())
     clusters = pd.read_csv(out / "clusters.csv")
@@ -72,7 +77,12 @@ def test_swapping_the_models_flips_the_sign_and_keeps_the_p_values(study):
     group = [CHANNELS.index(name) for name in EFFECT_1["sensors"]]
     np.testing.assert_allclose(fit.word_r_terms[:, 1].sum(0), fit.r[group].mean(0), atol=1e-5)
     row = (forward["window"] == 2) & (forward["subject"] == "sub-01")
-    np.testing.assert_allclose(forward.loc[row, "r_a"], fit.r[group, 2].mean(), atol=1e-5)
+    np.testing.assert_allclose(forward.loc[row, "pooled_r_a"], fit.r[group, 2].mean(), atol=1e-5)
+    # the tested r: the held-out test words' terms (read from the work file), summed, averaged over the group
+    assert fit.test_sensor_r_terms is None
+    test_terms = sensor_terms(fit, "test_sensor_r_terms")
+    np.testing.assert_allclose(forward.loc[row, "r_a"], test_terms[:, group, 2].sum(0).mean(), atol=1e-5)
+    np.testing.assert_allclose(fit.test_r_terms[:, 1], test_terms[:, group].mean(1), atol=1e-6)
 
 
 def test_cluster_statistic_is_the_paired_t_of_scipy():

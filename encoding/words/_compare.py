@@ -1,8 +1,9 @@
-"""Two models on the same words: a paired test over words, and MNE's cluster permutation test over time.
+"""Two models on the same words: paired tests over blocks of held-out words, and MNE's cluster
+permutation tests over sensors x time or over time.
 
-A model's held-out r at a sensor and window is a sum over words of ``z_y * z_p`` (``_fit``); averaged
-over a sensor group, each word contributes one term per window. Model A minus model B, word by word,
-gives paired differences whose sum is r_A - r_B:
+A model's r at a sensor and window is a sum over words of ``z_y * z_p`` (``_fit``); averaged over a
+sensor group, each word contributes one term per window. Model A minus model B, word by word, gives
+paired differences whose sum is r_A - r_B:
 
 - per window and over the chosen windows: the paired t-test and Wilcoxon signed-rank test of the two
   models' terms (``encoding.stats.paired_tests``);
@@ -12,16 +13,36 @@ gives paired differences whose sum is r_A - r_B:
   the montage, ``mne.channels.find_ch_adjacency``), which controls the family-wise error over the map;
 - an ROI chosen beforehand (``compare.sensor_group: <group>``): ``mne.stats.permutation_cluster_1samp_test``
   over the windows of the group's mean differences;
-- with two or more subjects, the paired tests and the clusters over time on each subject's r_A - r_B.
+- with two or more subjects, the paired tests and the clusters over time on each subject's pooled
+  r_A - r_B (every word, each predicted by its outer fold's model): the population inference.
 
-Within a subject the unit of every test is a *block* of ``permutation_block`` consecutive words (never
-crossing a segment boundary; a segment's leftover words form a last, shorter block): the terms of
-neighbouring words are alike (their epochs overlap, slow noise and the models' context are shared),
-so sign flips and tests of single words are liberal; the differences summed over a block are nearly
-independent from block to block. The across-subject rows are the population inference. Blocks do not
-remove one dependence: the held-out predictions of different folds share training words, so one fold's
-terms depend on the other folds' responses; on white-noise nulls with fitted models per-cell paired
-tests reach p < 0.05 in 12-18 % of cells. Within-subject p-values are descriptive.
+Within a subject the tests use only the words of held-out test segments (``compare.test_segments``,
+default ``half``: the later half of each subject's segments), predicted, for each model and layer, by
+one ridge fit on the other segments (``WordFit.test_*``); the layer compared, unless ``compare.layers``
+names it, is the one whose test fit has the best inner-CV score, on the training segments only. The
+tests' unit is a *block* of ``permutation_block`` consecutive test words (never crossing a segment
+boundary; a segment's leftover words form a last, shorter block): neighbouring words' terms are alike
+(their epochs overlap, slow noise and the models' context are shared), so tests of single words are
+liberal.
+
+Why held-out segments: every word does have a held-out prediction from its outer fold, but fold k's
+weights are fitted on the other folds' responses, so a block's term in fold k and a block's term in fold
+j both contain the responses of k and j, and blocks of different folds are positively correlated.
+Tests that treat them as independent are liberal: on simulated nulls (two models of 8 random features,
+400 words in 4 segments, blocks of 10) per-cell paired t-tests over every fold's blocks reach p < 0.05
+in 10.7 % of 4,000 cells on white noise and 12.3 % with AR(0.5) responses and features, and the sensor
+x time cluster test finds a false cluster in 45.5 % and 62.0 % of 200 nulls. Given the one test model,
+the test words' terms depend only on their own responses: the held-out tests reach p < 0.05 in 4.4 %
+(95 % interval 3.8-5.1 %) and 6.2 % (5.4-7.0 %) of the cells and find a false cluster in 2.5 % and 5.0 %
+of the nulls (``bench/words_within_subject.py``, ``tests/test_words_within_subject.py``). Testing the
+last segment only (a model trained on three quarters) holds the rate too but has less power: on the
+planted study of ``tests/words_meg_planted.py`` (12 simulations, 14 planted cells each) 43 % of planted
+cells at p < 0.05 and the planted cluster in 3 of 12, against 70 % and 11 of 12 with ``half``; a
+Nadeau-Bengio corrected t over the outer folds was at 7.0 % and 5.6 % under the null, 35 % in power.
+
+Without test segments (``compare.test_segments: null``) the tests run over every outer fold's blocks
+and the rows say ``inference: descriptive``: their p-values are not valid. The ``pooled_r_*`` columns
+(r over every word, each predicted by its outer fold's model, as ``run`` reports it) are descriptive.
 """
 import logging
 from pathlib import Path
@@ -166,7 +187,11 @@ def cluster_test_sensors_time(differences, adjacency, n_permutations=1000, thres
 
 def compare_fits(fits, subjects, models, layers, group="all", windows=None, n_permutations=1000, threshold=None,
                  seed=0, block=10):
-    """Rows of the comparison table and the clusters over time of models[0] against models[1].
+    """Rows of the comparison table and the clusters of models[0] against models[1].
+
+    Within a subject the tests use the fits' held-out test segments (``WordFit.test_*``) when they have
+    them (inference ``held-out``), else every word's outer-fold terms (inference ``descriptive``; module
+    docstring).
 
     Parameters
     ----------
@@ -185,35 +210,40 @@ def compare_fits(fits, subjects, models, layers, group="all", windows=None, n_pe
     -------
     table : DataFrame, one row per (subject, window) plus ``window = "all"`` rows, and ``group`` rows
     clusters : DataFrame, one row per cluster
-    curves : dict subject -> (r_a (n_windows,), r_b (n_windows,), cluster list)
+    curves : dict subject -> (r_a (n_windows,), r_b (n_windows,), cluster list), r of the tested words
     """
     a, b = models
     rows, cluster_rows, curves, per_subject = [], [], {}, []
     for subject, target in subjects.items():
         fit_a, fit_b = fits[subject, a, layers[a]], fits[subject, b, layers[b]]
         g = _group_index(fit_a, group)
-        terms_a, terms_b = fit_a.word_r_terms[:, g].astype(np.float64), fit_b.word_r_terms[:, g].astype(np.float64)
-        kept = np.isfinite(terms_a).all(1) & np.isfinite(terms_b).all(1)     # words of dropped epochs are NaN
-        terms_a, terms_b = block_sums(terms_a[kept], target.segments, block), \
-            block_sums(terms_b[kept], target.segments, block)
+        pooled_a, pooled_b = fit_a.word_r_terms[:, g].astype(np.float64), fit_b.word_r_terms[:, g].astype(np.float64)
+        kept = np.isfinite(pooled_a).all(1) & np.isfinite(pooled_b).all(1)     # words of dropped epochs are NaN
+        pooled_a, pooled_b = pooled_a[kept], pooled_b[kept]
+        tested = _tested_words(fit_a, fit_b, target, g, kept)
+        terms_a, terms_b = (block_sums(t, tested["segments"], block) for t in tested["terms"])
         chosen = _window_mask(target.windows, windows)
+        label = {"subject": subject, "inference": tested["inference"], "test_segments": tested["labels"]}
         for w, (start, stop) in enumerate(target.windows):
-            rows.append({"subject": subject, "window": w, "window_start": start, "window_stop": stop,
-                         "n_words": int(kept.sum()), **paired_word_tests(terms_a[:, w], terms_b[:, w], "blocks")})
-        rows.append({"subject": subject, "window": "all", "window_start": target.windows[chosen.argmax()][0],
+            rows.append({**label, "window": w, "window_start": start, "window_stop": stop,
+                         "n_words": int(len(tested["segments"])),
+                         **paired_word_tests(terms_a[:, w], terms_b[:, w], "blocks"),
+                         **_pooled_columns(pooled_a[:, w], pooled_b[:, w])})
+        rows.append({**label, "window": "all", "window_start": target.windows[chosen.argmax()][0],
                      "window_stop": target.windows[len(chosen) - 1 - chosen[::-1].argmax()][1],
-                     "n_words": int(kept.sum()),
-                     **paired_word_tests(terms_a[:, chosen].mean(1), terms_b[:, chosen].mean(1), "blocks")})
+                     "n_words": int(len(tested["segments"])),
+                     **paired_word_tests(terms_a[:, chosen].mean(1), terms_b[:, chosen].mean(1), "blocks"),
+                     **_pooled_columns(pooled_a[:, chosen].mean(1), pooled_b[:, chosen].mean(1))})
         if group == "all":
-            sensor_a, sensor_b = (block_sums(sensor_terms(f)[kept].astype(np.float64), target.segments, block)
-                                  for f in (fit_a, fit_b))
+            # per-sensor terms are read from the work files only here, for the two fits compared
+            sensor_a, sensor_b = (block_sums(t, tested["segments"], block) for t in tested["sensor_terms"]())
             t, map_clusters = cluster_test_sensors_time(sensor_a - sensor_b, sensor_adjacency(target.info),
                                                         n_permutations, threshold, seed)
             names = np.asarray(target.info["ch_names"])
             for mask, p, sign in map_clusters:
                 cells = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-                cluster_rows.append({"subject": subject, "test": "sensors x time",
-                                     "start": target.windows[cells[1][0]][0], "stop": target.windows[cells[1][-1]][1], "n_windows": int(cells[1].size),
+                cluster_rows.append({**label, "test": "sensors x time", "start": target.windows[cells[1][0]][0],
+                                     "stop": target.windows[cells[1][-1]][1], "n_windows": int(cells[1].size),
                                      "n_cells": int(mask.sum()), "sensors": " ".join(names[cells[0]]),
                                      "sign": sign, "t_sum": float(t[mask].sum()), "p": p})
             clusters = [(mask.any(0), p, sign) for mask, p, sign in map_clusters]
@@ -221,12 +251,12 @@ def compare_fits(fits, subjects, models, layers, group="all", windows=None, n_pe
             t, clusters = cluster_test_over_time(terms_a - terms_b, n_permutations, threshold, seed)
             for mask, p, sign in clusters:
                 index = np.flatnonzero(mask)
-                cluster_rows.append({"subject": subject, "test": f"time, group {group}",
+                cluster_rows.append({**label, "test": f"time, group {group}",
                                      "start": target.windows[index[0]][0], "stop": target.windows[index[-1]][1],
                                      "n_windows": int(index.size), "n_cells": int(index.size), "sensors": group,
                                      "sign": sign, "t_sum": float(t[mask].sum()), "p": p})
         curves[subject] = (terms_a.sum(0), terms_b.sum(0), [(m, p) for m, p, _ in clusters if p < 0.05])
-        per_subject.append((terms_a.sum(0), terms_b.sum(0)))
+        per_subject.append((pooled_a.sum(0), pooled_b.sum(0)))
     if len(subjects) >= 2:
         _group_rows(rows, cluster_rows, per_subject, next(iter(subjects.values())).windows, n_permutations,
                     threshold, seed)
@@ -234,23 +264,58 @@ def compare_fits(fits, subjects, models, layers, group="all", windows=None, n_pe
     table.insert(1, "model_a", f"{a} (layer {layers[a]})")
     table.insert(2, "model_b", f"{b} (layer {layers[b]})")
     table.insert(3, "sensor_group", group)
-    columns = ["subject", "test", "start", "stop", "n_windows", "n_cells", "sensors", "sign", "t_sum", "p"]
+    columns = ["subject", "inference", "test_segments", "test", "start", "stop", "n_windows", "n_cells", "sensors",
+               "sign", "t_sum", "p"]
     return table, pd.DataFrame(cluster_rows, columns=columns), curves
 
 
+def _tested_words(fit_a, fit_b, target, g, kept):
+    """The words a subject's within-subject tests use: the held-out test segments' words when the fits have
+    them, else every kept word (descriptive). Returns a dict of inference, labels (the test segments'
+    0-based places in reading order, ``all (outer folds)`` without), segments of the tested words, terms
+    (group g) of both models, and sensor_terms: a function that reads both models' per-sensor terms."""
+    if not np.array_equal(fit_a.test_segments, fit_b.test_segments):
+        raise InputError(f"compare: the two models' fits hold different test segments ({fit_a.test_segments} and "
+                         f"{fit_b.test_segments}); fit them with the same 'compare.test_segments'.")
+    fits = (fit_a, fit_b)
+    if len(fit_a.test_segments) == 0:
+        return {"inference": "descriptive", "labels": "all (outer folds)", "segments": target.segments,
+                "terms": [f.word_r_terms[kept, g].astype(np.float64) for f in fits],
+                "sensor_terms": lambda: [sensor_terms(f)[kept].astype(np.float64) for f in fits]}
+    rows = np.isin(target.segments, fit_a.test_segments)
+    if rows.sum() != len(fit_a.test_r_terms):
+        raise InputError(f"compare: the fits' test terms hold {len(fit_a.test_r_terms)} words, the subject's test "
+                         f"segments {rows.sum()}; the fits are not of these targets.")
+    places = list(dict.fromkeys(target.segments.tolist()))
+    return {"inference": "held-out", "labels": " ".join(str(places.index(s)) for s in fit_a.test_segments),
+            "segments": target.segments[rows],
+            "terms": [f.test_r_terms[:, g].astype(np.float64) for f in fits],
+            "sensor_terms": lambda: [sensor_terms(f, "test_sensor_r_terms").astype(np.float64) for f in fits]}
+
+
+def _pooled_columns(pooled_a, pooled_b):
+    """Descriptive: r over every word, each predicted by its outer fold's model (as ``run`` reports it)."""
+    return {"pooled_r_a": float(pooled_a.sum()), "pooled_r_b": float(pooled_b.sum()),
+            "pooled_r_difference": float(pooled_a.sum() - pooled_b.sum())}
+
+
 def _group_rows(rows, cluster_rows, per_subject, windows, n_permutations, threshold, seed):
-    """Across-subject rows: paired tests and clusters over each subject's r_A - r_B."""
+    """Across-subject rows: paired tests and clusters over each subject's pooled r_A - r_B (every word,
+    each predicted by its outer fold's model: subjects are independent, so all of a subject's words serve)."""
     r_a, r_b = (np.array([pair[i] for pair in per_subject]) for i in (0, 1))
+    label = {"subject": "group", "inference": "across subjects", "test_segments": "all (outer folds)"}
     for w, (start, stop) in enumerate(windows):
         result = paired_tests(r_a[:, w], r_b[:, w])
-        rows.append({"subject": "group", "window": w, "window_start": start, "window_stop": stop,
+        rows.append({**label, "window": w, "window_start": start, "window_stop": stop,
                      "n_subjects": result["n_subjects"], "r_a": result["mean_a"], "r_b": result["mean_b"],
                      "r_difference": result["mean_difference"],
-                     **{k: result[k] for k in ("t", "p_ttest", "wilcoxon_w", "p_wilcoxon")}})
+                     **{k: result[k] for k in ("t", "p_ttest", "wilcoxon_w", "p_wilcoxon")},
+                     "pooled_r_a": result["mean_a"], "pooled_r_b": result["mean_b"],
+                     "pooled_r_difference": result["mean_difference"]})
     t, clusters = cluster_test_over_time(r_a - r_b, n_permutations, threshold, seed)
     for mask, p, sign in clusters:
         index = np.flatnonzero(mask)
-        cluster_rows.append({"subject": "group", "test": "time, subjects", "start": windows[index[0]][0],
+        cluster_rows.append({**label, "test": "time, subjects", "start": windows[index[0]][0],
                              "stop": windows[index[-1]][1], "n_windows": int(index.size), "n_cells": int(index.size),
                              "sensors": "", "sign": sign, "t_sum": float(t[mask].sum()), "p": p})
 
@@ -273,6 +338,16 @@ def _window_mask(windows, span):
     return mask
 
 
+def best_training_layer(fits, subjects, model, layers):
+    """The layer with the highest inner-CV score of the held-out test model (mean over sensors, windows and
+    subjects): chosen on the training segments only, never on the test words. Fits without test segments:
+    ``best_layer`` (the outer folds' inner-CV scores, whose training segments include every segment)."""
+    if any(len(fits[s, model, layers[0]].test_segments) == 0 for s in subjects):
+        return best_layer(fits, subjects, model, layers)
+    scores = [np.mean([np.nanmean(fits[s, model, k].test_cv_score) for s in subjects]) for k in layers]
+    return layers[int(np.nanargmax(scores))]
+
+
 def run_compare(config, models, overwrite=False, out=None):
     """``python -m encoding.words compare``: fits (reused from the work folder), tests, figures.
 
@@ -288,9 +363,8 @@ def run_compare(config, models, overwrite=False, out=None):
     settings = config["compare"]
     story, subjects = prepare(config)
     fits, layers = fit_study(config, story, subjects, models)
-    chosen = {m: int(settings["layers"][m]) if m in (settings["layers"] or {}) else best_layer(fits, subjects, m,
-                                                                                                  layers[m])
-              for m in models}
+    chosen = {m: int(settings["layers"][m]) if m in (settings["layers"] or {}) else
+              best_training_layer(fits, subjects, m, layers[m]) for m in models}
     for m, k in chosen.items():
         if k not in layers[m]:
             raise InputError(f"{config['config_file']}: field 'compare.layers.{m}' is {k}, not a fitted layer.")
@@ -303,9 +377,12 @@ def run_compare(config, models, overwrite=False, out=None):
         if config["figures"]:
             (partial / "figures").mkdir()
             for subject, (r_a, r_b, significant) in curves.items():
+                row = table[table["subject"] == subject].iloc[0]
+                words = (f"held-out segments {row['test_segments']}" if row["inference"] == "held-out" else
+                         "all words, descriptive")
                 close_figure(plot_model_difference(r_a, r_b, subjects[subject].windows,
                                                    [f"{m} L{chosen[m]}" for m in models], significant,
-                                                   f"{subject}, sensors: {settings['sensor_group']}",
+                                                   f"{subject}, sensors: {settings['sensor_group']}, {words}",
                                                    partial / "figures" / f"difference_{subject}.png"))
         write_provenance(partial, config)
     return out, table

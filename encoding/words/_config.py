@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import StrictBool, StrictInt, StrictStr
+from pydantic import Field, StrictBool, StrictInt, StrictStr
 
 from extractors.words import is_local_source
 from features.errors import InputError
@@ -23,6 +23,7 @@ from ..config import (Count, Names, Number, Positive, Section, at_least, between
 POOLINGS = ("last_token", "token_mean")
 Layers = Union[StrictStr, StrictInt, list[Union[StrictInt, StrictStr]]]
 Frequency = Optional[Annotated[Number, between(0, float("inf"))]]
+TestSegments = Optional[Union[Literal["half", "last"], Count, Annotated[list[Count], Field(min_length=1)]]]
 
 
 class Context(Section):
@@ -66,12 +67,19 @@ class Windows(Section):
 class Compare(Section):
     models: Optional[Names] = setting(None, "the two models compared (default: the first two)",
                                       "a list of model names")
-    layers: dict[str, Any] = setting({}, "model -> layer compared (default: its CV-best)",
-                                     "a mapping of model to layer")
+    layers: dict[str, Any] = setting({}, "model -> layer compared (default: the best by the inner-CV score of "
+                                         "its test model, on the training segments)", "a mapping of model to layer")
     windows: Any = setting(None, "the windows compared (default: all)")
     sensor_group: StrictStr = setting("all", "the sensor group compared", "a sensor group name")
     n_permutations: Count = setting(1000, "cluster permutations", "a whole number >= 0")
     threshold: Optional[Number] = setting(None, "cluster-forming threshold (default: MNE's)", "a number or null")
+    # the outer folds' terms depend on one another (fold k's weights are fitted on the other folds'
+    # responses), so a valid within-subject test needs words that one model, trained without them, predicts
+    test_segments: TestSegments = setting(
+        "half", "held-out segments of each subject that the within-subject tests use, predicted by one model "
+                "trained on the other segments (at least two): half (the later half, rounded down), last, a "
+                "segment's 0-based place in reading order or a list of them; null: none, the within-subject "
+                "rows are descriptive", "half, last, null, or segment places (whole numbers >= 0)")
 
 
 class Diverge(Section):

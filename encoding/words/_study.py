@@ -29,7 +29,7 @@ from features.errors import InputError
 from ..pipeline import select_layers
 from ..sweep import atomic_path, content_digest, publish, remove_stale_temporaries
 from ._config import base_dir, output_folder, windows_of
-from ._fit import WordFit, fit_words
+from ._fit import WordFit, fit_words, test_segment_labels
 from ._meg import read_run, sensor_groups, word_targets
 from ._story import match_story, read_word_table, segment_labels
 from ._verifier import marked_sentence
@@ -37,7 +37,7 @@ from ._verifier import marked_sentence
 log = logging.getLogger(__name__)
 
 #: Bumped when the meaning of a fit file's numbers changes.
-FIT_VERSION = 3
+FIT_VERSION = 4
 
 
 @dataclass
@@ -156,7 +156,12 @@ def fit_study(config, story, subjects, models, progress=True):
     fits_dir = work_folder(config) / "fits"
     settings = {"alphas": np.asarray(config["alphas"]).tolist(), "cv_folds": config["cv_folds"],
                 "n_permutations": config["n_permutations"], "permutation_block": config["permutation_block"],
-                "seed": config["seed"], "version": FIT_VERSION}
+                "seed": config["seed"], "test_segments": config["compare"]["test_segments"],
+                "version": FIT_VERSION}
+    # the held-out test segments of each subject (compare's tests), checked before any model is loaded
+    test = {s: test_segment_labels(config["compare"]["test_segments"], target.segments,
+                                   f"{config['config_file']}: field 'compare.test_segments' ({s})")
+            for s, target in subjects.items()}
     stores = {model: ensure_features(config, model, story) for model in models}
     layers = {model: model_layers(config, stores[model]) for model in models}
     jobs = [(s, m, k) for s in subjects for m in models for k in layers[m]]
@@ -171,7 +176,7 @@ def fit_study(config, story, subjects, models, progress=True):
         if not path.is_file():
             fit = with_every_word(fit_words(X[kept], target.Y, target.segments, target.groups, config["alphas"],
                                             config["cv_folds"], config["n_permutations"], config["permutation_block"],
-                                            config["seed"]), kept)
+                                            config["seed"], test_segments=test[subject]), kept)
             _write_fit(path, fit)
             log.info("fitted %s / %s / layer %d: max r %.3f", subject, model, layer, np.nanmax(fit.r))
         fits[subject, model, layer] = _read_fit(path)
@@ -196,20 +201,24 @@ def _write_fit(path, fit):
     publish(tmp, path)
 
 
+#: Per-sensor arrays left in a work file until compare asks for them (:func:`sensor_terms`).
+SENSOR_FIELDS = ("sensor_r_terms", "test_sensor_r_terms")
+
+
 def _read_fit(path):
     """The fit of a work file, its per-sensor r terms left in the file (:func:`sensor_terms` reads them)."""
     with np.load(path, allow_pickle=False) as data:
-        return WordFit(**{name: data[name] for name in WordFit.FIELDS if name != "sensor_r_terms"},
+        return WordFit(**{name: data[name] for name in WordFit.FIELDS if name not in SENSOR_FIELDS},
                        extra={"groups": data["groups"].tolist(), "file": path})
 
 
-def sensor_terms(fit):
-    """The fit's per-word r terms at every sensor (n_words, n_sensors, n_windows), read from its work file
-    when the fit came from one."""
-    if fit.sensor_r_terms is not None:
-        return fit.sensor_r_terms
+def sensor_terms(fit, name="sensor_r_terms"):
+    """The fit's per-word r terms at every sensor (n_words, n_sensors, n_windows; ``test_sensor_r_terms``:
+    the test words'), read from its work file when the fit came from one."""
+    if getattr(fit, name) is not None:
+        return getattr(fit, name)
     with np.load(fit.extra["file"], allow_pickle=False) as data:
-        return data["sensor_r_terms"]
+        return data[name]
 
 
 def best_layer(fits, subjects, model, layers):
