@@ -26,20 +26,11 @@ from encoding.words import fit_words, held_out_predictions  # noqa: E402
 from encoding.words._compare import block_sums, compare_fits  # noqa: E402
 from encoding.words._fit import _centre_within, _unit  # noqa: E402
 from encoding.words._study import SubjectTargets  # noqa: E402
+from words_meg_planted import ar_over_words  # noqa: E402
 
 N_WORDS, BLOCK = 400, 10
 SEGMENTS = np.repeat(np.arange(4), N_WORDS // 4)
 DESIGNS = {"old (every fold)": None, "last": [3], "half": [2, 3]}
-
-
-def ar(n, shape, phi, rng):
-    """AR(1) over words; phi 0 is white noise."""
-    e = rng.standard_normal((n, *shape))
-    out = np.empty_like(e)
-    out[0] = e[0]
-    for i in range(1, n):
-        out[i] = phi * out[i - 1] + np.sqrt(1 - phi ** 2) * e[i]
-    return out
 
 
 def rate(hits, n):
@@ -77,8 +68,8 @@ def nulls(n_nulls=80, n_targets=50):
         p = {name: [] for name in [*DESIGNS, "Nadeau-Bengio"]}
         for k in range(n_nulls):
             rng = np.random.default_rng(1000 + k)
-            Y = ar(N_WORDS, (n_targets, 1), phi, rng)
-            X_a, X_b = ar(N_WORDS, (8,), phi, rng), ar(N_WORDS, (8,), phi, rng)
+            Y = ar_over_words(N_WORDS, (n_targets, 1), phi, rng)
+            X_a, X_b = ar_over_words(N_WORDS, (8,), phi, rng), ar_over_words(N_WORDS, (8,), phi, rng)
             for name, test in DESIGNS.items():
                 p[name].append(cell_p_values(X_a, X_b, Y, SEGMENTS, test))
             p["Nadeau-Bengio"].append(nadeau_bengio_p(X_a, X_b, Y, SEGMENTS))
@@ -97,8 +88,8 @@ def clusters(n_nulls=200):
         false = dict.fromkeys(("old (every fold)", "half"), 0)
         for k in range(n_nulls):
             rng = np.random.default_rng(5000 + k)
-            Y = ar(N_WORDS, (32, 6), phi, rng)
-            X = {"a": ar(N_WORDS, (8,), phi, rng), "b": ar(N_WORDS, (8,), phi, rng)}
+            Y = ar_over_words(N_WORDS, (32, 6), phi, rng)
+            X = {"a": ar_over_words(N_WORDS, (8,), phi, rng), "b": ar_over_words(N_WORDS, (8,), phi, rng)}
             target = SubjectTargets(Y, SEGMENTS, info, {"all": np.arange(32)}, windows, np.ones(N_WORDS, bool))
             for name in false:
                 fits = {("s", m, 0): fit_words(X[m], Y, SEGMENTS, n_permutations=0, test_segments=DESIGNS[name])

@@ -10,7 +10,7 @@ import pytest
 from encoding.words import fit_words
 from encoding.words._config import load_words_config
 from encoding.words._run import prepare
-from words_meg_planted import CHANNELS, PLANTED, model_features, write
+from words_meg_planted import CHANNELS, PLANTED, ar_over_words, model_features, write
 
 EARLY = [0, 1, 2]          # windows 0-300 ms: nothing is planted there
 LATE = [3, 4]              # 300-500 ms: the planted response
@@ -167,16 +167,6 @@ def test_foldwise_r_is_unbiased_under_the_null_where_pooled_r_is_below_zero():
     assert planted.r[:10].min() > 0.6
 
 
-def _ar(n, shape, phi, rng):
-    """AR(1) over words: neighbouring words alike (slow noise, shared context)."""
-    e = rng.standard_normal((n, *shape))
-    out = np.empty_like(e)
-    out[0] = e[0]
-    for i in range(1, n):
-        out[i] = phi * out[i - 1] + np.sqrt(1 - phi ** 2) * e[i]
-    return out
-
-
 def test_sensor_x_time_clusters_find_the_planted_cluster_of_a_over_b(planted):
     from encoding.words._compare import compare_fits
     from encoding.words._fit import test_segment_labels
@@ -216,8 +206,8 @@ def test_block_wise_sign_flips_keep_false_clusters_near_the_nominal_rate():
     false = {1: 0, 10: 0}
     for k in range(20):
         rng = np.random.default_rng(100 + k)
-        y = _ar(400, (32, 6), 0.5, rng)
-        differences = y * (_ar(400, (1, 1), 0.5, rng) - _ar(400, (1, 1), 0.5, rng))
+        y = ar_over_words(400, (32, 6), 0.5, rng)
+        differences = y * (ar_over_words(400, (1, 1), 0.5, rng) - ar_over_words(400, (1, 1), 0.5, rng))
         for block in false:
             _, clusters = cluster_test_sensors_time(block_sums(differences, segments, block), adjacency, 200, seed=k)
             false[block] += any(p < 0.05 for _, p, _ in clusters)

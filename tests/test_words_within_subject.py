@@ -8,21 +8,11 @@ import pytest
 from encoding.words import fit_words
 from encoding.words._compare import compare_fits
 from encoding.words._study import SubjectTargets
-from words_meg_planted import simulate
+from words_meg_planted import ar_over_words, simulate
 
 N_WORDS, N_SENSORS, N_WINDOWS = 400, 2, 20
 SEGMENTS = np.repeat(np.arange(4), N_WORDS // 4)
 WINDOWS = [(w / 40, (w + 1) / 40) for w in range(N_WINDOWS)]
-
-
-def _ar(n, shape, phi, rng):
-    """AR(1) over words (0: white noise)."""
-    e = rng.standard_normal((n, *shape))
-    out = np.empty_like(e)
-    out[0] = e[0]
-    for i in range(1, n):
-        out[i] = phi * out[i - 1] + np.sqrt(1 - phi ** 2) * e[i]
-    return out
 
 
 def _null_cell_p_values(phi, seeds):
@@ -33,8 +23,8 @@ def _null_cell_p_values(phi, seeds):
     groups = {f"s{i}": np.array([i]) for i in range(N_SENSORS)}      # one group per sensor: per-cell rows
     for seed in seeds:
         rng = np.random.default_rng(seed)
-        Y = _ar(N_WORDS, (N_SENSORS, N_WINDOWS), phi, rng)
-        X = {"a": _ar(N_WORDS, (8,), phi, rng), "b": _ar(N_WORDS, (8,), phi, rng)}
+        Y = ar_over_words(N_WORDS, (N_SENSORS, N_WINDOWS), phi, rng)
+        X = {"a": ar_over_words(N_WORDS, (8,), phi, rng), "b": ar_over_words(N_WORDS, (8,), phi, rng)}
         target = SubjectTargets(Y, SEGMENTS, None, groups, WINDOWS, np.ones(N_WORDS, bool))
         for name, test in (("held-out", [2, 3]), ("pooled", None)):
             fits = {("s", m, 0): fit_words(X[m], Y, SEGMENTS, groups, n_permutations=0, test_segments=test)

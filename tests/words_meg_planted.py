@@ -23,6 +23,16 @@ PLANTED = ["F7", "FC5", "T7", "C3", "CP5", "TP9", "FT9"]      # left temporal, n
 EFFECT = (0.3, 0.5)
 
 
+def ar_over_words(n, shape, phi, rng):
+    """AR(1) over words (phi 0: white noise): neighbouring words alike (slow noise, shared context)."""
+    e = rng.standard_normal((n, *shape))
+    out = np.empty_like(e)
+    out[0] = e[0]
+    for i in range(1, n):
+        out[i] = phi * out[i - 1] + np.sqrt(1 - phi ** 2) * e[i]
+    return out
+
+
 def planted_words(n_words, share=0.25, seed=0):
     """Words (every 8th ends a sentence) and the mask of the planted category (number words)."""
     rng = np.random.default_rng(seed)
