@@ -17,7 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from features.errors import InputError
+from features.errors import InputError, command
 from features.store import FeatureStore
 
 from .encoders import check_store, load_encoder
@@ -102,15 +102,9 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    try:
-        written = write_predictions(args.model, args.features, args.out, args.overwrite)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+@command(build_parser)
+def main(args):
+    written = write_predictions(args.model, args.features, args.out, args.overwrite)
     print(f"wrote {len(written)} file(s) to {args.out}")
     return 0
 

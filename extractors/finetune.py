@@ -35,7 +35,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from features.errors import InputError
+from features.errors import InputError, command
 
 from .hub import local_files_only
 from .words import is_local_source
@@ -268,6 +268,7 @@ def _publish(out, trainer, tokenizer, summary, overwrite):
         shutil.rmtree(partial, ignore_errors=True)
 
 
+@command()
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m extractors.finetune",
                                      description="Fine-tune a causal LM (Trainer) on a text or multiple-choice "
@@ -286,12 +287,8 @@ def main(argv=None):
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    try:
-        summary = finetune(args.model, args.data, args.out, args.task, args.epochs, args.lr, args.batch_size,
-                           args.max_length, args.seed, args.save_steps, args.device, args.overwrite)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    summary = finetune(args.model, args.data, args.out, args.task, args.epochs, args.lr, args.batch_size,
+                       args.max_length, args.seed, args.save_steps, args.device, args.overwrite)
     print(f"wrote {args.out}: loss on the training data {summary['loss_before']:.4f} -> {summary['loss_after']:.4f}")
     return 0
 

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.errors import InputError
+from features.errors import InputError, command
 from features.events import event_features
 from features.store import FeatureStore, check_parameters
 from features.tables import read_text_table
@@ -273,9 +273,9 @@ def _write_whole(out, parameters, rows, prompt):
                                                          f"layer(s)" for name, layers in rows.items()))
 
 
+@command()
 def main(argv=None):
     import argparse
-    import sys
 
     parser = argparse.ArgumentParser(
         prog="python -m extractors.transcript",
@@ -297,15 +297,11 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    try:
-        if (args.words is None) == (args.table is None):
-            raise InputError("--words/--table: give exactly one of them.")
-        path = write_transcript_store(args.out, args.words, args.tr, args.n_trs, args.model, args.onset_offset,
-                                      args.run, parse_context(args.context), args.pooling, args.table, args.device,
-                                      args.dtype, args.batch_size)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if (args.words is None) == (args.table is None):
+        raise InputError("--words/--table: give exactly one of them.")
+    path = write_transcript_store(args.out, args.words, args.tr, args.n_trs, args.model, args.onset_offset,
+                                  args.run, parse_context(args.context), args.pooling, args.table, args.device,
+                                  args.dtype, args.batch_size)
     print(f"features store {path}")
     return 0
 

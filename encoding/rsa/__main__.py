@@ -24,10 +24,9 @@ Without ``events`` the items are the store's rows (one per word, named by the st
 subjects may give fMRI ``runs`` instead of patterns (item betas from an HRF-convolved GLM).
 """
 import argparse
-import logging
 import sys
 
-from features.errors import InputError
+from features.errors import command
 
 from ..config import parse_list
 from ._config import load_rsa_config
@@ -54,19 +53,13 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+@command(build_parser)
+def main(args):
     overrides = {"models": args.model or None, "instructions": args.instruction, "layers": args.layers,
                  "comparison": args.comparison, "brain_metric": args.brain_metric,
                  "n_permutations": args.permutations, "n_bootstrap": args.bootstrap, "out": args.out}
-    try:
-        config = load_rsa_config(args.config, overrides)
-        out, table = run_rsa(config, overwrite=args.overwrite)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    config = load_rsa_config(args.config, overrides)
+    out, table = run_rsa(config, overwrite=args.overwrite)
     columns = ["subject", "model", "instruction", "layer", "roi", "score", "p_value", "ci_low", "ci_high"]
     if not args.quiet:
         print(table[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))

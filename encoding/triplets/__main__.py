@@ -12,10 +12,9 @@ Bad input ends in one sentence naming the file and the field, and exit status 2.
 defaults and ranges are defined in ``_config``.
 """
 import argparse
-import logging
 import sys
 
-from features.errors import InputError
+from features.errors import command
 
 from ._collect import collect_judgments
 from ._config import Collect, Evaluate, Fit, check_flags
@@ -72,16 +71,10 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    try:
-        check_flags(args.command, vars(args))
-        return _run(args)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+@command(build_parser)
+def main(args):
+    check_flags(args.command, vars(args))
+    return _run(args)
 
 
 def _run(args):

@@ -19,12 +19,11 @@ A minimal config (paths relative to its folder; every key: ``encoding/words/_con
       sub-01: {raw: sub-01_meg.fif, words: sub-01_words.tsv}   # onset (s), word; or runs: [...]
 """
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 from extractors.words import is_local_source
-from features.errors import InputError
+from features.errors import InputError, command
 
 from ..config import parse_list
 from ..demo.words_meg import write_example as write_simulated_study
@@ -98,45 +97,35 @@ def _models(config, value):
     return names or list(config["models"])
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+@command(build_parser)
+def main(args):
     if args.command == "example":
-        try:
-            return write_example(args.out)
-        except InputError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+        return write_example(args.out)
     overrides = {"layers": args.layers}
     if args.command == "diverge":
         overrides.update({"diverge.proposer_model": args.proposer_model, "diverge.hypotheses": args.hypotheses})
-    try:
-        config = load_words_config(args.config, overrides)
-        if args.command == "run":
-            out, table = run_words(config, args.overwrite, _models(config, args.models), out=args.out)
-            summary = table.groupby(["subject", "model", "layer"])[["r", "significant"]].agg(
-                {"r": "max", "significant": "sum"}).rename(columns={"r": "max_r", "significant": "n_significant"})
-            print(summary.to_string(float_format=lambda v: f"{v:.3f}"))
-            print(f"\nResults in {out}/ (words_scores.csv, layers.csv, scores.h5, figures/)")
-        elif args.command == "compare":
-            wanted = args.models or config["compare"]["models"]    # the command line, else compare.models
-            out, table = run_compare(config, _models(config, wanted), args.overwrite, args.out)
-            print(table[table["window"] == "all"].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-            print(f"\nResults in {out}/ (compare.csv, clusters.csv, figures/)")
-        else:
-            contrast = _models(config, args.contrast) if args.contrast else None
-            if contrast is not None and len(contrast) != 2:
-                raise InputError(f"--contrast: expected two models A,B, found {len(contrast)} "
-                                 f"({','.join(args.contrast)}).")
-            out, table = run_diverge(config, args.overwrite, args.out, args.proposer, args.verifier,
-                                     _models(config, args.model)[0] if args.model else None, contrast)
-            print(table.head(10)[["rank", "hypothesis", "validity", "p", "q"]].to_string(
-                index=False, float_format=lambda v: f"{v:.3g}"))
-            print(f"\nResults in {out}/ (hypotheses.csv, groups.csv, proposer.jsonl, verifier.h5)")
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    config = load_words_config(args.config, overrides)
+    if args.command == "run":
+        out, table = run_words(config, args.overwrite, _models(config, args.models), out=args.out)
+        summary = table.groupby(["subject", "model", "layer"])[["r", "significant"]].agg(
+            {"r": "max", "significant": "sum"}).rename(columns={"r": "max_r", "significant": "n_significant"})
+        print(summary.to_string(float_format=lambda v: f"{v:.3f}"))
+        print(f"\nResults in {out}/ (words_scores.csv, layers.csv, scores.h5, figures/)")
+    elif args.command == "compare":
+        wanted = args.models or config["compare"]["models"]    # the command line, else compare.models
+        out, table = run_compare(config, _models(config, wanted), args.overwrite, args.out)
+        print(table[table["window"] == "all"].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        print(f"\nResults in {out}/ (compare.csv, clusters.csv, figures/)")
+    else:
+        contrast = _models(config, args.contrast) if args.contrast else None
+        if contrast is not None and len(contrast) != 2:
+            raise InputError(f"--contrast: expected two models A,B, found {len(contrast)} "
+                             f"({','.join(args.contrast)}).")
+        out, table = run_diverge(config, args.overwrite, args.out, args.proposer, args.verifier,
+                                 _models(config, args.model)[0] if args.model else None, contrast)
+        print(table.head(10)[["rank", "hypothesis", "validity", "p", "q"]].to_string(
+            index=False, float_format=lambda v: f"{v:.3g}"))
+        print(f"\nResults in {out}/ (hypotheses.csv, groups.csv, proposer.jsonl, verifier.h5)")
     return 0
 
 
