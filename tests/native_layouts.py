@@ -22,26 +22,13 @@ import yaml
 from nibabel.cifti2.cifti2_axes import BrainModelAxis, LabelAxis, SeriesAxis
 
 from features.delays import delay_run, zscore_run
-from features.store import FeatureStore
-from instructions import resolve
+from encoding.demo.toy_study import toy_features
 
 N_RUNS, N_TRS, HIDDEN, N_LAYERS, TR = 5, 40, 4, 3, 2.0
 DELAYS = [1, 2]
 SUBJECT = "sub-01"
 NETWORKS = ("Vis", "SomMot", "DorsAttn", "SalVentAttn", "Limbic", "Cont", "Default")
 LAYOUTS = ("volume", "gifti", "cifti", "parcels")
-
-
-def _features(folder, rng):
-    layers = {name: rng.standard_normal((N_RUNS, N_LAYERS, N_TRS, HIDDEN)).astype(np.float32)
-              for name in ("caption", "action")}
-    prompts = resolve(list(layers))
-    with FeatureStore(folder / "features" / "toy.h5", "a", {"model_id": "toy", "tr": TR}) as store:
-        for instruction, values in layers.items():
-            for run in range(N_RUNS):
-                store.create_run(instruction, f"run-{run + 1}", N_TRS, [HIDDEN] * N_LAYERS, prompts[instruction])
-                store.write_clips(instruction, f"run-{run + 1}", slice(None), list(values[run]))
-    return layers["caption"]
 
 
 def _responses(caption, n_targets, rng):
@@ -166,7 +153,7 @@ def write_layout_study(folder, layout, seed=0):
     """Write one layout's data and config into ``folder``; return the config path."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    caption = _features(folder, rng)
+    caption = toy_features(rng, folder, N_RUNS, N_LAYERS, N_TRS, HIDDEN, TR)
     paths, rois = _WRITERS[layout](folder, caption, rng)
     config = {"name": layout, "features_dir": "features", "models": ["toy"], "instructions": ["caption", "action"],
               "subjects": {SUBJECT: {"runs": _entries(paths)}}, "test_runs": [f"run-{N_RUNS}"], "delays": DELAYS,

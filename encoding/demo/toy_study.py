@@ -40,14 +40,20 @@ def _labels():
     return labels.reshape(SHAPE)
 
 
-def _features(rng, folder):
-    layers = {name: rng.standard_normal((N_RUNS, N_LAYERS, N_TRS, HIDDEN)).astype(np.float32)
+def toy_features(rng, folder, n_runs=N_RUNS, n_layers=N_LAYERS, n_trs=N_TRS, hidden=HIDDEN, tr=TR):
+    """A two-instruction (caption, action) features store of random layers, ``<folder>/features/toy.h5``.
+
+    Returns
+    -------
+    the caption layers, array of shape (n_runs, n_layers, n_trs, hidden)
+    """
+    layers = {name: rng.standard_normal((n_runs, n_layers, n_trs, hidden)).astype(np.float32)
               for name in ("caption", "action")}
     prompts = resolve(list(layers))
-    with FeatureStore(folder / "features" / "toy.h5", "a", {"model_id": "toy", "tr": TR}) as store:
+    with FeatureStore(folder / "features" / "toy.h5", "a", {"model_id": "toy", "tr": tr}) as store:
         for instruction, values in layers.items():
-            for run in range(N_RUNS):
-                store.create_run(instruction, f"run-{run + 1}", N_TRS, [HIDDEN] * N_LAYERS, prompts[instruction])
+            for run in range(n_runs):
+                store.create_run(instruction, f"run-{run + 1}", n_trs, [hidden] * n_layers, prompts[instruction])
                 store.write_clips(instruction, f"run-{run + 1}", slice(None), list(values[run]))
     return layers["caption"]
 
@@ -66,7 +72,7 @@ def write_toy_study(folder, seed=0):
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    caption = _features(rng, folder)
+    caption = toy_features(rng, folder)
     labels = _labels()
     nib.save(nib.Nifti1Image(labels.astype(np.int16), _affine()), folder / "rois.nii.gz")
     (folder / "rois.tsv").write_text("index\tname\n" + "".join(f"{k + 1}\t{n}\n" for k, n in enumerate(ROIS)))
