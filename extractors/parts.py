@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from features.errors import InputError
-from features.store import FeatureStore, check_parameters
+from features.store import ClosedOnExit, FeatureStore, check_parameters
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def _records(path: Path):
         offset = end
 
 
-class PartWriter:
+class PartWriter(ClosedOnExit):
     """Appends clip records to one part file; holds an exclusive lock on it while open.
 
     Parameters
@@ -133,12 +133,6 @@ class PartWriter:
 
     def close(self):
         self._handle.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def read_parameters(path, key="parameters") -> dict:

@@ -53,7 +53,20 @@ _LAYER = re.compile(r"layer_(\d+)$")
 _STR = h5py.string_dtype("utf-8")
 
 
-class FeatureStore:
+class ClosedOnExit:
+    """Base of the project's open files (features store, scores file, part files): ``with`` closes them."""
+
+    def close(self):
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class FeatureStore(ClosedOnExit):
     """Read and write one features store.
 
     Parameters
@@ -234,12 +247,6 @@ class FeatureStore:
 
     def close(self):
         self._h5.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def check_parameters(recorded, parameters, path):

@@ -47,6 +47,8 @@ import json
 import h5py
 import numpy as np
 
+from features.store import ClosedOnExit
+
 from ..stats import fdr_bh
 
 SCORE_FIELDS = ("test_r", "test_r2", "cv_score", "alpha")
@@ -60,7 +62,7 @@ def _full(values, valid):
     return out
 
 
-class ScoresFile:
+class ScoresFile(ClosedOnExit):
     """Writer/reader of scores.h5."""
 
     def __init__(self, path, mode="r"):
@@ -171,9 +173,3 @@ class ScoresFile:
 
     def close(self):
         self._h5.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
