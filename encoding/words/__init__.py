@@ -18,5 +18,5 @@ from ._verifier import EmbeddingVerifier, LMVerifier, ZeroShotVerifier, marked_s
 __all__ = ["EmbeddingVerifier", "HTTPProposer", "LMVerifier", "LocalProposer", "WordFit", "ZeroShotVerifier",
            "cluster_test_over_time", "compare_fits", "fit_words", "held_out_predictions", "hypothesis_validity",
            "load_words_config", "marked_sentence", "match_story", "normalize_word", "paired_word_tests",
-           "parse_hypotheses", "proposer_prompt", "read_run", "read_word_table", "segment_labels", "sensor_groups", "windows_of",
-           "word_groups", "word_targets"]
+           "parse_hypotheses", "proposer_prompt", "read_run", "read_word_table", "segment_labels", "sensor_groups",
+           "windows_of", "word_groups", "word_targets"]

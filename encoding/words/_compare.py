@@ -54,7 +54,7 @@ from features.errors import InputError
 
 from ..outputs.folder import atomic_folder, refuse_existing
 from ..stats import paired_tests
-from ._config import output_folder
+from ._config import chosen_windows, output_folder
 from ._plots import plot_model_difference
 from ._run import close_figure, prepare, write_provenance
 from ._study import best_layer, fit_study, sensor_terms
@@ -222,7 +222,7 @@ def compare_fits(fits, subjects, models, layers, group="all", windows=None, n_pe
         pooled_a, pooled_b = pooled_a[kept], pooled_b[kept]
         tested = _tested_words(fit_a, fit_b, target, g, kept)
         terms_a, terms_b = (block_sums(t, tested["segments"], block) for t in tested["terms"])
-        chosen = _window_mask(target.windows, windows)
+        chosen = chosen_windows(target.windows, windows, "compare: field 'windows'")
         label = {"subject": subject, "inference": tested["inference"], "test_segments": tested["labels"]}
         for w, (start, stop) in enumerate(target.windows):
             rows.append({**label, "window": w, "window_start": start, "window_stop": stop,
@@ -326,16 +326,6 @@ def _group_index(fit, group):
         raise InputError(f"compare: field 'compare.sensor_group' is {group!r}; the sensor groups are "
                          f"{', '.join(names)}.")
     return names.index(group)
-
-
-def _window_mask(windows, span):
-    if span is None:
-        return np.ones(len(windows), bool)
-    start, stop = (float(v) for v in span)
-    mask = np.array([a >= start - 1e-9 and b <= stop + 1e-9 for a, b in windows])
-    if not mask.any():
-        raise InputError(f"compare: field 'windows' [{start}, {stop}] s holds none of the target windows.")
-    return mask
 
 
 def best_training_layer(fits, subjects, model, layers):

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
+import numpy as np
 from pydantic import Field, StrictBool, StrictInt, StrictStr
 
 from extractors.words import is_local_source
@@ -301,6 +302,20 @@ def windows_of(config):
                          f"widths, found start {start}, stop {stop}, width {width}.")
     return [(round(start + i * width, 9), round(start + (i + 1) * width, 9)) for i in range(n)]
 
+
+
+def chosen_windows(windows, span, where):
+    """The target windows inside ``span`` (start, stop seconds; None: all), as a boolean mask.
+
+    ``where`` names the command and the config field in the error, e.g. ``"compare: field 'windows'"``.
+    """
+    if span is None:
+        return np.ones(len(windows), bool)
+    start, stop = (float(v) for v in span)
+    mask = np.array([a >= start - 1e-9 and b <= stop + 1e-9 for a, b in windows])
+    if not mask.any():
+        raise InputError(f"{where} [{start}, {stop}] s holds none of the target windows.")
+    return mask
 
 def base_dir(config):
     return Path(config["config_file"]).parent

@@ -33,7 +33,7 @@ from features.errors import InputError
 
 from ..outputs.folder import atomic_folder, refuse_existing
 from ..stats import fdr_bh
-from ._config import output_folder
+from ._config import chosen_windows, output_folder
 from ._proposer import make_proposer, parse_hypotheses, proposer_prompt
 from ._run import prepare, write_provenance
 from ._study import best_layer, fit_study
@@ -55,23 +55,13 @@ def word_errors(fits, subjects, model, layer, windows=None, group="all"):
         if group not in fit.extra["groups"]:
             raise InputError(f"diverge: field 'diverge.sensor_group' is {group!r}; the sensor groups are "
                              f"{', '.join(fit.extra['groups'])}.")
-        chosen = _chosen_windows(target.windows, windows)
+        chosen = chosen_windows(target.windows, windows, "diverge: field 'diverge.windows'")
         e = fit.word_error[:, fit.extra["groups"].index(group)][:, chosen].mean(1)
         # words whose epochs overlapped a BAD annotation are NaN, and left out of a subject's mean
         per_subject.append((e - np.nanmean(e)) / (np.nanstd(e) if np.nanstd(e) > 0 else 1))
     per_subject = np.array(per_subject)
     counted = np.isfinite(per_subject).sum(0)
     return np.where(counted > 0, np.nansum(per_subject, 0) / np.maximum(counted, 1), np.nan)
-
-
-def _chosen_windows(windows, span):
-    if span is None:
-        return np.ones(len(windows), bool)
-    start, stop = (float(v) for v in span)
-    mask = np.array([a >= start - 1e-9 and b <= stop + 1e-9 for a, b in windows])
-    if not mask.any():
-        raise InputError(f"diverge: field 'diverge.windows' [{start}, {stop}] s holds none of the target windows.")
-    return mask
 
 
 def word_groups(errors, sentence_of, k, seed=0):
