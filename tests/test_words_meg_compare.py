@@ -7,9 +7,10 @@ from scipy import stats
 
 from encoding.words import cluster_test_over_time, compare_fits
 from encoding.words.__main__ import main
-from encoding.words._config import load_words_config
+from encoding.words._config import chosen_windows, load_words_config
 from encoding.words._run import prepare
 from encoding.words._study import fit_study, sensor_terms
+from features.errors import InputError
 from words_meg_study import CHANNELS, EFFECT_1, PLANTED_LAYER, build_tiny_gpt2, one_torch_thread  # noqa: F401
 from words_meg_study import write_study
 
@@ -93,3 +94,11 @@ def test_cluster_statistic_is_the_paired_t_of_scipy():
     np.testing.assert_allclose(t, stats.ttest_1samp(differences, 0).statistic, rtol=1e-10)
     significant = [mask for mask, p, sign in clusters if p < 0.05]
     assert len(significant) == 1 and np.flatnonzero(significant[0]).tolist() == [3, 4]
+
+
+def test_chosen_windows_keep_those_inside_the_span_and_name_the_field_when_none_is():
+    windows = [(0.0, 0.1), (0.1, 0.2), (0.2, 0.3), (0.3, 0.4)]
+    assert chosen_windows(windows, None, "compare: field 'windows'").tolist() == [True] * 4
+    assert chosen_windows(windows, (0.1, 0.3), "compare: field 'windows'").tolist() == [False, True, True, False]
+    with pytest.raises(InputError, match=r"^diverge: field 'diverge.windows' \[0.5, 0.9\] s holds none"):
+        chosen_windows(windows, (0.5, 0.9), "diverge: field 'diverge.windows'")
