@@ -310,7 +310,12 @@ def parse_alphas(value, path="config"):
 
 def expand_path(value, config, base_dir=None, **fields):
     """Fill ``{cache}``, ``{subject}``, ``{run}``... in a path and resolve it against base_dir."""
-    text = str(value).format(cache=config["cache_dir"], **fields)
+    try:
+        text = str(value).format(cache=config["cache_dir"], **fields)
+    except (KeyError, IndexError, ValueError) as err:
+        known = ", ".join("{" + name + "}" for name in ("cache", *fields))
+        raise InputError(f"{config.get('config_file', 'config')}: path {str(value)!r} holds a placeholder it cannot "
+                         f"fill ({err}); known: {known}.") from None
     path = Path(os.path.expanduser(text))
     if not path.is_absolute() and base_dir is not None:
         # "configs/../data/x" as "data/x": paths are named in messages and tables

@@ -3,9 +3,11 @@ calls ``expand_path`` or ``parse_list``; the outputs still record the config as 
 import ast
 from pathlib import Path
 
+import pytest
 import yaml
 
 from encoding.config import as_given, load_config
+from features.errors import InputError
 
 PACKAGE = Path(__file__).parents[1] / "encoding"
 LOADERS = {"config.py", "rsa/_config.py", "words/_config.py"}
@@ -43,3 +45,9 @@ def test_load_config_resolves_paths_once_and_keeps_them_as_given_for_the_outputs
     assert {k: written[k] for k in given} == given and "given" not in written
     config["subjects"] = {}                         # --subjects leaves a subject out: so does the record
     assert as_given(config)["subjects"] == {}
+
+
+def test_an_unknown_placeholder_in_a_path_is_one_sentence_naming_the_config_and_the_path(tmp_path):
+    with pytest.raises(InputError, match=r"<config mapping>: path '\{foo\}/features' holds a placeholder it "
+                                         r"cannot fill \('foo'\); known: \{cache\}\."):
+        load_config({"features_dir": "{foo}/features"}, base_dir=tmp_path)
