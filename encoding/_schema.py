@@ -5,12 +5,13 @@ it; :func:`render_config_reference` writes the README's config reference from it
 exist is refused by name (``extra="forbid"``); a value of the wrong type or range becomes one sentence,
 "<file>: field '<key>' expected <expected>, found <value>.", with the ``expected`` text of its field.
 """
-from typing import Annotated, Any, ClassVar, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 CEILING_METHODS = ("auto", "repeat", "split_half", "cross_subject", "none")
 BACKENDS = ("numpy", "torch", "torch_cuda", "cupy")
+POOLINGS = ("generated_mean", "prompt_mean", "last_token", "token_mean")  # extractors.extract.POOLINGS
 
 
 def at_least(low):
@@ -41,10 +42,8 @@ def setting(default, description, expected=None, **kwargs):
 
 
 class Section(BaseModel):
-    """A group of config keys; the schema of a whole command's config is one too. A section whose keys the
-    reference does not list one by one (``extraction``: checked where it is used) sets ``listed = False``."""
+    """A group of config keys; the schema of a whole command's config is one too."""
     model_config = ConfigDict(extra="forbid")
-    listed: ClassVar[bool] = True
 
 
 class Trim(Section):
@@ -89,21 +88,34 @@ class NoiseCeiling(Section):
 
 
 class Extraction(Section):
-    """Settings of ``extractors.run.ensure_features``; their values are checked there."""
-    listed: ClassVar[bool] = False
-    tr: Any = setting(None, "seconds per clip (default: the first run's tr)")
-    family: Any = setting(None, "registry family of a local model folder")
-    frames: Any = setting(None, "frames per clip (default: the model's)")
-    window: Any = setting(None, "seconds of movie per clip (default: the TR)")
-    align: Any = setting(None, "end, start or center: where the window sits relative to its TR")
-    pooling: Any = setting(None, "generated_mean, prompt_mean or last_token")
-    max_new_tokens: Any = setting(None, "tokens generated per clip")
-    dtype: Any = setting(None, "auto, float32, bfloat16 or float16")
-    device: Any = setting(None, "cpu, cuda, ...")
-    trust_remote_code: Any = setting(None, "run a model's own code (Kimi-Audio)")
-    partial: Any = setting(None, "drop or keep a last partial TR")
-    batch_instructions: Any = setting(None, "decode all instructions of a clip as one batch")
-    video_max_pixels: Any = setting(None, "per-frame pixel cap of the Qwen families")
+    """Settings of ``extractors.run.ensure_features`` (``python -m extractors.run``'s flags); unset keys take the
+    extractor's defaults, and whether a model can do a value (a pooling, a pixel cap) is checked there."""
+    tr: Optional[Annotated[Number, between(0, float("inf"))]] = setting(
+        None, "seconds per clip (default: the first run's tr)", "a positive number of seconds")
+    family: Optional[StrictStr] = setting(None, "registry family of a local model folder", "a family name")
+    frames: Optional[Positive] = setting(None, "frames per clip (default: the model's)", "a whole number >= 1")
+    window: Optional[Annotated[Number, between(0, float("inf"))]] = setting(
+        None, "seconds of movie per clip (default: the TR)", "a positive number of seconds")
+    align: Optional[Literal["end", "start", "center"]] = setting(
+        None, "where the window sits relative to its TR (default end)", "one of end, start, center")
+    pooling: Optional[Literal[POOLINGS]] = setting(
+        None, "a layer's vector per clip (default: the model's first pooling)", f"one of {', '.join(POOLINGS)}")
+    max_new_tokens: Optional[Positive] = setting(None, "tokens generated per clip (default 32)", "a whole number >= 1")
+    dtype: Optional[Literal["auto", "float32", "bfloat16", "float16"]] = setting(
+        None, "weights' dtype (default auto: bfloat16 on a GPU, float32 on the CPU)",
+        "one of auto, float32, bfloat16, float16")
+    device: Optional[StrictStr] = setting(None, "cpu, cuda, cuda:1 (default: accelerate's device)", "a device name")
+    trust_remote_code: Optional[StrictBool] = setting(None, "run a model's own code (Kimi-Audio)", "true or false")
+    partial: Optional[Literal["drop", "keep"]] = setting(
+        None, "whether a last partial TR gets a clip (default drop)", "drop or keep")
+    batch_instructions: Optional[StrictBool] = setting(
+        None, "decode all instructions of a clip as one batch (generated_mean only; recorded in the store)",
+        "true or false")
+    batch_clips: Optional[Union[Positive, Literal["auto"]]] = setting(
+        None, "clips run as one batch, or `auto` (as many as the free memory holds); default 1, not recorded in "
+              "the store", "a whole number >= 1 or auto")
+    video_max_pixels: Optional[Positive] = setting(
+        None, "per-frame pixel cap of the Qwen families (default: the model's reference budget)", "a whole number >= 1")
 
 
 class Transcript(Section):
@@ -309,7 +321,7 @@ def render_config_reference(schema=EncodingConfig, prefix=""):
     lines = ["| key | default | meaning |", "| --- | --- | --- |"]
     for name, field in schema.model_fields.items():
         section = sections(schema).get(name)
-        if section is not None and section.listed:
+        if section is not None:
             for sub, subfield in section.model_fields.items():
                 lines.append(f"| `{prefix}{name}.{sub}` | {_shown(subfield.default)} | {subfield.description} |")
             continue

@@ -58,10 +58,30 @@ def test_the_config_reference_lists_every_key_from_the_schema():
     reference = _schema.render_config_reference()
     rows = [line for line in reference.splitlines() if line.startswith("| `")]
     keys = [row.split("`")[1] for row in rows]
-    expected = [k for k in DEFAULTS if k not in ("trim", "rois", "noise_ceiling", "transcript")]
-    expected += [f"{k}.{sub}" for k in ("trim", "rois", "noise_ceiling", "transcript") for sub in _schema.sections()[k].model_fields]
+    nested = ("trim", "rois", "noise_ceiling", "extraction", "transcript")
+    expected = [k for k in DEFAULTS if k not in nested]
+    expected += [f"{k}.{sub}" for k in nested for sub in _schema.sections()[k].model_fields]
     assert sorted(keys) == sorted(expected)
     assert "| `fdr_q` | `0.05` | Benjamini-Hochberg level for 'significant' |" in rows
+
+
+def test_extraction_settings_are_checked_when_the_config_is_read(tmp_path):
+    """A bad `extraction` value is one sentence naming the config and the key before any model loads; the
+    schema's poolings are the extractors'."""
+    from extractors.extract import POOLINGS
+
+    assert _schema.POOLINGS == tuple(POOLINGS)
+    config = tmp_path / "study.yaml"
+    for key, value, expected in [("align", "middle", "one of end, start, center"),
+                                 ("tr", 0, "a positive number of seconds"),
+                                 ("batch_clips", "many", "a whole number >= 1 or auto"),
+                                 ("pooling", "max", "one of " + ", ".join(POOLINGS))]:
+        config.write_text(yaml.safe_dump({"extraction": {key: value}}))
+        with pytest.raises(InputError) as caught:
+            load_config(config)
+        assert str(caught.value) == f"{config}: field 'extraction.{key}' expected {expected}, found {value!r}."
+    accepted = load_config({"extraction": {"batch_clips": "auto", "tr": 1.49, "frames": 8}})["extraction"]
+    assert accepted == {"batch_clips": "auto", "tr": 1.49, "frames": 8}   # only what was given reaches the extractor
 
 
 def test_every_command_says_a_bad_value_in_the_same_sentence(tmp_path, capsys):

@@ -61,7 +61,7 @@ def test_encoding_cli_extracts_missing_features_and_fits_a_baseline_under_none(t
     config = _study(tmp_path, models=["qwen2.5-vl", "videomae"], stimuli="movies",
                     model_paths={"qwen2.5-vl": str(tiny_models["qwen2_5_vl"]),
                                  "videomae": str(tiny_models["videomae"])},
-                    extraction={"max_new_tokens": 2})
+                    extraction={"max_new_tokens": 2, "batch_clips": 2})
     assert main(["--config", str(config), "--out", str(tmp_path / "out"), "--quiet"]) == 0
     stores = {m: read_store(tmp_path / "features" / f"{m}.h5") for m in ("qwen2.5-vl", "videomae")}
     assert {k[0] for k in stores["qwen2.5-vl"]} == {"caption"} and {k[0] for k in stores["videomae"]} == {"none"}
