@@ -31,7 +31,7 @@ import scipy.linalg
 
 from features.delays import delay_run, zscore_run
 from features.errors import InputError
-from features.store import PARAMETER_KEYS, from_attr, to_attr
+from features.store import PARAMETER_KEYS, from_attr, open_hdf5, to_attr
 
 from .design import layer_design, stack
 from .fmri import TargetSpace
@@ -145,13 +145,7 @@ def save_encoder(path, encoder):
 def load_encoder(path):
     """Read an encoder written by :func:`save_encoder`; InputError naming the file when it is not one."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: encoder file not found (field '--model').")
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as err:
-        raise InputError(f"{path}: not a readable HDF5 encoder file ({str(err).splitlines()[0]}).") from None
-    with handle:
+    with open_hdf5(path, "encoder file", missing=" (field '--model')") as handle:
         if int(handle.attrs.get("format", -1)) != FORMAT or "weights" not in handle:
             raise InputError(f"{path}: field 'format' is {handle.attrs.get('format')!r}: not an encoder of this "
                              f"version (format {FORMAT}); save it again with encoding.run --save-models.")

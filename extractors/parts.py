@@ -164,6 +164,30 @@ def done_in_parts(store_path) -> set:
             for h, _ in read_clips(part)}
 
 
+def checked_parts(store_path, parameters, check=check_parameters):
+    """The part files of a store, each checked against this run's parameters, and their provenance merged.
+
+    Parameters
+    ----------
+    store_path : Path
+    parameters : dict
+        This run's parameters.
+    check : callable
+        ``check(recorded, parameters, part)``, an InputError naming the part when they differ (the features
+        store's :func:`features.store.check_parameters` by default).
+
+    Returns
+    -------
+    parts : list of Path
+    provenance : dict
+        The union of the parts' provenance records.
+    """
+    parts = part_files(store_path)
+    for part in parts:
+        check(read_parameters(part), parameters, part)
+    return parts, {k: v for part in parts for k, v in read_parameters(part, "provenance").items()}
+
+
 def consolidate(store_path, parameters) -> bool:
     """Merge every part file of a store into it, atomically; returns whether anything was merged.
 
@@ -183,13 +207,10 @@ def consolidate(store_path, parameters) -> bool:
         The extraction parameters; a part or store written with others is an InputError.
     """
     store_path = Path(store_path)
-    parts = part_files(store_path)
-    for part in parts:
-        check_parameters(read_parameters(part), parameters, part)
+    parts, provenance = checked_parts(store_path, parameters)
     if not parts:
         return False
     n_rows = 0
-    provenance = {k: v for part in parts for k, v in read_parameters(part, "provenance").items()}
     with replaced_whole(store_path) as tmp, FeatureStore(tmp, "a", {**provenance, **parameters}) as store:
         buffers, run_attrs, n_hidden = {}, {}, set()
         for part in parts:

@@ -66,6 +66,34 @@ class ClosedOnExit:
         self.close()
 
 
+def open_hdf5(path, what, mode="r", missing=""):
+    """Open an HDF5 file; one InputError naming the file when it is absent (mode "r") or not HDF5.
+
+    Parameters
+    ----------
+    path : str or Path
+    what : str
+        What the file should be, for the messages ("features store", "triplet store", ...).
+    mode : {"r", "a"}
+        "a" creates the file (and its folder) when it is absent.
+    missing : str
+        Appended to the not-found sentence: how to make the file, or the flag that named it.
+
+    Returns
+    -------
+    h5py.File
+    """
+    path = Path(path)
+    if mode == "r" and not path.is_file():
+        raise InputError(f"{path}: {what} not found{missing}.")
+    if mode != "r":
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return h5py.File(path, mode)
+    except OSError as err:
+        raise InputError(f"{path}: not a readable HDF5 {what} ({str(err).splitlines()[0]}).") from None
+
+
 class FeatureStore(ClosedOnExit):
     """Read and write one features store.
 
@@ -82,14 +110,7 @@ class FeatureStore(ClosedOnExit):
 
     def __init__(self, path, mode="r", parameters=None):
         self.path = Path(path)
-        if mode == "r" and not self.path.is_file():
-            raise InputError(f"{self.path}: features store not found.")
-        if mode != "r":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._h5 = h5py.File(self.path, mode)
-        except OSError as err:
-            raise InputError(f"{self.path}: not a readable HDF5 features store ({err}).") from None
+        self._h5 = open_hdf5(self.path, "features store", mode)
         if parameters:
             self._check_or_record(parameters)
 

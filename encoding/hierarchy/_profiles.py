@@ -66,12 +66,14 @@ def bootstrap_profiles(scores, n_bootstrap=1000, seed=0, chunk=200):
 
 
 def roi_preferred_depth(depth, scores, n_bootstrap=1000, seed=0):
-    """Profile, preferred depths and their bootstrap intervals for one ROI's targets.
+    """Profile, preferred depths and their bootstrap intervals for one ROI's targets (or, as
+    :func:`group_preferred_depth`, of the mean profile over subjects, with intervals over resampled subjects).
 
     Parameters
     ----------
     depth : array of shape (n_layers,)
     scores : array of shape (n_targets, n_layers)
+        One ROI's targets, or each subject's ROI profile (n_subjects, n_layers); the rows are resampled.
 
     Returns
     -------
@@ -87,19 +89,8 @@ def roi_preferred_depth(depth, scores, n_bootstrap=1000, seed=0):
             else (np.nan, np.nan)}
 
 
-def group_preferred_depth(depth, subject_profiles, n_bootstrap=1000, seed=0):
-    """Preferred depth of the mean profile over subjects, with intervals over resampled subjects.
-
-    Parameters
-    ----------
-    depth : array of shape (n_layers,)
-    subject_profiles : array of shape (n_subjects, n_layers)
-
-    Returns
-    -------
-    dict as :func:`roi_preferred_depth`
-    """
-    return roi_preferred_depth(depth, subject_profiles, n_bootstrap, seed)
+#: a group's preferred depth resamples the subjects' profiles as one ROI's targets are resampled
+group_preferred_depth = roi_preferred_depth
 
 
 def weights_preferred_depth(band_depth, weights, target_weight=None, n_bootstrap=1000, seed=0):

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from features.errors import InputError
+from features.store import open_hdf5
 
 from ._rdm import pattern_rdm
 
@@ -73,13 +74,7 @@ def _read_table(path):
 
 
 def _read_h5(path, dataset):
-    import h5py
-
-    try:
-        h5 = h5py.File(path, "r")
-    except OSError as err:
-        raise InputError(f"{path}: not a readable HDF5 file ({err}).") from None
-    with h5:
+    with open_hdf5(path, "file") as h5:
         present = [k for k in KINDS if k in h5]
         if dataset is not None and dataset not in h5:
             raise InputError(f"{path}: field '{dataset}' does not exist; datasets: {', '.join(h5)}.")

@@ -29,9 +29,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from extractors.parts import part_files, read_parameters, read_records, replaced_whole
+from extractors.parts import checked_parts, read_records, replaced_whole
 from features.errors import InputError
-from features.store import from_attr, to_attr
+from features.store import from_attr, open_hdf5, to_attr
 
 from ._items import Items
 
@@ -113,13 +113,7 @@ class Judgments:
 def read_judgments(where) -> Judgments:
     """Read a store (a collection folder or its ``triplets.h5``)."""
     path = store_path(where)
-    if not path.is_file():
-        raise InputError(f"{path}: triplet store not found (run `python -m encoding.triplets collect` first).")
-    try:
-        h5 = h5py.File(path, "r")
-    except OSError as err:
-        raise InputError(f"{path}: not a readable triplet store ({err}).") from None
-    with h5:
+    with open_hdf5(path, "triplet store", missing=" (run `python -m encoding.triplets collect` first)") as h5:
         missing = [k for k in ("items/name", "triplets", "scores", "choice", "done") if k not in h5]
         if missing:
             raise InputError(f"{path}: field '{missing[0]}' is missing; not a triplet store.")
@@ -152,12 +146,9 @@ def consolidate(path, parameters, plan, items) -> bool:
     bool : whether anything was merged.
     """
     path = Path(path)
-    parts = part_files(path)
-    for part in parts:
-        check_judgment_parameters(read_parameters(part), parameters, part)
+    parts, provenance = checked_parts(path, parameters, check_judgment_parameters)
     if not parts:
         return False
-    provenance = {k: v for part in parts for k, v in read_parameters(part, "provenance").items()}
     n_rows = 0
     with replaced_whole(path) as tmp, h5py.File(tmp, "a") as h5:
         if "done" not in h5:

@@ -160,8 +160,6 @@ class RowBatching:
 
     def prepare_clips(self, prepared, keep_prefix_hidden=False) -> BatchMedia:
         """Run several clips' shared prefixes (media included) as one batch, left-padded to the longest."""
-        import torch
-
         inputs = self._to_device(stack_inputs([item.inputs[""] for item in prepared], self._pad_id()))
         mask = inputs["attention_mask"]
         # Multimodal rope computes its positions from the mask; 1D rope is given each row's own count.
@@ -212,7 +210,7 @@ class RowBatching:
         tokens = [media.ids[clip, keep:end - drop].tolist() + list(suffix)
                   for (clip, _), (drop, suffix) in zip(rows, split)]
         lengths = torch.tensor([len(row) for row in tokens], device=self.device)
-        n_rows, width = len(tokens), int(lengths.max())
+        width = int(lengths.max())
         pad = self._pad_id(tokens[0][-1])
         ids = torch.tensor([row + [pad] * (width - len(row)) for row in tokens], device=self.device)
         own = torch.arange(width, device=self.device)[None] < lengths[:, None]
