@@ -79,7 +79,7 @@ def load_config(source=None, overrides=None, base_dir=None):
     keep_given(config, ("features_dir", "stimuli", "work_dir", "model_paths", "transcript", "rois", "subjects",
                         "models", "instruction_files", "layers"))
     config["models"] = parse_list(config["models"])
-    config["instruction_files"] = parse_list(config["instruction_files"])   # read from the working directory
+    config["instruction_files"] = parse_list(config["instruction_files"])
     config["layers"] = parse_layers(config["layers"], config["config_file"])
     return resolve_paths(config)
 
@@ -103,6 +103,7 @@ def resolve_paths(config):
         if config.get(key):
             config[key] = _here(config[key], config, base if key == "stimuli" else None)
     config["model_paths"] = {m: _here(p, config, base) for m, p in (config.get("model_paths") or {}).items()}
+    config["instruction_files"] = [_here(p, config, base) for p in config.get("instruction_files") or []]
     transcript = config.get("transcript")
     if isinstance(transcript, dict):
         if transcript.get("words"):

@@ -47,6 +47,21 @@ def test_load_config_resolves_paths_once_and_keeps_them_as_given_for_the_outputs
     assert as_given(config)["subjects"] == {}
 
 
+def test_instruction_files_are_read_beside_the_config_from_any_working_directory(tmp_path, monkeypatch):
+    from instructions import resolve
+
+    folder, elsewhere = tmp_path / "study", tmp_path / "elsewhere"
+    folder.mkdir(), elsewhere.mkdir()
+    (folder / "tasks.yaml").write_text(yaml.safe_dump({"count": "How many people are in the video?"}))
+    (folder / "study.yaml").write_text(yaml.safe_dump({"instruction_files": "tasks.yaml"}))
+    monkeypatch.chdir(elsewhere)
+    config = load_config(folder / "study.yaml")
+    assert config["instruction_files"] == [str(folder / "tasks.yaml")]
+    assert resolve("caption,count", extra_files=config["instruction_files"])["count"] == \
+        "How many people are in the video?"
+    assert as_given(config)["instruction_files"] == "tasks.yaml"
+
+
 def test_an_unknown_placeholder_in_a_path_is_one_sentence_naming_the_config_and_the_path(tmp_path):
     with pytest.raises(InputError, match=r"<config mapping>: path '\{foo\}/features' holds a placeholder it "
                                          r"cannot fill \('foo'\); known: \{cache\}\."):
