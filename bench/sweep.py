@@ -103,9 +103,9 @@ def bench_estimate(args):
 
     config = load_config(None, {"instructions": "caption"})
     ensure_demo(config["cache_dir"], config["demo"] or {})
-    stores = open_stores(config)
-    prompts, instructions = choose_instructions(config, stores)
-    layers = {m: choose_layers(config, s, instructions[m]) for m, s in stores.items()}
+    stores = open_stores(config["features_dir"], config["models"], config["config_file"])
+    prompts, instructions = choose_instructions(config["instructions"], config["instruction_files"], stores)
+    layers = {m: choose_layers(config["layers"], s, instructions[m], config["config_file"]) for m, s in stores.items()}
     with tempfile.TemporaryDirectory() as folder:
         work = WorkFolder(Path(folder) / "work")
         subjects = {s: prepare_subject(config, s, run_feature_rows(stores, instructions), work)

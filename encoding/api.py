@@ -36,7 +36,7 @@ def analyze(config, overwrite=False, base_dir=None, **overrides):
     """
     loaded = load_config(config, overrides, base_dir=base_dir)
     run_analysis(loaded, overwrite=overwrite)
-    return read_results(output_folder(loaded))
+    return read_results(output_folder(loaded["out"], loaded["name"]))
 
 
 __all__ = ["AUTO_ATLAS", "AnalysisResults", "FittedEncoder", "load_model", "save_model", "BUILTIN_ATLASES", "RunwiseBandedRidgeCV", "RunwiseRidgeCV",

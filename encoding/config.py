@@ -14,6 +14,7 @@ import copy
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import yaml
@@ -152,6 +153,23 @@ def resolve_runs(subjects, fields, config, base):
 
 def _here(value, config, base, **fields):
     return str(expand_path(value, config, base, **fields))
+
+
+def fields(config, keys):
+    """The part of a config that one stage reads, as a read-only mapping: a stage handed this cannot read another
+    field, nor replace one (``sweep``'s ``fit_settings`` hands a fit its settings the same way).
+
+    Parameters
+    ----------
+    config : dict
+    keys : sequence of str
+        The stage's fields (its module's ``FIELDS``).
+
+    Returns
+    -------
+    MappingProxyType
+    """
+    return MappingProxyType({key: config[key] for key in keys})
 
 
 def keep_given(config, keys):

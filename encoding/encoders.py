@@ -22,6 +22,7 @@ File layout (HDF5; no pickles), one file per subject, model, instruction and lay
                             attrs n_vertices; parcels attrs names (JSON)
 """
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +39,11 @@ from .fmri import TargetSpace
 from .outputs.scores_file import ScoresFile
 from .ridge import fit_threads, limited_threads
 
+log = logging.getLogger(__name__)
+
 FORMAT = 1
+#: the run config's fields :func:`save_fitted_encoders` reads (``encoding.config.fields``)
+SAVE_FIELDS = ("delays", "trim", "threads")
 #: targets solved at once when forming the weights (float64 copies of their responses)
 _TARGET_BATCH = 4096
 
@@ -216,19 +221,17 @@ def _read_space(group, info):
                        names=tuple(names) if names else None)
 
 
-def save_fitted_encoders(config, folder, subjects, specs, work, stores, prompts):
+def save_fitted_encoders(settings, folder, subjects, specs, work, stores, prompts):
     """Write every layer fit of a finished sweep as an encoder file into ``<folder>/models/`` (``--save-models``).
 
     The weights are formed from the fit's own design and alphas (read from its fit file); one file per subject,
     model, instruction and layer, named ``sub-<s>_model-<m>_task-<instruction>_layer-<k>_encoder.h5``.
+    ``settings``: the run config's :data:`SAVE_FIELDS`.
 
     Returns
     -------
     list of Path written
     """
-    import logging
-
-    log = logging.getLogger(__name__)
     written, responses = [], {}   # subject -> its training runs' responses, stacked once
     for spec in specs:
         if spec["kind"] != "layer" or spec.get("band_only"):
@@ -236,7 +239,7 @@ def save_fitted_encoders(config, folder, subjects, specs, work, stores, prompts)
         band = spec["bands"][0]
         data = subjects[spec["subject"]].data
         store = stores[band["model"]]
-        design = layer_design(store, band["instruction"], band["layer"], data, config["delays"], config["trim"])
+        design = layer_design(store, band["instruction"], band["layer"], data, settings["delays"], settings["trim"])
         X_train, _ = stack(design, data.train)
         if spec["subject"] not in responses:
             responses[spec["subject"]] = stack([bold[:, data.valid] for bold in data.bold], data.train)[0]
@@ -254,15 +257,15 @@ def save_fitted_encoders(config, folder, subjects, specs, work, stores, prompts)
         info = {"subject": spec["subject"], "model": band["model"], "instruction": band["instruction"],
                 "layer": int(band["layer"]), "store": str(store.path), "prompt": prompts.get(band["instruction"], ""),
                 "store_parameters": {k: v for k, v in store.parameters.items() if k in PARAMETER_KEYS},
-                "hidden": int(X_train.shape[1] // len(config["delays"])),
+                "hidden": int(X_train.shape[1] // len(settings["delays"])),
                 "trained_on": [data.run_names[i] for i in data.train],
                 "space": data.space.describe(), "space_kind": data.space.kind, "fingerprint": spec["fingerprint"]}
         # the weights are the largest products after the sweep: the threads a fit of this shape gets, not the
         # one thread the tables around this call run on
-        with limited_threads(fit_threads(*X_train.shape, config["threads"])):
+        with limited_threads(fit_threads(*X_train.shape, settings["threads"])):
             weights = ridge_weights(X_train, Y_train, alpha)
         encoder = FittedEncoder(weights, alpha, np.flatnonzero(data.valid),
-                                data.n_targets, list(config["delays"]), data.space, info, zscore)
+                                data.n_targets, list(settings["delays"]), data.space, info, zscore)
         name = (f"sub-{_label(spec['subject'])}_model-{_label(band['model'])}_task-{_label(band['instruction'])}"
                 f"_layer-{int(band['layer'])}_encoder.h5")
         written.append(save_encoder(Path(folder) / "models" / name, encoder))

@@ -66,3 +66,45 @@ def test_an_unknown_placeholder_in_a_path_is_one_sentence_naming_the_config_and_
     with pytest.raises(InputError, match=r"<config mapping>: path '\{foo\}/features' holds a placeholder it "
                                          r"cannot fill \('foo'\); known: \{cache\}\."):
         load_config({"features_dir": "{foo}/features"}, base_dir=tmp_path)
+
+
+def test_the_output_stages_receive_only_their_own_fields():
+    """After the fits, the assembly, ceilings, tables and figures are handed their fields, not the config: every
+    field they read is one their module declares, and the mapping they get holds nothing else."""
+    from encoding import encoders
+    from encoding.config import fields
+    from encoding.pipeline import _assemble, _ceilings, _inputs
+
+    stages = {"pipeline/_assemble.py": ("assemble_subject", "_best_maps", "_write_subject"),
+              "pipeline/_ceilings.py": ("repeat_ceiling", "noise_ceilings", "_cross_subject"),
+              "pipeline/_tables.py": ("alignment_table",),
+              "pipeline/_figures.py": ("draw_flatmap", "hierarchy_and_flatmaps"),
+              "pipeline/_inputs.py": ("output_folder", "work_folder", "open_stores", "choose_instructions",
+                                      "choose_layers"),
+              "encoders.py": ("save_fitted_encoders",)}
+    declared = {"pipeline/_assemble.py": set(_assemble.FIELDS), "pipeline/_ceilings.py": set(_ceilings.FIELDS),
+                "encoders.py": set(encoders.SAVE_FIELDS)}
+    for name, functions in stages.items():
+        tree = ast.parse((PACKAGE / name).read_text())
+        found = {node.name: node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+        for function in functions:
+            assert "config" not in [a.arg for a in found[function].args.args], (name, function)
+        read = {node.slice.value for node in ast.walk(tree) if isinstance(node, ast.Subscript)
+                and isinstance(node.value, ast.Name) and node.value.id == "settings"
+                and isinstance(node.slice, ast.Constant)}
+        assert read <= declared.get(name, set()), (name, read)
+        if name in declared:
+            assert read, name            # the walk sees the reads
+    # extraction reads the config through its own fields' mapping
+    extraction = ast.parse((PACKAGE / "pipeline/_inputs.py").read_text())
+    extract = [node for node in ast.walk(extraction) if getattr(node, "name", None) in ("extract_missing", "_first_tr")]
+    read = {node.slice.value for function in extract for node in ast.walk(function) if isinstance(node, ast.Subscript)
+            and isinstance(node.slice, ast.Constant) and getattr(node.value, "id", None) == "config"}
+    assert read and read <= set(_inputs.EXTRACTION_FIELDS)
+    config = load_config()
+    handed = fields(config, _ceilings.FIELDS)
+    assert dict(handed) == {"noise_ceiling": config["noise_ceiling"], "seed": config["seed"]}
+    with pytest.raises(KeyError):
+        handed["fdr_q"]
+    with pytest.raises(TypeError):
+        handed["seed"] = 1

@@ -9,15 +9,19 @@ from .. import layer_weights
 from ..outputs.alignment import roi_rows
 from ..partition import VariancePartition, roi_partition_rows
 from ..stats import block_permutations, fdr_bh
+from ._ceilings import FIELDS as CEILING_FIELDS
 from ._ceilings import repeat_ceiling
 from ._figures import draw_flatmap
 
 log = logging.getLogger(__name__)
 
+#: the config's fields the assembly reads (``encoding.config.fields``)
+FIELDS = ("cv_folds", "fdr_q", "n_permutations", "permutation_block", "flatmap", *CEILING_FIELDS)
 
-def assemble_subject(config, name, subject, specs, work, scores, stores, instructions, layers, n_layers, partial):
+
+def assemble_subject(settings, name, subject, specs, work, scores, stores, instructions, layers, n_layers, partial):
     """One subject's part of scores.h5 from its finished fits: layer fits, best-layer/instruction maps,
-    repeat ceilings, joint fits and their variance partitions.
+    repeat ceilings, joint fits and their variance partitions. ``settings`` holds :data:`FIELDS`.
 
     Returns
     -------
@@ -35,12 +39,12 @@ def assemble_subject(config, name, subject, specs, work, scores, stores, instruc
                     name, int(data.untestable.sum()), ", ".join(data.run_names[i] for i in data.test))
     if subject.dropped:
         log.warning("%s: ROI(s) with no valid targets, skipped: %s", name, ", ".join(subject.dropped))
-    _write_subject(scores, name, data, data.train, data.test, rois, config)
+    _write_subject(scores, name, data, data.train, data.test, rois, settings["cv_folds"])
     n_permutations, exact = 0, False
-    if config["n_permutations"]:
+    if settings["n_permutations"]:
         # the permutations every fit used (drawn again in each fit from the same seed); the cap is logged here
-        permutations = block_permutations([data.bold[i].shape[0] for i in data.test], config["permutation_block"],
-                                          config["n_permutations"], config["seed"])
+        permutations = block_permutations([data.bold[i].shape[0] for i in data.test], settings["permutation_block"],
+                                          settings["n_permutations"], settings["seed"])
         n_permutations, exact = permutations.n_permutations, permutations.exact
     scores.attrs(name).update(n_permutations=n_permutations, permutations_exact=exact)
     rows = []
@@ -55,9 +59,9 @@ def assemble_subject(config, name, subject, specs, work, scores, stores, instruc
             full["q_perm"] = scores.read(key, "q_perm")
             roi_p = json.loads(scores.attrs(key)["roi_p"])
         rows += roi_rows(name, band["model"], band["instruction"], band["layer"], n_layers[band["model"]], full,
-                         rois, roi_p, n_permutations, config["fdr_q"])
-    _best_maps(config, scores, name, data, stores, instructions, layers, n_layers, rois, partial)
-    repeat_ceiling(config, scores, name, data, data.test)
+                         rois, roi_p, n_permutations, settings["fdr_q"])
+    _best_maps(settings["flatmap"], scores, name, data, stores, instructions, layers, n_layers, rois, partial)
+    repeat_ceiling(settings, scores, name, data, data.test)
     partitions = []
     band_only = {spec["key"]: work.fit_path(spec["fingerprint"]) for spec in specs if spec.get("band_only")}
     for spec in specs:
@@ -82,9 +86,9 @@ def _test_responses(data, test):
     return responses
 
 
-def _write_subject(scores, subject, data, train, test, rois, config):
+def _write_subject(scores, subject, data, train, test, rois, cv_folds):
     scores.write_subject(subject, data.valid, [data.run_names[i] for i in train],
-                         [data.run_names[i] for i in test], data.files, data.space.describe(), config["cv_folds"],
+                         [data.run_names[i] for i in test], data.files, data.space.describe(), cv_folds,
                          space_kind=data.space.kind, test_run_lengths=[data.bold[i].shape[0] for i in test])
     scores.write_rois(subject, rois)
     if data.space.masker is not None:
@@ -92,14 +96,14 @@ def _write_subject(scores, subject, data, train, test, rois, config):
         scores.write_mask(subject, np.asarray(mask_img.dataobj) != 0, mask_img.affine)
 
 
-def _best_maps(config, scores, subject, data, stores, instructions, layers, n_layers, rois, out):
+def _best_maps(flatmap, scores, subject, data, stores, instructions, layers, n_layers, rois, out):
     """Per target: the CV-best layer of each (model, instruction), and the CV-best instruction."""
     for model in stores:
         scores.attrs(f"{subject}/{model}")["n_layers"] = n_layers[model]
         for instruction in instructions[model]:
             key = f"{subject}/{model}/{instruction}"
             _, best_r = scores.write_best_layer(key, layers[model], data.valid)
-            draw_flatmap(config, data, best_r, out / f"flatmap_{subject}_{model}_{instruction}.png",
+            draw_flatmap(flatmap, data, best_r, out / f"flatmap_{subject}_{model}_{instruction}.png",
                      f"{subject} · {model} · {instruction}: test r at the CV-best layer", rois)
         if len(instructions[model]) >= 2:
             _best_instruction(scores, f"{subject}/{model}", list(instructions[model]))

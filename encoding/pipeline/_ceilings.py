@@ -9,14 +9,18 @@ from ..stats import cross_subject_ceiling, explainable_variance, split_half_reli
 
 log = logging.getLogger(__name__)
 
+#: the config's fields the ceilings read (``encoding.config.fields``)
+FIELDS = ("noise_ceiling", "seed")
 
-def repeat_ceiling(config, scores, subject, data, test):
-    """Explainable variance and split-half reliability when a test stimulus was seen twice or more."""
+
+def repeat_ceiling(settings, scores, subject, data, test):
+    """Explainable variance and split-half reliability when a test stimulus was seen twice or more; ``settings``
+    holds :data:`FIELDS`."""
     by_stimulus = {}
     for i in test:
         by_stimulus.setdefault(data.stimulus_runs[i], []).append(i)
     repeated = {s: idx for s, idx in by_stimulus.items() if len(idx) >= 2}
-    if not repeated or config["noise_ceiling"]["method"] in ("none", "cross_subject"):
+    if not repeated or settings["noise_ceiling"]["method"] in ("none", "cross_subject"):
         return
     ev = np.zeros(data.n_targets)
     single = np.zeros(data.n_targets)
@@ -25,7 +29,7 @@ def repeat_ceiling(config, scores, subject, data, test):
         length = min(data.bold[i].shape[0] for i in index)
         repeats = np.stack([data.bold[i][:length] for i in index])
         ev += explainable_variance(repeats) * length
-        single += split_half_reliability(repeats, seed=config["seed"])[1] * length
+        single += split_half_reliability(repeats, seed=settings["seed"])[1] * length
         n_rows += length
     ev, single = ev / n_rows, single / n_rows
     ev[~data.valid] = single[~data.valid] = np.nan
@@ -37,18 +41,19 @@ def repeat_ceiling(config, scores, subject, data, test):
              min(len(i) for i in repeated.values()))
 
 
-def noise_ceilings(config, scores, test_sets):
-    """Choose each subject's ceiling of r (repeat, split-half or cross-subject) and write it.
+def noise_ceilings(settings, scores, test_sets):
+    """Choose each subject's ceiling of r (repeat, split-half or cross-subject) and write it; ``settings`` holds
+    :data:`FIELDS`.
 
     Returns
     -------
     dict subject -> (ceiling (n_targets,), method, variance (n_targets,)) for subjects with a
     ceiling; variance is the unbiased, signed squared ceiling that ROI summaries average
     """
-    method = config["noise_ceiling"]["method"]
+    method = settings["noise_ceiling"]["method"]
     cross = None
     if method in ("auto", "cross_subject") and len(test_sets) >= 2:
-        cross = _cross_subject(config, scores, test_sets)
+        cross = _cross_subject(settings, scores, test_sets)
     chosen = {}
     for subject in test_sets:
         key = f"{subject}/noise_ceiling"
@@ -71,7 +76,7 @@ def noise_ceilings(config, scores, test_sets):
     return chosen
 
 
-def _cross_subject(config, scores, test_sets):
+def _cross_subject(settings, scores, test_sets):
     """The cross-subject ceiling over subjects sharing the same test runs and target space.
 
     Each subject's first presentation of each test run is used, cut to the shortest subject's length.
@@ -83,9 +88,9 @@ def _cross_subject(config, scores, test_sets):
         return None
     lengths = {run: min(responses[run].shape[0] for responses in test_sets.values()) for run in runs}
     joined = [np.concatenate([responses[run][:lengths[run]] for run in runs]) for responses in test_sets.values()]
-    settings = config["noise_ceiling"]
-    result = cross_subject_ceiling(joined, settings["n_bootstrap"],
-                                   settings["max_subsets"], settings["extrapolation"], config["seed"])
+    ceiling = settings["noise_ceiling"]
+    result = cross_subject_ceiling(joined, ceiling["n_bootstrap"], ceiling["max_subsets"], ceiling["extrapolation"],
+                                   settings["seed"])
     key = "noise_ceiling/cross_subject"
     for name in ("ceiling", "ci_low", "ci_high", "curve", "shared_variance"):
         scores.write_array(key, name, getattr(result, name).astype(np.float32))

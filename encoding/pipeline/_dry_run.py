@@ -6,7 +6,7 @@ from ._inputs import subject_names, work_folder
 
 def describe_dry_run(config, out, stores, prompts, instructions, layers, feature_rows):
     """The plan's text: nothing is written (the cost model's calibration is cached once per machine)."""
-    work = WorkFolder(work_folder(config, out), create=False)
+    work = WorkFolder(work_folder(config["work_dir"], out), create=False)
     subjects, shapes = {}, {}
     for name in subject_names(config):
         cache = work.subjects / f"{name}-{subject_key(config, name, feature_rows)}.h5"

@@ -14,8 +14,9 @@ from ..ridge import launcher_world
 log = logging.getLogger(__name__)
 
 
-def draw_flatmap(config, data, values, output_file, title, rois):
-    if not config["flatmap"] or launcher_world()[0] > 0:   # ranks above 0 draw nothing (run_analysis)
+def draw_flatmap(flatmap, data, values, output_file, title, rois):
+    """A subject's best-layer map on its flat surface, when the config's ``flatmap`` asks for maps."""
+    if not flatmap or launcher_world()[0] > 0:   # ranks above 0 draw nothing (run_analysis)
         return
     try:
         plot_flatmap(values, data.space.kind, output_file=output_file, title=title, cmap="inferno",
@@ -39,10 +40,11 @@ def heatmaps(table, out, networks=None, fdr_q=0.05):
     return files
 
 
-def hierarchy_and_flatmaps(config, out):
-    """The layer hierarchy and the flatmaps, through the same functions as their command lines."""
+def hierarchy_and_flatmaps(out, flatmap):
+    """The layer hierarchy and the flatmaps (the config's ``flatmap``), through the same functions as their command
+    lines."""
     hierarchy_analysis(out)
-    kinds = flatmap_kinds(config["flatmap"])
+    kinds = flatmap_kinds(flatmap)
     try:
         if kinds:
             render_flatmaps(out, kinds, skip_missing=True)

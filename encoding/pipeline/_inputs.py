@@ -17,14 +17,20 @@ from ..sweep import prepare_subject
 log = logging.getLogger(__name__)
 
 
-def output_folder(config):
-    return Path(config["out"] or Path("results") / config["name"])
+#: the config's fields :func:`extract_missing` reads (``encoding.config.fields``)
+EXTRACTION_FIELDS = ("stimuli", "features_dir", "extraction", "model_paths", "models", "instructions",
+                     "instruction_files", "subjects", "config_file")
 
 
-def work_folder(config, out):
+def output_folder(out, name):
+    """The config's ``out``, else ``results/<name>``."""
+    return Path(out or Path("results") / name)
+
+
+def work_folder(work_dir, out):
     """Where the sweep keeps its finished fits: ``work_dir``, else ``<out>.work`` beside the output folder."""
-    if config["work_dir"]:
-        return Path(config["work_dir"])
+    if work_dir:
+        return Path(work_dir)
     out = Path(out)
     return out.with_name(out.name + ".work")
 
@@ -42,7 +48,8 @@ def extract_missing(config):
     """Extract the features each model's store lacks from the movies in ``stimuli`` (nothing if complete).
 
     One clip per TR of the fMRI runs (``extraction.tr``, else the first run's ``tr``); clips already in a
-    store are skipped, and a store written with other settings is an error naming it.
+    store are skipped, and a store written with other settings is an error naming it. ``config``: the
+    :data:`EXTRACTION_FIELDS` of the run's config.
     """
     stimuli, folder = Path(config["stimuli"]), Path(config["features_dir"])
     settings = dict(config["extraction"] or {})
@@ -66,12 +73,13 @@ def _first_tr(config):
                      f"gives its tr).")
 
 
-def open_stores(config):
-    """One FeatureStore per requested model from ``<features_dir>/<model>.h5``."""
-    folder, models = Path(config["features_dir"]), config["models"]
+def open_stores(features_dir, models, config_file):
+    """One FeatureStore per requested model from ``<features_dir>/<model>.h5`` (the main run's and RSA's);
+    ``config_file`` is named when ``models`` is empty."""
+    folder = Path(features_dir)
     available = sorted(p.stem for p in folder.glob("*.h5")) if folder.is_dir() else []
     if not models:
-        raise InputError(f"{config['config_file']}: field 'models' is empty; stores in {folder}: "
+        raise InputError(f"{config_file}: field 'models' is empty; stores in {folder}: "
                          f"{', '.join(available) or 'none'}.")
     unknown = [m for m in models if m not in available]
     if unknown:
@@ -84,7 +92,7 @@ def open_stores(config):
     return stores
 
 
-def choose_instructions(config, stores):
+def choose_instructions(names, instruction_files, stores):
     """The prompts asked for, and per model the instructions fitted.
 
     A baseline's store (VideoMAE, AST, X-CLIP+CLAP: features computed without an instruction) holds
@@ -92,13 +100,19 @@ def choose_instructions(config, stores):
     ``all`` fits each model under every instruction its store holds (the 13 video tasks for a video
     MLLM and the 5 audio tasks for an audio MLLM in one sweep), the no-instruction control excepted.
 
+    Parameters
+    ----------
+    names : str or list of str
+        The config's ``instructions``.
+    instruction_files : list of str
+        The config's ``instruction_files`` (resolved by ``load_config``).
+    stores : dict model -> FeatureStore
+
     Returns
     -------
     prompts : dict name -> prompt text, every instruction fitted
     per_model : dict model -> list of instruction names
     """
-    names = config["instructions"]
-    extra = config["instruction_files"]
     baselines = {m for m, s in stores.items() if s.instructions() == [NO_INSTRUCTION]}
     instructed = {m: s for m, s in stores.items() if m not in baselines}
     every = names == "all" or names == ["all"]
@@ -106,7 +120,7 @@ def choose_instructions(config, stores):
         held = {m: [i for i in s.instructions() if i != NO_INSTRUCTION] for m, s in instructed.items()}
         names = sorted(set().union(*held.values())) if instructed else [NO_INSTRUCTION]
     # stores that are all baselines (no instruction) ask for no prompt
-    prompts = resolve(names, extra_files=extra) if instructed or not baselines else {}
+    prompts = resolve(names, extra_files=instruction_files) if instructed or not baselines else {}
     per_model = {m: ([NO_INSTRUCTION] if m in baselines else [i for i in prompts if not every or i in held[m]])
                  for m in stores}
     if baselines:
@@ -126,11 +140,10 @@ def choose_instructions(config, stores):
     return prompts, per_model
 
 
-def choose_layers(config, store, instructions):
-    """The layers of ``store`` fitted: ``config["layers"]`` among those its first instruction holds."""
+def choose_layers(requested, store, instructions, config_file):
+    """The layers of ``store`` fitted: the config's ``layers`` among those its first instruction holds."""
     first = next(iter(instructions))
-    return select_layers(config["layers"], store.layers(first, store.runs(first)[0]), store.path,
-                         config["config_file"])
+    return select_layers(requested, store.layers(first, store.runs(first)[0]), store.path, config_file)
 
 
 def select_layers(requested, stored, store_file, config_file=None):

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from features.errors import InputError
 
-from ..config import load_config
+from ..config import fields, load_config
 from ..demo.build import ensure_demo
 from ..design import check_run_files
-from ..encoders import save_fitted_encoders
+from ..encoders import SAVE_FIELDS, save_fitted_encoders
 from ..outputs.alignment import best_layer_map_significance
 from ..outputs.folder import atomic_folder, refuse_existing
 from ..outputs.native_maps import write_native_maps
@@ -24,12 +24,14 @@ from ..roi_sets import check_rois, roi_networks
 from ..sweep import WorkFolder, plan_fits, report_changes, run_pending
 from ..transcript_stores import ensure_transcript_stores
 from ..versions import library_versions
+from ._assemble import FIELDS as ASSEMBLY_FIELDS
 from ._assemble import assemble_subject
+from ._ceilings import FIELDS as CEILING_FIELDS
 from ._ceilings import noise_ceilings
 from ._dry_run import describe_dry_run
 from ._figures import heatmaps, hierarchy_and_flatmaps
-from ._inputs import (choose_instructions, choose_layers, extract_missing, n_stored_layers, open_stores,
-                      output_folder, prepare_subjects, run_feature_rows, use_backend, work_folder)
+from ._inputs import (EXTRACTION_FIELDS, choose_instructions, choose_layers, extract_missing, n_stored_layers,
+                      open_stores, output_folder, prepare_subjects, run_feature_rows, use_backend, work_folder)
 from ._tables import alignment_table, jsonable, write_inputs, write_tables
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,7 @@ def run_analysis(config, overwrite=False, dry_run=False):
     """
     if "config_file" not in config:      # a mapping from a notebook: checked as a YAML file is
         config = load_config(config)
-    out = output_folder(config)
+    out = output_folder(config["out"], config["name"])
     if not dry_run:
         refuse_existing(out, overwrite)
     if config["save_models"] and config["pca_components"]:
@@ -74,20 +76,21 @@ def run_analysis(config, overwrite=False, dry_run=False):
     check_run_files(config)                 # every run's files, before any is read
     check_rois(config)                      # from headers only: an atlas the space lacks stops here
     if config["stimuli"] and not dry_run:
-        extract_missing(config)
+        extract_missing(fields(config, EXTRACTION_FIELDS))
     if (config["transcript"]["words"] or config["transcript"]["tables"]) and not dry_run:
         with main_process_first(on_cuda):
             ensure_transcript_stores(config)
-    stores = open_stores(config)
+    stores = open_stores(config["features_dir"], config["models"], config["config_file"])
     try:
-        prompts, instructions = choose_instructions(config, stores)
-        layers = {model: choose_layers(config, store, instructions[model]) for model, store in stores.items()}
+        prompts, instructions = choose_instructions(config["instructions"], config["instruction_files"], stores)
+        layers = {model: choose_layers(config["layers"], store, instructions[model], config["config_file"])
+                  for model, store in stores.items()}
         n_layers = {model: n_stored_layers(store, instructions[model]) for model, store in stores.items()}
         feature_rows = run_feature_rows(stores, instructions)
         if dry_run:
             return None, describe_dry_run(config, out, stores, prompts, instructions, layers, feature_rows)
         with main_process_first(on_cuda):   # rank 0 caches the responses, the others read them
-            work = WorkFolder(work_folder(config, out))
+            work = WorkFolder(work_folder(config["work_dir"], out))
             subjects, excluded = prepare_subjects(config, feature_rows, work)
             specs = plan_fits(config, subjects, stores, prompts, instructions, layers, work)
         barrier(on_cuda)                    # every process has planned before any fit file appears
@@ -102,7 +105,7 @@ def run_analysis(config, overwrite=False, dry_run=False):
             best = _write_outputs(config, Path(partial), out, stores, prompts, instructions, layers, n_layers,
                                   subjects, specs, work, excluded)
             if config["save_models"]:
-                save_fitted_encoders(config, Path(partial), subjects, specs, work, stores, prompts)
+                save_fitted_encoders(fields(config, SAVE_FIELDS), Path(partial), subjects, specs, work, stores, prompts)
     finally:
         for store in stores.values():
             store.close()
@@ -120,21 +123,22 @@ def _write_outputs(config, partial, out, stores, prompts, instructions, layers, 
     with ScoresFile(partial / "scores.h5", "w") as scores:
         scores.write_root(jsonable(config), library_versions(), prompts)
         scores.attrs().update(excluded_subjects=json.dumps(excluded or {}))
+        assembly = fields(config, ASSEMBLY_FIELDS)
         for name, subject in subjects.items():
             subject_rows, subject_partitions, subject_weighted, test_sets[name] = assemble_subject(
-                config, name, subject, [spec for spec in specs if spec["subject"] == name], work, scores, stores,
+                assembly, name, subject, [spec for spec in specs if spec["subject"] == name], work, scores, stores,
                 instructions, layers, n_layers, partial)
             rows += subject_rows
             partitions += subject_partitions
             weighted += subject_weighted
-        ceiling_of = noise_ceilings(config, scores, test_sets)
-        table = alignment_table(config, rows, scores, ceiling_of)
+        ceiling_of = noise_ceilings(fields(config, CEILING_FIELDS), scores, test_sets)
+        table = alignment_table(rows, scores, ceiling_of, config["ceiling_threshold"])
         map_significance = best_layer_map_significance(scores, config["fdr_q"])
         for name, subject in subjects.items():   # after the ceilings, which the normalized-r maps need
             write_native_maps(partial, scores, name, subject.data.space)
     best = write_tables(partial, table, partitions, map_significance, weighted)
     figures = heatmaps(table, partial, roi_networks(config, table["roi"].unique()), config["fdr_q"])
-    hierarchy_and_flatmaps(config, partial)
+    hierarchy_and_flatmaps(partial, config["flatmap"])
     write_report(partial)
     log.info("wrote %d figures, the tables and %s", len(figures), out / "report.html")
     return best

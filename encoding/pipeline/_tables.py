@@ -16,14 +16,16 @@ from ..versions import library_versions
 log = logging.getLogger(__name__)
 
 
-def alignment_table(config, rows, scores, ceiling_of):
+def alignment_table(rows, scores, ceiling_of, ceiling_threshold):
+    """The alignment rows as a table, with FDR, the best layers marked and r normalized by the ceilings of the
+    targets whose ceiling reaches ``ceiling_threshold``."""
     table = mark_best_layers(to_frame(rows, dict.fromkeys(r["roi"] for r in rows)))
     table = add_fdr(table)
     rois = {subject: scores.read_rois(subject) for subject in table["subject"].unique()}
 
     def test_r(subject, model, instruction, layer):
         return scores.read(f"{subject}/{model}/{instruction}/layer_{layer}", "test_r")
-    return add_normalized(table, test_r, ceiling_of, rois, config["ceiling_threshold"])
+    return add_normalized(table, test_r, ceiling_of, rois, ceiling_threshold)
 
 
 def write_tables(out, table, partitions, map_significance, weighted=()):

@@ -16,12 +16,11 @@ from tqdm import tqdm
 
 from features.errors import InputError
 from features.events import read_events
-from features.store import FeatureStore
 
 from ..config import as_given
 from ..outputs.alignment import add_fdr, to_frame
 from ..outputs.folder import atomic_folder, refuse_existing
-from ..pipeline import select_layers
+from ..pipeline import open_stores, output_folder, select_layers
 from ..versions import library_versions
 from ._brain import brain_rdms
 from ._embeddings import item_matrix_rdm, read_item_matrix
@@ -41,9 +40,9 @@ def run_rsa(config, overwrite=False):
     out : Path of the finished folder
     table : DataFrame, the rows of ``rsa.csv``
     """
-    out = Path(config["out"] or Path("results") / config["name"])
+    out = output_folder(config["out"], config["name"])
     refuse_existing(out, overwrite)
-    stores = _open_stores(config)
+    stores = open_stores(config["features_dir"], config["models"], config["config_file"])
     try:
         events = _events(config)
         items = _items(config, stores, events)
@@ -62,20 +61,6 @@ def run_rsa(config, overwrite=False):
         (partial / "versions.json").write_text(json.dumps(library_versions(), indent=2))
     log.info("wrote %s (%d rows)", out / "rsa.csv", len(table))
     return out, table
-
-
-def _open_stores(config):
-    folder = Path(config["features_dir"])            # paths resolved and lists parsed by load_rsa_config
-    stores = {}
-    for model in config["models"]:
-        path = folder / f"{model}.h5"
-        if not path.is_file():
-            available = sorted(p.stem for p in folder.glob("*.h5")) if folder.is_dir() else []
-            raise InputError(f"--model: unknown model '{model}' (no features store {path}); known: "
-                             f"{', '.join(available) or 'none'}.")
-        stores[model] = FeatureStore(path)
-        log.info("read features store %s", path)
-    return stores
 
 
 def _events(config):
