@@ -29,6 +29,8 @@ from .rois import (AUTO_ATLAS, BUILTIN_ATLASES, atlas_advice, builtin_networks, 
                    drop_empty, load_atlas, networks_from_names, parcel_rois, read_names, read_networks)
 
 log = logging.getLogger(__name__)
+#: the config's fields the ROI sets read (``encoding.config.fields``; the planner's include them)
+ROI_FIELDS = ("rois", "subjects", "config_file")
 ATLAS_CHOICES = ("auto", *BUILTIN_ATLASES, "parcels", "<path to .annot/.label.gii/.dlabel.nii/NIfTI labels>",
                  "<path to a YAML/JSON/CSV/TSV file grouping targets (parcels) into ROIs or networks>")
 GROUP_FILES = (".yaml", ".yml", ".json", ".csv", ".tsv")

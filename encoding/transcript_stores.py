@@ -16,6 +16,9 @@ from .fmri import run_shape
 
 log = logging.getLogger(__name__)
 
+#: the config's fields :func:`ensure_transcript_stores` reads (``encoding.config.fields``)
+TRANSCRIPT_FIELDS = ("transcript", "features_dir", "model_paths", "models", "subjects", "config_file")
+
 
 def ensure_transcript_stores(config):
     """Build or reuse ``<features_dir>/<model>.h5`` for every model of ``models`` from ``transcript``."""

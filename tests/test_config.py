@@ -68,39 +68,62 @@ def test_an_unknown_placeholder_in_a_path_is_one_sentence_naming_the_config_and_
         load_config({"features_dir": "{foo}/features"}, base_dir=tmp_path)
 
 
-def test_the_output_stages_receive_only_their_own_fields():
-    """After the fits, the assembly, ceilings, tables and figures are handed their fields, not the config: every
-    field they read is one their module declares, and the mapping they get holds nothing else."""
+def _fields_read(path, functions=None):
+    """The config fields a module (or some of its functions) reads by name: ``config["key"]``, ``settings["key"]``
+    and ``config.get("key")``."""
+    tree = ast.parse((PACKAGE / path).read_text())
+    roots = [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
+             and (functions is None or node.name in functions)]
+    read = set()
+    for root in roots:
+        # ``settings`` is a stage's fields where the function takes it (elsewhere it may be a local of its own)
+        names = {"config"} | ({"settings"} & {a.arg for a in root.args.args})
+        read |= {node.slice.value for node in ast.walk(root) if isinstance(node, ast.Subscript)
+                 and getattr(node.value, "id", None) in names and isinstance(node.slice, ast.Constant)}
+    for node in (n for root in roots for n in ast.walk(root)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get" \
+                and getattr(node.func.value, "id", None) == "config" and node.args \
+                and isinstance(node.args[0], ast.Constant):
+            read.add(node.args[0].value)
+    return read
+
+
+def test_every_stage_receives_only_its_own_fields():
+    """run_analysis hands each stage its fields, not the config: the inputs as arguments, the others a read-only
+    mapping of the fields their module declares; every field a stage reads is one it declares, and only the
+    record of the run (config.yaml, scores.h5's root) gets the whole config."""
     from encoding import encoders
     from encoding.config import fields
-    from encoding.pipeline import _assemble, _ceilings, _inputs
+    from encoding.pipeline import _assemble, _ceilings, _dry_run, _inputs
+    from encoding.roi_sets import ROI_FIELDS
+    from encoding.sweep import PLANNER_FIELDS
+    from encoding.transcript_stores import TRANSCRIPT_FIELDS
 
-    stages = {"pipeline/_assemble.py": ("assemble_subject", "_best_maps", "_write_subject"),
-              "pipeline/_ceilings.py": ("repeat_ceiling", "noise_ceilings", "_cross_subject"),
-              "pipeline/_tables.py": ("alignment_table",),
-              "pipeline/_figures.py": ("draw_flatmap", "hierarchy_and_flatmaps"),
-              "pipeline/_inputs.py": ("output_folder", "work_folder", "open_stores", "choose_instructions",
-                                      "choose_layers"),
-              "encoders.py": ("save_fitted_encoders",)}
-    declared = {"pipeline/_assemble.py": set(_assemble.FIELDS), "pipeline/_ceilings.py": set(_ceilings.FIELDS),
-                "encoders.py": set(encoders.SAVE_FIELDS)}
-    for name, functions in stages.items():
-        tree = ast.parse((PACKAGE / name).read_text())
-        found = {node.name: node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
-        for function in functions:
-            assert "config" not in [a.arg for a in found[function].args.args], (name, function)
-        read = {node.slice.value for node in ast.walk(tree) if isinstance(node, ast.Subscript)
-                and isinstance(node.value, ast.Name) and node.value.id == "settings"
-                and isinstance(node.slice, ast.Constant)}
-        assert read <= declared.get(name, set()), (name, read)
-        if name in declared:
-            assert read, name            # the walk sees the reads
-    # extraction reads the config through its own fields' mapping
-    extraction = ast.parse((PACKAGE / "pipeline/_inputs.py").read_text())
-    extract = [node for node in ast.walk(extraction) if getattr(node, "name", None) in ("extract_missing", "_first_tr")]
-    read = {node.slice.value for function in extract for node in ast.walk(function) if isinstance(node, ast.Subscript)
-            and isinstance(node.slice, ast.Constant) and getattr(node.value, "id", None) == "config"}
-    assert read and read <= set(_inputs.EXTRACTION_FIELDS)
+    stages = [
+        (("sweep/_plan.py", None), ("sweep/_units.py", None), ("design.py", None), ("roi_sets.py", None),
+         ("layer_weights.py", {"layer_weights_settings"}), ("pipeline/_inputs.py", {"prepare_subjects", "subject_names"}),
+         PLANNER_FIELDS),
+        (("pipeline/_dry_run.py", None), _dry_run.DRY_RUN_FIELDS),
+        (("roi_sets.py", None), ROI_FIELDS),
+        (("transcript_stores.py", None), TRANSCRIPT_FIELDS),
+        (("pipeline/_inputs.py", {"extract_missing", "_first_tr"}), _inputs.EXTRACTION_FIELDS),
+        (("pipeline/_assemble.py", None), _assemble.FIELDS),
+        (("pipeline/_ceilings.py", None), _ceilings.FIELDS),
+        (("encoders.py", {"save_fitted_encoders"}), encoders.SAVE_FIELDS),
+    ]
+    for *parts, declared in stages:
+        read = set().union(*(_fields_read(path, functions) for path, functions in parts))
+        assert read and read <= set(declared), (parts, read - set(declared))
+    # the functions that take plain arguments read no config at all
+    assert not _fields_read("pipeline/_inputs.py", {"output_folder", "work_folder", "open_stores",
+                                                    "choose_instructions", "choose_layers"})
+    assert not _fields_read("pipeline/_tables.py", {"alignment_table"})
+    assert not _fields_read("pipeline/_figures.py")
+    # run_analysis passes the whole config only to the loader, the field picker and the run's record
+    tree = ast.parse((PACKAGE / "pipeline/_run.py").read_text())
+    whole = {node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+             and any(isinstance(a, ast.Name) and a.id == "config" for a in node.args)}
+    assert whole == {"load_config", "fields", "_write_outputs", "write_inputs", "jsonable"}
     config = load_config()
     handed = fields(config, _ceilings.FIELDS)
     assert dict(handed) == {"noise_ceiling": config["noise_ceiling"], "seed": config["seed"]}

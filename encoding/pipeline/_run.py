@@ -20,15 +20,15 @@ from ..outputs.native_maps import write_native_maps
 from ..outputs.report import write_report
 from ..outputs.scores_file import ScoresFile
 from ..ridge import barrier, launcher_world, limited_threads, main_process_first
-from ..roi_sets import check_rois, roi_networks
-from ..sweep import WorkFolder, plan_fits, report_changes, run_pending
-from ..transcript_stores import ensure_transcript_stores
+from ..roi_sets import ROI_FIELDS, check_rois, roi_networks
+from ..sweep import PLANNER_FIELDS, WorkFolder, plan_fits, report_changes, run_pending
+from ..transcript_stores import TRANSCRIPT_FIELDS, ensure_transcript_stores
 from ..versions import library_versions
 from ._assemble import FIELDS as ASSEMBLY_FIELDS
 from ._assemble import assemble_subject
 from ._ceilings import FIELDS as CEILING_FIELDS
 from ._ceilings import noise_ceilings
-from ._dry_run import describe_dry_run
+from ._dry_run import DRY_RUN_FIELDS, describe_dry_run
 from ._figures import heatmaps, hierarchy_and_flatmaps
 from ._inputs import (EXTRACTION_FIELDS, choose_instructions, choose_layers, extract_missing, n_stored_layers,
                       open_stores, output_folder, prepare_subjects, run_feature_rows, use_backend, work_folder)
@@ -73,13 +73,14 @@ def run_analysis(config, overwrite=False, dry_run=False):
     if config["demo"] is not None:
         with main_process_first(on_cuda):
             ensure_demo(config["cache_dir"], config["demo"] or {})
-    check_run_files(config)                 # every run's files, before any is read
-    check_rois(config)                      # from headers only: an atlas the space lacks stops here
+    planner = fields(config, PLANNER_FIELDS)
+    check_run_files(planner)                # every run's files, before any is read
+    check_rois(planner)                     # from headers only: an atlas the space lacks stops here
     if config["stimuli"] and not dry_run:
         extract_missing(fields(config, EXTRACTION_FIELDS))
     if (config["transcript"]["words"] or config["transcript"]["tables"]) and not dry_run:
         with main_process_first(on_cuda):
-            ensure_transcript_stores(config)
+            ensure_transcript_stores(fields(config, TRANSCRIPT_FIELDS))
     stores = open_stores(config["features_dir"], config["models"], config["config_file"])
     try:
         prompts, instructions = choose_instructions(config["instructions"], config["instruction_files"], stores)
@@ -88,11 +89,12 @@ def run_analysis(config, overwrite=False, dry_run=False):
         n_layers = {model: n_stored_layers(store, instructions[model]) for model, store in stores.items()}
         feature_rows = run_feature_rows(stores, instructions)
         if dry_run:
-            return None, describe_dry_run(config, out, stores, prompts, instructions, layers, feature_rows)
+            return None, describe_dry_run(fields(config, DRY_RUN_FIELDS), out, stores, prompts, instructions, layers,
+                                          feature_rows)
         with main_process_first(on_cuda):   # rank 0 caches the responses, the others read them
             work = WorkFolder(work_folder(config["work_dir"], out))
-            subjects, excluded = prepare_subjects(config, feature_rows, work)
-            specs = plan_fits(config, subjects, stores, prompts, instructions, layers, work)
+            subjects, excluded = prepare_subjects(planner, feature_rows, work)
+            specs = plan_fits(planner, subjects, stores, prompts, instructions, layers, work)
         barrier(on_cuda)                    # every process has planned before any fit file appears
         if rank == 0:
             report_changes(specs, work)
@@ -137,7 +139,7 @@ def _write_outputs(config, partial, out, stores, prompts, instructions, layers, 
         for name, subject in subjects.items():   # after the ceilings, which the normalized-r maps need
             write_native_maps(partial, scores, name, subject.data.space)
     best = write_tables(partial, table, partitions, map_significance, weighted)
-    figures = heatmaps(table, partial, roi_networks(config, table["roi"].unique()), config["fdr_q"])
+    figures = heatmaps(table, partial, roi_networks(fields(config, ROI_FIELDS), table["roi"].unique()), config["fdr_q"])
     hierarchy_and_flatmaps(partial, config["flatmap"])
     write_report(partial)
     log.info("wrote %d figures, the tables and %s", len(figures), out / "report.html")

@@ -18,10 +18,15 @@ from ..fmri import run_shape
 from ..layer_weights import band_layers, layer_weights_settings, weight_samples
 from ..ridge.memory import banded_bytes, batch_for, held_bytes, per_target_bytes
 from ..roi_sets import rois_for_subject
-from ._units import changed_inputs, code_versions, make_spec
+from ._units import FIT_SETTINGS, changed_inputs, code_versions, make_spec
 from ._work import FIT_FORMAT, digest, file_identity, read_subject_cache, write_subject_cache
 
 log = logging.getLogger(__name__)
+
+#: the config's fields the planner reads (``encoding.config.fields``): what prepares the subjects (``design``,
+#: ``roi_sets``), plans the fits and hashes their fingerprints; ``given`` holds the values as the config gave them
+PLANNER_FIELDS = (*FIT_SETTINGS, "banded_iterations", "banded_search", "joint", "layer_weights", "segments",
+                  "subjects", "rois", "detrend", "zscore", "tr_tolerance", "test_runs", "config_file", "given")
 
 
 @dataclass
@@ -145,10 +150,11 @@ def plan_fits(config, subjects, stores, prompts, instructions, layers, work):
 LAYER_WEIGHT_SAMPLES_WARN = 400
 
 
-def _layer_weights(settings, layers, store, instruction):
-    """A layer-weights fit's settings: the config's, the layers of each band and the store's layer count."""
+def _layer_weights(search, layers, store, instruction):
+    """A layer-weights fit's settings: the config's (``search``), the layers of each band and the store's layer
+    count."""
     n_layers = max(store.layers(instruction, store.runs(instruction)[0])) + 1
-    weights = {**settings, "bands": band_layers(layers, settings["bands"]), "n_layers": int(n_layers)}
+    weights = {**search, "bands": band_layers(layers, search["bands"]), "n_layers": int(n_layers)}
     n_samples = _layer_weight_samples(weights)
     if n_samples > LAYER_WEIGHT_SAMPLES_WARN:   # pairs grow as bands squared: 33 layers are 2,674 samples
         log.warning("layer weights of %s: %d band-weight samples over %d bands, each about the cost of one layer "
@@ -268,10 +274,11 @@ def _layer_weight_samples(weights):
     return len(weight_samples(len(weights["bands"]), weights["search"], weights["ratios"], weights["n_iter"]))
 
 
-def _band_samples(settings):
-    """Band-weight samples of a joint fit: the grid adds the two single bands to its ratios."""
-    iterations = settings.get("banded_iterations", 0)
-    return iterations + 2 if settings.get("banded_search", "random") == "grid" else iterations
+def _band_samples(fit):
+    """Band-weight samples of a joint fit (its spec's settings): the grid adds the two single bands to its
+    ratios."""
+    iterations = fit.get("banded_iterations", 0)
+    return iterations + 2 if fit.get("banded_search", "random") == "grid" else iterations
 
 
 def subject_shapes(subject):
