@@ -9,7 +9,7 @@ from himalaya.scoring import r2_score
 from sklearn.base import clone
 from sklearn.model_selection import LeaveOneGroupOut
 
-from encoding.estimators import RunwiseBandedRidgeCV, RunwiseRidgeCV
+from encoding.ridge.estimators import RunwiseBandedRidgeCV, RunwiseRidgeCV
 from features.errors import InputError
 from reference_recipe import clean, delay, standardize, write_study
 

@@ -16,7 +16,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from features.errors import InputError
 
-from ..ridge import DEFAULT_ALPHAS, choose_solver, run_splits
+from ._cv import run_splits
+from ._fit import DEFAULT_ALPHAS, choose_solver
 from ._runs import check_pairs, design_runs, response_runs, row_groups
 
 

@@ -13,8 +13,11 @@ from himalaya.ridge import solve_ridge_svd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from ..ridge import DEFAULT_ALPHAS, choose_solver, pearson_r, r2, ridge_cv, run_splits
+from ._cv import run_splits
+from ._fast import ridge_cv
+from ._fit import DEFAULT_ALPHAS, choose_solver
 from ._runs import check_pairs, design_runs, response_runs, row_groups
+from ._scoring import pearson_r, r2
 
 METRICS = ("r2", "r")
 
