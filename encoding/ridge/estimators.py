@@ -10,7 +10,6 @@ A module of its own, not exported by ``encoding.ridge``: the run preparation loa
 need.
 """
 from ._runs import design_runs, response_runs
-from ._sklearn_api import RunwiseRidgeCV
-from ._sklearn_banded import RunwiseBandedRidgeCV
+from ._sklearn_api import RunwiseBandedRidgeCV, RunwiseRidgeCV
 
 __all__ = ["RunwiseBandedRidgeCV", "RunwiseRidgeCV", "design_runs", "response_runs"]
