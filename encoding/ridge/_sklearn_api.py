@@ -33,7 +33,47 @@ from ._scoring import pearson_r, r2
 METRICS = ("r2", "r")
 
 
-class RunwiseRidgeCV(BaseEstimator):
+class _RunwiseEstimator(BaseEstimator):
+    """The run-wise recipe both estimators share: features z-scored, delayed and trimmed per run (``_runs``),
+    responses trimmed and cleaned per run, paired run for run, and folds grouped by the runs' labels.
+
+    Each estimator keeps its own ``__init__`` naming every parameter, as scikit-learn's ``get_params`` and
+    ``clone`` read them from its signature; all have ``delays``, ``trim``, ``preprocess_targets`` and ``cv``.
+    """
+
+    def _design(self, X_runs, name="X_runs"):
+        """Per run: the z-scored, delayed, trimmed features (float32)."""
+        return design_runs(X_runs, self.delays, self.trim, name=name)
+
+    def _responses(self, Y_runs):
+        """Per run: the trimmed responses, detrended and z-scored in time when ``preprocess_targets``."""
+        return response_runs(Y_runs, self.trim, self.preprocess_targets)
+
+    def _training_rows(self, designs, Y_runs, groups):
+        """The training rows of each design and of the responses, checked run for run, and the CV splits.
+
+        Parameters
+        ----------
+        designs : dict of str to list of arrays
+            Each design's runs (from ``_design``), under the name its errors give.
+        Y_runs : list of arrays of shape (n_TR_run, n_targets)
+        groups : sequence or None
+            One label per run (its stimulus); None: every run its own group.
+
+        Returns
+        -------
+        Xs : list of arrays of shape (n_rows, n_columns), one per design
+        Y : array of shape (n_rows, n_targets)
+        cv : list of (train, validation) row indices
+        """
+        Y = self._responses(Y_runs)
+        for name, X in designs.items():
+            check_pairs(X, Y, x_name=name)
+        Xs = [np.concatenate(X) for X in designs.values()]
+        return Xs, np.concatenate(Y), run_splits(row_groups(Y, groups), self.cv)
+
+
+class RunwiseRidgeCV(_RunwiseEstimator):
     """Ridge per target with alphas chosen by cross-validation across runs, fitted on lists of runs.
 
     Parameters
@@ -103,20 +143,13 @@ class RunwiseRidgeCV(BaseEstimator):
         -------
         self
         """
-        X_train, Y_train, row_group = self._training_rows(X_runs, Y_runs, groups)
-        out = ridge_cv(X_train, Y_train, run_splits(row_group, self.cv), None, None,
-                       np.asarray(self.alphas, dtype=float), memory_gb=self.memory_gb,
-                       n_targets_batch=self.n_targets_batch)
+        (X_train,), Y_train, cv = self._training_rows({"X_runs": self._design(X_runs)}, Y_runs, groups)
+        out = ridge_cv(X_train, Y_train, cv, None, None, np.asarray(self.alphas, dtype=float),
+                       memory_gb=self.memory_gb, n_targets_batch=self.n_targets_batch)
         self.best_alphas_, self.cv_scores_ = out["alpha"], out["cv_score"]
         self.n_features_in_ = np.asarray(_first(X_runs)).shape[1]
         self._refit(X_train, Y_train)
         return self
-
-    def _training_rows(self, X_runs, Y_runs, groups):
-        X = design_runs(X_runs, self.delays, self.trim)
-        Y = response_runs(Y_runs, self.trim, self.preprocess_targets)
-        check_pairs(X, Y)
-        return np.concatenate(X), np.concatenate(Y), row_groups(X, groups)
 
     def _refit(self, X_train, Y_train):
         """Weights at the chosen alphas with himalaya's solvers (module docstring)."""
@@ -155,7 +188,7 @@ class RunwiseRidgeCV(BaseEstimator):
         array of shape (n_rows, n_targets), float32; n_rows = the runs' rows after ``trim``
         """
         check_is_fitted(self, "solver_")
-        X = np.concatenate(design_runs(X_runs, self.delays, self.trim))
+        X = np.concatenate(self._design(X_runs))
         if self.solver_ == "primal":
             return (X @ self.coef_).astype(np.float32)
         return ((X @ self.X_fit_.T) @ self.dual_coef_).astype(np.float32)
@@ -174,7 +207,7 @@ class RunwiseRidgeCV(BaseEstimator):
         """
         if metric not in METRICS:
             raise ValueError(f"score: metric expected one of {', '.join(METRICS)}, found {metric!r}.")
-        Y = np.concatenate(response_runs(Y_runs, self.trim, self.preprocess_targets))
+        Y = np.concatenate(self._responses(Y_runs))
         prediction = self.predict(X_runs)
         if prediction.shape != Y.shape:
             raise ValueError(f"score: expected responses of shape {prediction.shape} to match the prediction, found "
@@ -182,7 +215,7 @@ class RunwiseRidgeCV(BaseEstimator):
         return r2(Y, prediction) if metric == "r2" else pearson_r(Y, prediction)
 
 
-class RunwiseBandedRidgeCV(BaseEstimator):
+class RunwiseBandedRidgeCV(_RunwiseEstimator):
     """Banded ridge over feature spaces with one weight per band and target, fitted on lists of runs.
 
     Parameters
@@ -245,12 +278,8 @@ class RunwiseBandedRidgeCV(BaseEstimator):
         self
         """
         bands = self._bands(Xs_runs)
-        Y = response_runs(Y_runs, self.trim, self.preprocess_targets)
-        for i, band in enumerate(bands):
-            check_pairs(band, Y, x_name=f"Xs_runs[{i}]")
-        Xs = [np.concatenate(band) for band in bands]
-        Y_train = np.concatenate(Y)
-        cv = run_splits(row_groups(Y, groups), self.cv)
+        Xs, Y_train, cv = self._training_rows({f"Xs_runs[{i}]": band for i, band in enumerate(bands)}, Y_runs,
+                                              groups)
         params = dict(score_func=r2_score, n_iter=self.n_iter, alphas=np.asarray(self.alphas, dtype=float),
                       n_targets_batch=self.n_targets_batch, n_targets_batch_refit=self.n_targets_batch,
                       progress_bar=False)
@@ -277,7 +306,7 @@ class RunwiseBandedRidgeCV(BaseEstimator):
     def _bands(self, Xs_runs):
         if not isinstance(Xs_runs, (list, tuple)) or len(Xs_runs) < 2:
             raise InputError("Xs_runs: expected a list of two or more bands, each a list of runs.")
-        return [design_runs(band, self.delays, self.trim, name=f"Xs_runs[{i}]") for i, band in enumerate(Xs_runs)]
+        return [self._design(band, name=f"Xs_runs[{i}]") for i, band in enumerate(Xs_runs)]
 
     def predict(self, Xs_runs, split=False):
         """Predicted responses of the given runs, stacked in run order.
@@ -309,7 +338,7 @@ class RunwiseBandedRidgeCV(BaseEstimator):
         array of shape (n_targets,), or (n_bands, n_targets) with ``split``
         """
         backend = get_backend()
-        Y = np.concatenate(response_runs(Y_runs, self.trim, self.preprocess_targets))
+        Y = np.concatenate(self._responses(Y_runs))
         prediction = self.predict(Xs_runs, split=split)
         scorer = r2_score_split if split else r2_score
         return backend.to_numpy(scorer(backend.asarray(Y), backend.asarray(prediction)))
