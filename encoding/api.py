@@ -9,10 +9,10 @@ from .config import load_config
 from .encoders import FittedEncoder
 from .encoders import load_encoder as load_model
 from .encoders import save_encoder as save_model
-from .estimators import RunwiseBandedRidgeCV, RunwiseRidgeCV
 from .fmri import TargetSpace, cifti_to_vertices, load_run, save_map
 from .outputs.native_maps import write_native_maps
 from .pipeline import AnalysisResults, output_folder, read_results, run_analysis
+from .ridge.estimators import RunwiseBandedRidgeCV, RunwiseRidgeCV
 from .rois import AUTO_ATLAS, BUILTIN_ATLASES
 
 

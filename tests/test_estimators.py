@@ -9,7 +9,7 @@ from himalaya.scoring import r2_score
 from sklearn.base import clone
 from sklearn.model_selection import LeaveOneGroupOut
 
-from encoding.estimators import RunwiseBandedRidgeCV, RunwiseRidgeCV
+from encoding.ridge.estimators import RunwiseBandedRidgeCV, RunwiseRidgeCV
 from features.errors import InputError
 from reference_recipe import clean, delay, standardize, write_study
 
@@ -141,3 +141,32 @@ def test_bad_runs_are_one_sentence_naming_the_run():
     bad[3, 1] = np.nan
     with pytest.raises(InputError, match=r"X_runs\[0\]: expected finite values"):
         model.fit([bad] + X_runs[1:], Y_runs)
+
+
+def test_banded_bad_runs_are_one_sentence_naming_the_band_and_run():
+    rng = np.random.default_rng(2)
+    band_a = [rng.standard_normal((40, 3)) for _ in range(3)]
+    band_b = [rng.standard_normal((40, 2)) for _ in range(3)]
+    Y_runs = [rng.standard_normal((40, 5)) for _ in range(3)]
+    model = RunwiseBandedRidgeCV(delays=[1], n_iter=2)
+    with pytest.raises(InputError, match=r"Xs_runs\[1\]\[2\]: expected 40 rows as Y_runs\[2\] has, found 39"):
+        model.fit([band_a, band_b[:2] + [band_b[2][:39]]], Y_runs)
+    with pytest.raises(InputError, match=r"Xs_runs\[0\]: expected one run per run of Y_runs \(3\), found 2"):
+        model.fit([band_a[:2], band_b], Y_runs)
+    with pytest.raises(InputError, match=r"groups: expected one label per run \(3\), found 4"):
+        model.fit([band_a, band_b], Y_runs, groups=["a", "b", "a", "c"])
+    with pytest.raises(InputError, match=r"Xs_runs: expected a list of two or more bands"):
+        model.fit([band_a], Y_runs)
+
+
+@pytest.mark.parametrize("estimator, params", [
+    (RunwiseRidgeCV, dict(alphas=[0.1, 10.0], delays=[1, 2], cv=3, trim=(2, 1), preprocess_targets=False,
+                          memory_gb=1.5, n_targets_batch=7)),
+    (RunwiseBandedRidgeCV, dict(alphas=[1.0], delays=[2], n_iter=4, cv=2, trim=(1, 0), preprocess_targets=False,
+                                random_state=3, n_targets_batch=5)),
+], ids=["ridge", "banded"])
+def test_get_params_gives_every_init_parameter_and_clone_keeps_them(estimator, params):
+    model = estimator(**params)
+    assert model.get_params() == params                      # every parameter of the signature, as given
+    copy = clone(model)
+    assert copy is not model and copy.get_params() == params

@@ -2,7 +2,9 @@
 (fast kernel-form search, himalaya as reference), per-layer PCA, and scoring. ``memory`` (what a fit holds, the
 targets per batch) and the eigendecompositions and work counts below are public for the sweep's planner and
 cost model; the launcher's rank and barriers (``launcher_world``, ``barrier``, ``main_process_first``) for the
-pipeline."""
+pipeline. The run-wise scikit-learn-style estimators (``RunwiseRidgeCV``, ``RunwiseBandedRidgeCV``) sit beside
+the solvers in ``_sklearn_api`` and are public through ``encoding.ridge.estimators`` (not imported here: they
+load ``encoding.fmri``)."""
 from ._banded import band_weight_grid, band_weight_samples
 from ._cv import run_splits
 from ._distributed import barrier, launcher_world, main_process_first
