@@ -9,7 +9,7 @@ from ._banded import band_weight_grid, band_weight_samples
 from ._cv import run_splits
 from ._distributed import barrier, launcher_world, main_process_first
 from ._fast import ridge_cv
-from ._fit import DEFAULT_ALPHAS, DEFAULT_MEMORY_GB, RidgeScores, choose_solver, fit_banded_ridge, fit_ridge
+from ._fit import DEFAULT_ALPHAS, RidgeScores, choose_solver, fit_banded_ridge, fit_ridge
 from ._folds import choose_form
 from ._fractions import MIN_BLOCK, scoring_costs
 from ._kernel import eigh_ascending
@@ -17,6 +17,7 @@ from ._pca import apply_pca, fit_pca, reduce_features
 from ._primal import eigh_descending
 from ._scoring import pearson_r, r2
 from ._threads import MIN_CORES, SMALL_WORK, available_cores, fit_threads, limited_threads
+from .memory import DEFAULT_MEMORY_GB
 
 __all__ = ["DEFAULT_ALPHAS", "DEFAULT_MEMORY_GB", "MIN_BLOCK", "MIN_CORES", "SMALL_WORK", "RidgeScores", "apply_pca",
            "available_cores", "band_weight_grid", "band_weight_samples", "barrier", "choose_form", "choose_solver",

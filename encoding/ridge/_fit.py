@@ -19,7 +19,6 @@ from ._fast import ridge_cv
 from ._pca import reduce_features
 from ._scoring import pearson_r, r2
 from ._threads import fit_threads, limited_threads
-from .memory import DEFAULT_MEMORY_GB  # noqa: F401  (re-exported)
 
 DEFAULT_ALPHAS = np.logspace(-2, 6, 17)
 
