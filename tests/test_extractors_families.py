@@ -10,16 +10,12 @@ from extractors.registry import MODELS
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 # family -> (instructions asked, layers stored: embedding output + 2 decoder layers)
-CHAT_FAMILIES = {
-    "qwen2_5_vl": ("caption,action,none", 3),
-    "llava_next_video": ("caption,action,none", 3),
-    "llava_onevision": ("caption,action,none", 3),
-    "video_llava": ("caption,action,none", 3),
-    "qwen2_audio": ("audio_caption,speaker,none", 3),
-    "qwen2_5_omni": ("audio_caption,caption,none", 3),
-    "instructblip_video": ("caption,action,none", 3),
-    "videochat_r1": ("caption,action,none", 3),
-}
+VIDEO_TASKS, N_LAYERS = "caption,action,none", 3
+CHAT_FAMILIES = {"qwen2_5_vl": (VIDEO_TASKS, N_LAYERS), "llava_next_video": (VIDEO_TASKS, N_LAYERS),
+                 "llava_onevision": (VIDEO_TASKS, N_LAYERS), "video_llava": (VIDEO_TASKS, N_LAYERS),
+                 "qwen2_audio": ("audio_caption,speaker,none", N_LAYERS),
+                 "qwen2_5_omni": ("audio_caption,caption,none", N_LAYERS),
+                 "instructblip_video": (VIDEO_TASKS, N_LAYERS), "videochat_r1": (VIDEO_TASKS, N_LAYERS)}
 BASELINES = {  # family -> hidden size per stored layer
     "videomae": [32] * 3,
     "ast": [32] * 3,

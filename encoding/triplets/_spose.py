@@ -87,6 +87,8 @@ def odd_one_out_probabilities(embedding, triplets, batch_size=1 << 16):
     ----------
     embedding : array of shape (n_items, n_dims)
     triplets : int array of shape (n_triplets, 3)
+    batch_size : int
+        Triplets scored at once (bounds the float64 rows looked up to 3 x batch_size x n_dims).
 
     Returns
     -------
