@@ -32,16 +32,14 @@ def former_add_normalized(table, test_r, ceilings, rois, threshold=0.05):
         table[column] = np.nan
     table["n_targets_ceiling"] = 0
     table["ceiling_method"] = "none"
-    for (subject, model, instruction, layer), part in table.groupby(
-            ["subject", "model", "instruction", "layer"], sort=False):
-        if subject not in ceilings:
-            continue
-        ceiling, method, variance = ceilings[subject]
-        r = test_r(subject, model, instruction, layer)
-        for i, roi in zip(part.index, part["roi"]):
-            normalized, mean_ceiling, n = roi_normalized_r(r, ceiling, rois[subject][roi], threshold, variance)
-            table.loc[i, ["noise_ceiling", "normalized_mean_test_r", "n_targets_ceiling", "ceiling_method"]] = \
-                [mean_ceiling, normalized, n, method]
+    columns = ["noise_ceiling", "normalized_mean_test_r", "n_targets_ceiling", "ceiling_method"]
+    for fit, part in table.groupby(["subject", "model", "instruction", "layer"], sort=False):
+        if fit[0] in ceilings:       # fit: (subject, model, instruction, layer)
+            ceiling, method, variance = ceilings[fit[0]]
+            r = test_r(*fit)
+            for i, roi in zip(part.index, part["roi"]):
+                normalized, mean_ceiling, n = roi_normalized_r(r, ceiling, rois[fit[0]][roi], threshold, variance)
+                table.loc[i, columns] = [mean_ceiling, normalized, n, method]
     return table
 
 

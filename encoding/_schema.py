@@ -59,13 +59,14 @@ class Rois(Section):
                 "file (.annot, .label.gii, .dlabel.nii, NIfTI), a {left, right} pair, or a YAML/JSON/CSV/TSV file "
                 "grouping targets (parcels) into ROIs or networks",
         "a name, a file or a {left, right} pair of files")
-    lut: Optional[StrictStr] = setting(None, "names of a NIfTI label volume's labels (TSV index/name or a "
-                                            "FreeSurfer LUT)", "a file")
-    names: Optional[Names] = setting(None, "names of the parcels in target order: a list or a file (one per line, "
-                                          "a Schaefer/FSL colour table, a TSV/CSV with a name column)",
-                                    "a list of names or a file")
-    networks: Optional[StrictStr] = setting(None, "a parcel -> network file (YAML/JSON/CSV/TSV) that groups the "
-                                                 "ROIs into networks in heatmaps and terminal summaries", "a file")
+    lut: Optional[StrictStr] = setting(
+        None, "names of a NIfTI label volume's labels (TSV index/name or a FreeSurfer LUT)", "a file")
+    names: Optional[Names] = setting(
+        None, "names of the parcels in target order: a list or a file (one per line, a Schaefer/FSL colour table, "
+              "a TSV/CSV with a name column)", "a list of names or a file")
+    networks: Optional[StrictStr] = setting(
+        None, "a parcel -> network file (YAML/JSON/CSV/TSV) that groups the ROIs into networks in heatmaps and "
+              "terminal summaries", "a file")
     parcellation: Optional[Union[StrictStr, list[StrictStr]]] = setting(
         None, "the label image the parcels come from (a .dlabel.nii, a left/right .annot or .label.gii pair, or "
               "a NIfTI label volume; area k is parcel k): parcel maps are also written painted on it",

@@ -1,4 +1,8 @@
-"""Command line: ``python -m encoding.flatmap <output folder> --map r|normalized_r|best_layer|...``."""
+"""Draw per-target maps of an output folder of python -m encoding.run on flattened cortex (both hemispheres, ROI
+outlines), as PNG and/or SVG, into <folder>/flatmaps/.
+
+Command line: ``python -m encoding.flatmap <output folder> --map r|normalized_r|best_layer|...``.
+"""
 import argparse
 import sys
 
@@ -10,10 +14,7 @@ from ._render import render_flatmaps
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="python -m encoding.flatmap",
-        description="Draw per-target maps of an output folder of python -m encoding.run on flattened cortex "
-                    "(both hemispheres, ROI outlines), as PNG and/or SVG, into <folder>/flatmaps/.")
+    parser = argparse.ArgumentParser(prog="python -m encoding.flatmap", description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", help="output folder of python -m encoding.run")
     parser.add_argument("--map", nargs="+", choices=MAPS, default=["r"], dest="maps", help="map(s) to draw")
     parser.add_argument("--subject", nargs="+", dest="subjects", help="subjects (default all)")

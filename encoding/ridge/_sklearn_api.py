@@ -38,8 +38,16 @@ class _RunwiseEstimator(BaseEstimator):
     responses trimmed and cleaned per run, paired run for run, and folds grouped by the runs' labels.
 
     Each estimator keeps its own ``__init__`` naming every parameter, as scikit-learn's ``get_params`` and
-    ``clone`` read them from its signature; all have ``delays``, ``trim``, ``preprocess_targets`` and ``cv``.
+    ``clone`` read them from its signature, and hands the parameters both have to this one.
     """
+
+    def __init__(self, alphas, delays, cv, trim, preprocess_targets, n_targets_batch):
+        self.alphas = alphas
+        self.delays = delays
+        self.cv = cv
+        self.trim = trim
+        self.preprocess_targets = preprocess_targets
+        self.n_targets_batch = n_targets_batch
 
     def _design(self, X_runs, name="X_runs"):
         """Per run: the z-scored, delayed, trimmed features (float32)."""
@@ -118,13 +126,8 @@ class RunwiseRidgeCV(_RunwiseEstimator):
 
     def __init__(self, alphas=DEFAULT_ALPHAS, delays=(1, 2, 3, 4, 5), cv=None, trim=(0, 0), preprocess_targets=True,
                  memory_gb=None, n_targets_batch=None):
-        self.alphas = alphas
-        self.delays = delays
-        self.cv = cv
-        self.trim = trim
-        self.preprocess_targets = preprocess_targets
+        super().__init__(alphas, delays, cv, trim, preprocess_targets, n_targets_batch)
         self.memory_gb = memory_gb
-        self.n_targets_batch = n_targets_batch
 
     def fit(self, X_runs, Y_runs, groups=None):
         """Choose each target's alpha by run-wise cross-validation, then fit the weights on every run.
@@ -253,14 +256,9 @@ class RunwiseBandedRidgeCV(_RunwiseEstimator):
 
     def __init__(self, alphas=DEFAULT_ALPHAS, delays=(1, 2, 3, 4, 5), n_iter=50, cv=None, trim=(0, 0),
                  preprocess_targets=True, random_state=0, n_targets_batch=None):
-        self.alphas = alphas
-        self.delays = delays
+        super().__init__(alphas, delays, cv, trim, preprocess_targets, n_targets_batch)
         self.n_iter = n_iter
-        self.cv = cv
-        self.trim = trim
-        self.preprocess_targets = preprocess_targets
         self.random_state = random_state
-        self.n_targets_batch = n_targets_batch
 
     def fit(self, Xs_runs, Y_runs, groups=None):
         """Fit the band weights, penalties and weights by run-wise cross-validation.
