@@ -101,7 +101,8 @@ def test_every_stage_receives_only_its_own_fields():
 
     stages = [
         (("sweep/_plan.py", None), ("sweep/_units.py", None), ("design.py", None), ("roi_sets.py", None),
-         ("layer_weights.py", {"layer_weights_settings"}), ("pipeline/_inputs.py", {"prepare_subjects", "subject_names"}),
+         ("layer_weights.py", {"layer_weights_settings"}),
+         ("pipeline/_inputs.py", {"prepare_subjects", "subject_names"}),
          PLANNER_FIELDS),
         (("pipeline/_dry_run.py", None), _dry_run.DRY_RUN_FIELDS),
         (("roi_sets.py", None), ROI_FIELDS),
