@@ -386,6 +386,24 @@ def test_cli_writes_the_tidy_table_and_recovers_the_planted_layer(tmp_path):
     assert main(["--config", str(tmp_path / "rsa.yaml"), "--out", str(out), "--quiet"]) == 2
 
 
+def test_cli_compares_an_embedding_file_alone_with_no_features_store(tmp_path):
+    """`models: []` with `embeddings`: no store is opened; the planted layer given as an embedding table is found in
+    every subject with the permutation test's smallest p."""
+    words, subjects = _word_study(tmp_path)
+    planted = np.random.default_rng(0).standard_normal((4, 12, 16)).astype(np.float32)[2]   # _word_study's layer 2
+    table = pd.DataFrame(planted, columns=[f"dim{i}" for i in range(16)])
+    table.insert(0, "item", words)
+    table.to_csv(tmp_path / "planted.tsv", sep="\t", index=False)
+    config = {"models": [], "embeddings": {"planted": "planted.tsv"}, "subjects": subjects,
+              "rois": {"atlas": "rois.yaml"}, "n_permutations": 99, "n_bootstrap": 50}
+    (tmp_path / "rsa.yaml").write_text(yaml.safe_dump(config))
+    assert main(["--config", str(tmp_path / "rsa.yaml"), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    rows = pd.read_csv(tmp_path / "out" / "rsa.csv")
+    assert set(rows["model"]) == {"planted"} and len(rows) == (3 + 1) * 2
+    subjects_rows = rows[rows["subject"] != "group"]
+    assert (subjects_rows["p_value"] == 0.01).all() and (subjects_rows["score"] > 0.3).all()
+
+
 def test_cli_partial_rsa_removes_what_a_ratings_rdm_explains(tmp_path):
     rng = np.random.default_rng(15)
     words = [f"word{i:02d}" for i in range(16)]

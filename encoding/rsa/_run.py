@@ -42,7 +42,7 @@ def run_rsa(config, overwrite=False):
     """
     out = output_folder(config["out"], config["name"])
     refuse_existing(out, overwrite)
-    stores = open_stores(config["features_dir"], config["models"], config["config_file"])
+    stores = open_stores(config["features_dir"], config["models"], config["config_file"]) if config["models"] else {}
     try:
         events = _events(config)
         items = _items(config, stores, events)
