@@ -121,21 +121,28 @@ def test_mne_warnings_reach_the_user_and_filtering_is_mnes(planted, tmp_path):
     assert not np.allclose(band, antialiased, atol=1e-8)
 
 
-def test_epochs_overlapping_bad_annotations_are_dropped_and_counted(planted, tmp_path, caplog):
+def _with_a_blink(planted, folder):
+    """The planted study's config with a BAD_blink annotation from 100.0 to 101.0 s in sub-01's recording: the
+    epochs (-0.2 to 0.8 s) of the words at 99.5, 100, 100.5 and 101 s overlap it."""
     import mne
     import yaml
 
+    source, config_path, _ = planted
+    raw = mne.io.read_raw(source / "sub-01_raw.fif", preload=True, verbose="error")
+    raw.set_annotations(mne.Annotations([100.0, 150.0], [1.0, 0.5], ["BAD_blink", "speech"]))
+    raw.save(folder / "sub-01_raw.fif", verbose="error")
+    settings = yaml.safe_load(config_path.read_text())
+    settings["subjects"]["sub-01"] = {"raw": str(folder / "sub-01_raw.fif"), "words": str(source / "sub-01_words.tsv")}
+    path = folder / "study.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    return path
+
+
+def test_epochs_overlapping_bad_annotations_are_dropped_and_counted(planted, tmp_path, caplog):
     from encoding.words._study import with_every_word
 
     folder, config_path, facts = planted
-    raw = mne.io.read_raw(folder / "sub-01_raw.fif", preload=True, verbose="error")
-    # a blink from 100.0 to 101.0 s: the epochs (-0.2 to 0.8 s) of the words at 99.5, 100, 100.5 and 101 s
-    raw.set_annotations(mne.Annotations([100.0, 150.0], [1.0, 0.5], ["BAD_blink", "speech"]))
-    raw.save(tmp_path / "sub-01_raw.fif", verbose="error")
-    settings = yaml.safe_load(config_path.read_text())
-    settings["subjects"]["sub-01"] = {"raw": str(tmp_path / "sub-01_raw.fif"), "words": str(folder / "sub-01_words.tsv")}
-    path = tmp_path / "study.yaml"
-    path.write_text(yaml.safe_dump(settings))
+    path = _with_a_blink(planted, tmp_path)
     with caplog.at_level(logging.WARNING, logger="encoding.words._meg"):
         target = prepare(load_words_config(path))[1]["sub-01"]
     assert "dropped 4 of 400 word epochs that overlap BAD annotations" in caplog.text
@@ -147,6 +154,27 @@ def test_epochs_overlapping_bad_annotations_are_dropped_and_counted(planted, tmp
     fit = with_every_word(fit_words(X[target.kept], target.Y, target.segments, n_permutations=0), target.kept)
     assert fit.word_error.shape[0] == 400 and np.isnan(fit.word_error[197:201]).all()
     assert np.isfinite(fit.word_error[target.kept]).all()
+
+
+def test_compare_tests_the_kept_words_of_a_subject_with_dropped_epochs(planted, tmp_path):
+    """Words whose epochs a BAD annotation dropped are left out of compare's tests, held-out and descriptive alike:
+    the held-out test segments (2 and 3, words 200-399) keep 199 words (word 200 dropped), every segment 396."""
+    from encoding.words._compare import compare_fits
+    from encoding.words._fit import test_segment_labels
+    from encoding.words._study import with_every_word
+
+    _, subjects = prepare(load_words_config(_with_a_blink(planted, tmp_path)))
+    target = subjects["sub-01"]
+    A, B = model_features(planted[2]["amplitude"], planted[2]["number"])
+    for test, inference, n_words in ((test_segment_labels("half", target.segments), "held-out", 199),
+                                     ([], "descriptive", 396)):
+        fits = {("sub-01", name, 0): with_every_word(fit_words(X[target.kept], target.Y, target.segments,
+                                                               target.groups, n_permutations=0, test_segments=test),
+                                                     target.kept)
+                for name, X in (("a", A), ("b", B))}
+        table, _, _ = compare_fits(fits, subjects, ("a", "b"), {"a": 0, "b": 0}, "all", n_permutations=50, block=10)
+        assert (table["inference"] == inference).all() and (table["n_words"] == n_words).all()
+        assert np.isfinite(table["p_ttest"]).all()
 
 
 def test_foldwise_r_is_unbiased_under_the_null_where_pooled_r_is_below_zero():
