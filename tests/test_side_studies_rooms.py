@@ -14,7 +14,7 @@ from encoding.pipeline import select_layers
 from encoding.rsa.__main__ import main as rsa_main
 from encoding.sweep import content_digest
 from encoding.words import WordFit, fit_words
-from encoding.words._study import _read_fit, _write_fit, sensor_terms, work_folder
+from encoding.words._study import SENSOR_FIELDS, _read_fit, _write_fit, sensor_terms, work_folder
 from features.errors import InputError
 from test_ridge_imports import ROOT, _cycle, _graph
 from test_rsa import _word_study
@@ -68,29 +68,44 @@ def test_the_sweeps_content_digest_names_a_words_fit_as_before():
     assert content_digest([*parts, np.arange(40) % 9 != 0]) == "aef63c61de07b6093ea014764f94f5f8"
 
 
-def test_a_words_fit_is_read_without_its_sensor_terms_which_read_back_equal(tmp_path):
+def test_a_words_fit_file_holds_no_sensor_terms_and_they_come_back_equal(tmp_path):
+    """A work file keeps every array of a fit but the per-sensor r terms (n_words x sensors x windows); compare
+    gets them from the fit computed again (``refit``), or from a file written when files held them."""
     rng = np.random.default_rng(1)
     X, Y = rng.standard_normal((60, 4)), rng.standard_normal((60, 3, 2))
     Y[:, 0, 1] += X[:, 0]
-    fit = fit_words(X, Y, np.repeat(np.arange(4), 15), {"front": [0, 1], "back": [2]}, n_permutations=20,
-                    test_segments=[2, 3])
+    segments = np.repeat(np.arange(4), 15)
+    fit = fit_words(X, Y, segments, {"front": [0, 1], "back": [2]}, n_permutations=20, test_segments=[2, 3])
     assert fit.test_sensor_r_terms.shape == (30, 3, 2)
     path = tmp_path / "fit.npz"
     _write_fit(path, fit)
     assert sorted(path.parent.iterdir()) == [path]                    # the temporary name is gone
-    with np.load(path) as data:                                       # the file holds what it held before
-        assert sorted(data.files) == sorted([*WordFit.FIELDS, "groups"])
-    read = _read_fit(path)
+    with np.load(path) as data:
+        assert sorted(data.files) == sorted([n for n in WordFit.FIELDS if n not in SENSOR_FIELDS] + ["groups"])
+    calls = []
+
+    def refit(n_permutations):                                        # the same fit, its permutations left out
+        calls.append(n_permutations)
+        return fit_words(X, Y, segments, {"front": [0, 1], "back": [2]}, n_permutations=n_permutations,
+                         test_segments=[2, 3])
+    read = _read_fit(path, refit)
     assert read.sensor_r_terms is None and read.test_sensor_r_terms is None
     assert read.extra["groups"] == ["front", "back"]
     for name in WordFit.FIELDS:
-        if name not in ("sensor_r_terms", "test_sensor_r_terms"):
+        if name not in SENSOR_FIELDS:
             np.testing.assert_array_equal(getattr(read, name), getattr(fit, name))
     np.testing.assert_array_equal(sensor_terms(read), fit.sensor_r_terms)
     np.testing.assert_array_equal(sensor_terms(read, "test_sensor_r_terms"), fit.test_sensor_r_terms)
-    assert sensor_terms(fit) is fit.sensor_r_terms
+    assert calls == [0, 0] and sensor_terms(fit) is fit.sensor_r_terms
     # the per-sensor terms sum over words to r at every sensor x window
     np.testing.assert_allclose(sensor_terms(read).sum(0), fit.r, atol=1e-5)
+    # without a refit, one sentence naming the file
+    with pytest.raises(InputError, match="fit.npz: field 'sensor_r_terms' is not in this fit file"):
+        sensor_terms(_read_fit(path))
+    # a file written when files held the per-sensor terms gives them as they are
+    old = tmp_path / "old.npz"
+    np.savez(old, groups=np.array(["front", "back"]), **{name: getattr(fit, name) for name in WordFit.FIELDS})
+    np.testing.assert_array_equal(sensor_terms(_read_fit(old)), fit.sensor_r_terms)
 
 
 def test_the_words_work_folder_removes_only_what_killed_runs_left(tmp_path):

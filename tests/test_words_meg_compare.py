@@ -79,11 +79,23 @@ def test_swapping_the_models_flips_the_sign_and_keeps_the_p_values(study):
     np.testing.assert_allclose(fit.word_r_terms[:, 1].sum(0), fit.r[group].mean(0), atol=1e-5)
     row = (forward["window"] == 2) & (forward["subject"] == "sub-01")
     np.testing.assert_allclose(forward.loc[row, "pooled_r_a"], fit.r[group, 2].mean(), atol=1e-5)
-    # the tested r: the held-out test words' terms (read from the work file), summed, averaged over the group
+    # the tested r: the held-out test words' terms (not in the work file: computed again by the same fit), summed,
+    # averaged over the group
     assert fit.test_sensor_r_terms is None
+    with np.load(fit.extra["file"]) as data:
+        assert not {"sensor_r_terms", "test_sensor_r_terms"} & set(data.files)
     test_terms = sensor_terms(fit, "test_sensor_r_terms")
     np.testing.assert_allclose(forward.loc[row, "r_a"], test_terms[:, group, 2].sum(0).mean(), atol=1e-5)
     np.testing.assert_allclose(fit.test_r_terms[:, 1], test_terms[:, group].mean(1), atol=1e-6)
+    # the sensor x time comparison of fits read from the work files equals that of the fits as computed
+    fresh = {key: f.extra["refit"]() for key, f in fits.items() if key[2] == PLANTED_LAYER}
+    assert fresh["sub-01", "tiny", PLANTED_LAYER].test_sensor_r_terms is not None
+    read_table, read_clusters, _ = compare_fits(fits, subjects, ("tiny", "other"), layers, "all", n_permutations=200)
+    fresh_table, fresh_clusters, _ = compare_fits(fresh, subjects, ("tiny", "other"), layers, "all",
+                                                  n_permutations=200)
+    pd.testing.assert_frame_equal(read_table, fresh_table)
+    pd.testing.assert_frame_equal(read_clusters, fresh_clusters)
+    assert (read_clusters["test"] == "sensors x time").sum() >= 2          # the per-sensor terms were tested
 
 
 def test_cluster_statistic_is_the_paired_t_of_scipy():

@@ -10,12 +10,16 @@ Work folder (``<out>.work`` unless ``work_dir`` says otherwise)::
 
 A fit file is written under a temporary name and renamed when complete (the sweep's ``atomic_path`` and
 ``publish``), so a killed run leaves only whole fits, which the next run reuses, and temporary files, which
-the next run removes; a fit of other settings has another name and is never reused. A fit is always read
-back from its file, without its per-sensor r terms (n_words x sensors x windows, the largest array): only
-the model comparison reads them, for the two layers it compares (:func:`sensor_terms`).
+the next run removes; a fit of other settings has another name and is never reused. A fit file holds no
+per-sensor r terms (n_words x sensors x windows, by far the largest arrays: about 0.37 GB a fit for 306
+sensors, 20 windows and a 10,000-word story, so hundreds of GB over every layer of a study). Only the model
+comparison needs them, for the two layers it compares: :func:`sensor_terms` computes them again then, by the
+same fit of the same inputs (its permutations left out: they do not change the terms). A fit file written
+before held them, and they are read from it.
 """
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -173,14 +177,25 @@ def fit_study(config, story, subjects, models, progress=True):
         key = content_digest([settings, target.Y, target.segments,
                               {g: i.tolist() for g, i in target.groups.items()}, X, *([] if kept.all() else [kept])])
         path = fits_dir / f"{key}.npz"
+        # the fit of these inputs, computed again from the store (not from X, which is not kept in memory)
+        refit = partial(_fit_layer, stores[model], context_rule(config), layer, target, config, test[subject])
         if not path.is_file():
-            fit = with_every_word(fit_words(X[kept], target.Y, target.segments, target.groups, config["alphas"],
-                                            config["cv_folds"], config["n_permutations"], config["permutation_block"],
-                                            config["seed"], test_segments=test[subject]), kept)
+            fit = _fit_layer(None, None, None, target, config, test[subject], X=X)
             _write_fit(path, fit)
             log.info("fitted %s / %s / layer %d: max r %.3f", subject, model, layer, np.nanmax(fit.r))
-        fits[subject, model, layer] = _read_fit(path)
+        fits[subject, model, layer] = _read_fit(path, refit)
     return fits, layers
+
+
+def _fit_layer(store, rule, layer, target, config, test, X=None, n_permutations=None):
+    """One (subject, model, layer) fit on every story word (``X``: the layer's word features, else read from the
+    store); ``n_permutations`` (default the config's) 0 skips the test, which the per-word terms do not use."""
+    X = read_word_features(store, rule, layer) if X is None else X
+    kept = target.kept if target.kept is not None else np.ones(len(X), bool)
+    permutations = config["n_permutations"] if n_permutations is None else n_permutations
+    return with_every_word(fit_words(X[kept], target.Y, target.segments, target.groups, config["alphas"],
+                                     config["cv_folds"], permutations, config["permutation_block"], config["seed"],
+                                     test_segments=test), kept)
 
 
 def with_every_word(fit, kept):
@@ -194,31 +209,39 @@ def with_every_word(fit, kept):
     return fit
 
 
-def _write_fit(path, fit):
-    tmp = atomic_path(path)
-    with open(tmp, "wb") as handle:
-        np.savez(handle, groups=np.array(fit.extra["groups"]), **{name: getattr(fit, name) for name in WordFit.FIELDS})
-    publish(tmp, path)
-
-
-#: Per-sensor arrays left in a work file until compare asks for them (:func:`sensor_terms`).
+#: Per-sensor arrays a work file does not hold; compare computes them again (:func:`sensor_terms`).
 SENSOR_FIELDS = ("sensor_r_terms", "test_sensor_r_terms")
 
 
-def _read_fit(path):
-    """The fit of a work file, its per-sensor r terms left in the file (:func:`sensor_terms` reads them)."""
+def _write_fit(path, fit):
+    tmp = atomic_path(path)
+    with open(tmp, "wb") as handle:
+        np.savez(handle, groups=np.array(fit.extra["groups"]),
+                 **{name: getattr(fit, name) for name in WordFit.FIELDS if name not in SENSOR_FIELDS})
+    publish(tmp, path)
+
+
+def _read_fit(path, refit=None):
+    """The fit of a work file, without per-sensor r terms; ``refit`` (``refit(n_permutations=0)``: the same fit
+    computed again) gives them to :func:`sensor_terms`."""
     with np.load(path, allow_pickle=False) as data:
         return WordFit(**{name: data[name] for name in WordFit.FIELDS if name not in SENSOR_FIELDS},
-                       extra={"groups": data["groups"].tolist(), "file": path})
+                       extra={"groups": data["groups"].tolist(), "file": path, "refit": refit})
 
 
 def sensor_terms(fit, name="sensor_r_terms"):
     """The fit's per-word r terms at every sensor (n_words, n_sensors, n_windows; ``test_sensor_r_terms``:
-    the test words'), read from its work file when the fit came from one."""
+    the test words'): the fit's own, else from a work file written when files held them, else computed again
+    by the fit's ``refit`` (module docstring)."""
     if getattr(fit, name) is not None:
         return getattr(fit, name)
     with np.load(fit.extra["file"], allow_pickle=False) as data:
-        return data[name]
+        if name in data.files:
+            return data[name]
+    if fit.extra.get("refit") is None:
+        raise InputError(f"{fit.extra['file']}: field '{name}' is not in this fit file and nothing says how the fit "
+                         f"was made; run the study's command to compute it.")
+    return getattr(fit.extra["refit"](n_permutations=0), name)
 
 
 def best_layer(fits, subjects, model, layers):

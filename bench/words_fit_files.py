@@ -1,0 +1,79 @@
+"""Words-study work files with and without the per-sensor r terms: bytes on disk and what compare pays.
+
+A fit file used to hold the per-word r terms at every sensor (``sensor_r_terms``, n_words x sensors x windows,
+and the held-out test words' ``test_sensor_r_terms``), though only ``compare`` reads them, for the two layers it
+compares. Now a file holds the rest, and compare computes those terms again by the same fit (its permutations
+left out). On one simulated fit this prints the bytes of both files, the time to read the terms from the old
+file, the time compare now spends to compute them again, and that the two give equal terms; then what the
+files weigh over a whole study and what compare pays for it.
+
+    python bench/words_fit_files.py                      # 3,000 words, 768 features, 102 sensors x 20 windows
+    python bench/words_fit_files.py --words 10000 --sensors 306 --subjects 20 --models 2 --layers 33
+"""
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from encoding.words import WordFit, fit_words  # noqa: E402
+from encoding.words._study import SENSOR_FIELDS, _read_fit, _write_fit, sensor_terms  # noqa: E402
+
+
+def simulate(n_words, hidden, n_sensors, n_windows, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_words, hidden)).astype(np.float32)
+    weights = rng.standard_normal((hidden, n_sensors * n_windows)).astype(np.float32) / np.sqrt(hidden)
+    Y = 0.3 * X @ weights + rng.standard_normal((n_words, n_sensors * n_windows)).astype(np.float32)
+    segments = np.repeat(np.arange(4), -(-n_words // 4))[:n_words]
+    return X, Y.reshape(n_words, n_sensors, n_windows), segments
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--words", type=int, default=3000)
+    parser.add_argument("--hidden", type=int, default=768)
+    parser.add_argument("--sensors", type=int, default=102)
+    parser.add_argument("--windows", type=int, default=20)
+    parser.add_argument("--subjects", type=int, default=20)
+    parser.add_argument("--models", type=int, default=2)
+    parser.add_argument("--layers", type=int, default=13)
+    args = parser.parse_args()
+    X, Y, segments = simulate(args.words, args.hidden, args.sensors, args.windows)
+    test = [2, 3]                                     # compare.test_segments: half (the default)
+
+    def refit(n_permutations=0):
+        return fit_words(X, Y, segments, n_permutations=n_permutations, test_segments=test)
+
+    fit = refit()
+    with tempfile.TemporaryDirectory() as folder:
+        old, new = Path(folder) / "old.npz", Path(folder) / "new.npz"
+        np.savez(old, groups=np.array(fit.extra["groups"]), **{n: getattr(fit, n) for n in WordFit.FIELDS})
+        _write_fit(new, fit)
+        old_bytes, new_bytes = old.stat().st_size, new.stat().st_size
+        start = time.perf_counter()
+        from_file = [sensor_terms(_read_fit(old), name) for name in SENSOR_FIELDS]
+        read_s = time.perf_counter() - start
+        start = time.perf_counter()
+        again = _read_fit(new, refit)
+        computed = [sensor_terms(again, "test_sensor_r_terms")]   # what compare's held-out test reads
+        refit_s = time.perf_counter() - start
+    equal = np.array_equal(from_file[1], computed[0])
+    fits = args.subjects * args.models * args.layers
+    print(f"one fit: {args.words} words, {args.hidden} features, {args.sensors} sensors x {args.windows} windows, "
+          f"test segments {test} of 4")
+    print(f"file with per-sensor terms:    {old_bytes / 1e6:10.1f} MB")
+    print(f"file without (now):            {new_bytes / 1e6:10.1f} MB   ({old_bytes / new_bytes:.0f}x smaller)")
+    print(f"compare reads them (old file): {read_s:10.2f} s")
+    print(f"compare computes them again:   {refit_s:10.2f} s   (equal to the file's: {equal})")
+    print(f"a study of {args.subjects} subjects x {args.models} models x {args.layers} layers ({fits} fits): "
+          f"{old_bytes * fits / 1e9:.1f} GB of work files before, {new_bytes * fits / 1e9:.2f} GB now; compare "
+          f"computes 2 fits a subject again: {2 * args.subjects * refit_s / 60:.1f} min more per comparison")
+
+
+if __name__ == "__main__":
+    main()
