@@ -22,26 +22,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from encoding.words import WordFit, fit_words  # noqa: E402
 from encoding.words._study import SENSOR_FIELDS, _read_fit, _write_fit, sensor_terms  # noqa: E402
+from words_meg import simulate  # noqa: E402  (bench/words_meg.py: the same simulated study)
 
-
-def simulate(n_words, hidden, n_sensors, n_windows, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n_words, hidden)).astype(np.float32)
-    weights = rng.standard_normal((hidden, n_sensors * n_windows)).astype(np.float32) / np.sqrt(hidden)
-    Y = 0.3 * X @ weights + rng.standard_normal((n_words, n_sensors * n_windows)).astype(np.float32)
-    segments = np.repeat(np.arange(4), -(-n_words // 4))[:n_words]
-    return X, Y.reshape(n_words, n_sensors, n_windows), segments
+#: flag -> default: the fit's shape, then the study's size
+SIZES = {"words": 3000, "hidden": 768, "sensors": 102, "windows": 20, "subjects": 20, "models": 2, "layers": 13}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--words", type=int, default=3000)
-    parser.add_argument("--hidden", type=int, default=768)
-    parser.add_argument("--sensors", type=int, default=102)
-    parser.add_argument("--windows", type=int, default=20)
-    parser.add_argument("--subjects", type=int, default=20)
-    parser.add_argument("--models", type=int, default=2)
-    parser.add_argument("--layers", type=int, default=13)
+    for name, default in SIZES.items():
+        parser.add_argument(f"--{name}", type=int, default=default)
     args = parser.parse_args()
     X, Y, segments = simulate(args.words, args.hidden, args.sensors, args.windows)
     test = [2, 3]                                     # compare.test_segments: half (the default)
