@@ -14,6 +14,7 @@ from encoding.pipeline import select_layers
 from encoding.rsa.__main__ import main as rsa_main
 from encoding.sweep import content_digest
 from encoding.words import WordFit, fit_words
+from encoding.words._fit import held_out_sensor_terms
 from encoding.words._study import SENSOR_FIELDS, _read_fit, _write_fit, sensor_terms, work_folder
 from features.errors import InputError
 from test_ridge_imports import ROOT, _cycle, _graph
@@ -102,6 +103,12 @@ def test_a_words_fit_file_holds_no_sensor_terms_and_they_come_back_equal(tmp_pat
     # without a refit, one sentence naming the file
     with pytest.raises(InputError, match="fit.npz: field 'sensor_r_terms' is not in this fit file"):
         sensor_terms(_read_fit(path))
+    # the held-out test words' terms from the test model alone equal the whole fit's, one test segment or two
+    for test in ([3], [2, 3]):
+        whole = fit_words(X, Y, segments, n_permutations=0, test_segments=test)
+        np.testing.assert_array_equal(held_out_sensor_terms(X, Y, segments, test), whole.test_sensor_r_terms)
+    np.testing.assert_array_equal(sensor_terms(_read_fit(path, None, lambda: whole.test_sensor_r_terms),
+                                               "test_sensor_r_terms"), fit.test_sensor_r_terms)
     # a file written when files held the per-sensor terms gives them as they are
     old = tmp_path / "old.npz"
     np.savez(old, groups=np.array(["front", "back"]), **{name: getattr(fit, name) for name in WordFit.FIELDS})

@@ -248,10 +248,38 @@ def _test_terms(X, Y, segments, test, Y_z, P, cv_score, groups, shape, alphas, c
         Y_test, P_test, score = Y_z[rows], P[rows], cv_score[labels.index(test[0])]
     else:
         rows, Y_test, P_test, _, score = test_predictions(X, Y, segments, test, alphas, cv_folds, solver)
-    seg = segments[rows]
-    products = (_unit(_centre_within(Y_test, seg)) * _unit(_centre_within(P_test, seg))).reshape(-1, *shape)
+    products = _test_products(Y_test, P_test, segments[rows], shape)
     return {"test_segments": np.asarray(test), "test_r_terms": _group_means(products, groups).astype(np.float32),
             "test_sensor_r_terms": products.astype(np.float32), "test_cv_score": np.asarray(score).reshape(shape)}
+
+
+def _test_products(Y_test, P_test, test_segments, shape):
+    """Per-word r terms of the test words (n_test, S, W): centred within each test segment, unit columns."""
+    centred = _centre_within(Y_test, test_segments), _centre_within(P_test, test_segments)
+    return (_unit(centred[0]) * _unit(centred[1])).reshape(-1, *shape)
+
+
+def held_out_sensor_terms(X, Y, segments, test, alphas=DEFAULT_ALPHAS, cv_folds=None, solver="auto"):
+    """``fit_words(X, Y, segments, test_segments=test).test_sensor_r_terms`` from the test model alone, without
+    the outer folds and the permutations (what ``compare`` computes again; the same numbers).
+
+    Parameters
+    ----------
+    X, Y, segments, alphas, cv_folds, solver : as :func:`fit_words`
+    test : list of segment labels, not empty
+
+    Returns
+    -------
+    float32 array of shape (n_test, n_sensors, n_windows)
+    """
+    Y = np.asarray(Y)
+    n_words, n_sensors, n_windows = Y.shape
+    segments = np.asarray(segments)
+    rows, Y_test, P_test, _, _ = test_predictions(X, Y.reshape(n_words, -1), segments, list(test), alphas, cv_folds,
+                                                  solver)
+    if len(test) == 1:      # fit_words reads one test segment from its outer folds' arrays, kept in float32
+        Y_test = Y_test.astype(np.float32)
+    return _test_products(Y_test, P_test, segments[rows], (n_sensors, n_windows)).astype(np.float32)
 
 
 def _group_means(per_sensor, groups):

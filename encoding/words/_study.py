@@ -13,9 +13,10 @@ A fit file is written under a temporary name and renamed when complete (the swee
 the next run removes; a fit of other settings has another name and is never reused. A fit file holds no
 per-sensor r terms (n_words x sensors x windows, by far the largest arrays: about 0.37 GB a fit for 306
 sensors, 20 windows and a 10,000-word story, so hundreds of GB over every layer of a study). Only the model
-comparison needs them, for the two layers it compares: :func:`sensor_terms` computes them again then, by the
-same fit of the same inputs (its permutations left out: they do not change the terms). A fit file written
-before held them, and they are read from it.
+comparison needs them, for the two layers it compares: :func:`sensor_terms` computes them again then, from the
+same inputs: the held-out test words' by the fit's test model alone, every word's by the whole fit (its
+permutations left out: they do not change the terms). A fit file written before held them; they are read from
+it.
 """
 import logging
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from features.errors import InputError
 from ..pipeline import select_layers
 from ..sweep import atomic_path, content_digest, publish, remove_stale_temporaries
 from ._config import base_dir, output_folder, windows_of
-from ._fit import WordFit, fit_words, test_segment_labels
+from ._fit import WordFit, fit_words, held_out_sensor_terms, test_segment_labels
 from ._meg import read_run, sensor_groups, word_targets
 from ._story import match_story, read_word_table, segment_labels
 from ._verifier import marked_sentence
@@ -178,12 +179,12 @@ def fit_study(config, story, subjects, models, progress=True):
                               {g: i.tolist() for g, i in target.groups.items()}, X, *([] if kept.all() else [kept])])
         path = fits_dir / f"{key}.npz"
         # the fit of these inputs, computed again from the store (not from X, which is not kept in memory)
-        refit = partial(_fit_layer, stores[model], context_rule(config), layer, target, config, test[subject])
+        inputs = (stores[model], context_rule(config), layer, target, config, test[subject])
         if not path.is_file():
             fit = _fit_layer(None, None, None, target, config, test[subject], X=X)
             _write_fit(path, fit)
             log.info("fitted %s / %s / layer %d: max r %.3f", subject, model, layer, np.nanmax(fit.r))
-        fits[subject, model, layer] = _read_fit(path, refit)
+        fits[subject, model, layer] = _read_fit(path, partial(_fit_layer, *inputs), partial(_test_layer_terms, *inputs))
     return fits, layers
 
 
@@ -196,6 +197,13 @@ def _fit_layer(store, rule, layer, target, config, test, X=None, n_permutations=
     return with_every_word(fit_words(X[kept], target.Y, target.segments, target.groups, config["alphas"],
                                      config["cv_folds"], permutations, config["permutation_block"], config["seed"],
                                      test_segments=test), kept)
+
+
+def _test_layer_terms(store, rule, layer, target, config, test):
+    """The held-out test words' per-sensor r terms of one fit, from its test model alone (``held_out_sensor_terms``)."""
+    X = read_word_features(store, rule, layer)
+    kept = target.kept if target.kept is not None else np.ones(len(X), bool)
+    return held_out_sensor_terms(X[kept], target.Y, target.segments, test, config["alphas"], config["cv_folds"])
 
 
 def with_every_word(fit, kept):
@@ -221,12 +229,14 @@ def _write_fit(path, fit):
     publish(tmp, path)
 
 
-def _read_fit(path, refit=None):
+def _read_fit(path, refit=None, refit_test=None):
     """The fit of a work file, without per-sensor r terms; ``refit`` (``refit(n_permutations=0)``: the same fit
-    computed again) gives them to :func:`sensor_terms`."""
+    computed again) and ``refit_test`` (``refit_test()``: its held-out test terms from the test model alone) give
+    them to :func:`sensor_terms`."""
     with np.load(path, allow_pickle=False) as data:
         return WordFit(**{name: data[name] for name in WordFit.FIELDS if name not in SENSOR_FIELDS},
-                       extra={"groups": data["groups"].tolist(), "file": path, "refit": refit})
+                       extra={"groups": data["groups"].tolist(), "file": path, "refit": refit,
+                              "refit_test": refit_test})
 
 
 def sensor_terms(fit, name="sensor_r_terms"):
@@ -238,6 +248,8 @@ def sensor_terms(fit, name="sensor_r_terms"):
     with np.load(fit.extra["file"], allow_pickle=False) as data:
         if name in data.files:
             return data[name]
+    if name == "test_sensor_r_terms" and len(fit.test_segments) and fit.extra.get("refit_test") is not None:
+        return fit.extra["refit_test"]()         # the test model alone: the outer folds are not read
     if fit.extra.get("refit") is None:
         raise InputError(f"{fit.extra['file']}: field '{name}' is not in this fit file and nothing says how the fit "
                          f"was made; run the study's command to compute it.")
