@@ -173,37 +173,50 @@ def fit_study(config, story, subjects, models, progress=True):
     fits = {}
     for subject, model, layer in tqdm(jobs, desc="word fits", unit="fit", disable=not progress or len(jobs) < 4):
         target = subjects[subject]
-        X = read_word_features(stores[model], context_rule(config), layer)
-        kept = target.kept if target.kept is not None else np.ones(len(X), bool)
+        source = (stores[model], context_rule(config), layer)
+        X = read_word_features(*source)
+        kept = _kept(target, len(X))
         key = content_digest([settings, target.Y, target.segments,
                               {g: i.tolist() for g, i in target.groups.items()}, X, *([] if kept.all() else [kept])])
         path = fits_dir / f"{key}.npz"
-        # the fit of these inputs, computed again from the store (not from X, which is not kept in memory)
-        inputs = (stores[model], context_rule(config), layer, target, config, test[subject])
-        if not path.is_file():
-            fit = _fit_layer(None, None, None, target, config, test[subject], X=X)
+        # compare's per-sensor terms, computed again from the store when asked (X is not kept in memory)
+        again = {"refit": partial(_on_stored_layer, _fit_layer, source, target, config, test[subject]),
+                 "refit_test": partial(_on_stored_layer, _test_layer_terms, source, target, config, test[subject])}
+        if path.is_file():
+            fit = _read_fit(path, **again)
+        else:
+            fit = _fit_layer(X, target, config, test[subject])
             _write_fit(path, fit)
             log.info("fitted %s / %s / layer %d: max r %.3f", subject, model, layer, np.nanmax(fit.r))
-        fits[subject, model, layer] = _read_fit(path, partial(_fit_layer, *inputs), partial(_test_layer_terms, *inputs))
+            fit = _as_read(fit, path, **again)
+        fits[subject, model, layer] = fit
     return fits, layers
 
 
-def _fit_layer(store, rule, layer, target, config, test, X=None, n_permutations=None):
-    """One (subject, model, layer) fit on every story word (``X``: the layer's word features, else read from the
-    store); ``n_permutations`` (default the config's) 0 skips the test, which the per-word terms do not use."""
-    X = read_word_features(store, rule, layer) if X is None else X
-    kept = target.kept if target.kept is not None else np.ones(len(X), bool)
+def _kept(target, n_words):
+    """The story words whose epochs were kept (all when none was dropped)."""
+    return target.kept if target.kept is not None else np.ones(n_words, bool)
+
+
+def _on_stored_layer(function, source, *args, **kwargs):
+    """``function(X, *args, **kwargs)`` on the layer's word features read from ``source`` (store, rule, layer)."""
+    return function(read_word_features(*source), *args, **kwargs)
+
+
+def _fit_layer(X, target, config, test, n_permutations=None):
+    """One (subject, model, layer) fit on every story word; ``n_permutations`` (default the config's) 0 skips the
+    test, which the per-word terms do not use."""
+    kept = _kept(target, len(X))
     permutations = config["n_permutations"] if n_permutations is None else n_permutations
     return with_every_word(fit_words(X[kept], target.Y, target.segments, target.groups, config["alphas"],
                                      config["cv_folds"], permutations, config["permutation_block"], config["seed"],
                                      test_segments=test), kept)
 
 
-def _test_layer_terms(store, rule, layer, target, config, test):
+def _test_layer_terms(X, target, config, test):
     """The held-out test words' per-sensor r terms of one fit, from its test model alone (``held_out_sensor_terms``)."""
-    X = read_word_features(store, rule, layer)
-    kept = target.kept if target.kept is not None else np.ones(len(X), bool)
-    return held_out_sensor_terms(X[kept], target.Y, target.segments, test, config["alphas"], config["cv_folds"])
+    return held_out_sensor_terms(X[_kept(target, len(X))], target.Y, target.segments, test, config["alphas"],
+                                 config["cv_folds"])
 
 
 def with_every_word(fit, kept):
@@ -230,13 +243,22 @@ def _write_fit(path, fit):
 
 
 def _read_fit(path, refit=None, refit_test=None):
-    """The fit of a work file, without per-sensor r terms; ``refit`` (``refit(n_permutations=0)``: the same fit
-    computed again) and ``refit_test`` (``refit_test()``: its held-out test terms from the test model alone) give
-    them to :func:`sensor_terms`."""
+    """The fit of a work file (:func:`_as_read`)."""
     with np.load(path, allow_pickle=False) as data:
-        return WordFit(**{name: data[name] for name in WordFit.FIELDS if name not in SENSOR_FIELDS},
-                       extra={"groups": data["groups"].tolist(), "file": path, "refit": refit,
-                              "refit_test": refit_test})
+        fit = WordFit(**{name: data[name] for name in WordFit.FIELDS if name not in SENSOR_FIELDS},
+                      extra={"groups": data["groups"].tolist()})
+    return _as_read(fit, path, refit, refit_test)
+
+
+def _as_read(fit, path, refit=None, refit_test=None):
+    """``fit`` as its work file ``path`` gives it: without per-sensor r terms, which ``refit``
+    (``refit(n_permutations=0)``: the same fit computed again) and ``refit_test`` (``refit_test()``: its held-out
+    test terms from the test model alone) give to :func:`sensor_terms`. A fit just computed is kept so, not read
+    back."""
+    for name in SENSOR_FIELDS:
+        setattr(fit, name, None)
+    fit.extra = {"groups": list(fit.extra["groups"]), "file": path, "refit": refit, "refit_test": refit_test}
+    return fit
 
 
 def sensor_terms(fit, name="sensor_r_terms"):
