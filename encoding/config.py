@@ -99,17 +99,17 @@ def resolve_paths(config):
     config : the same dict
     """
     base = Path(config["config_file"]).parent
-    config["features_dir"] = _here(config.get("features_dir") or "features", config, base)
+    config["features_dir"] = resolve_path(config.get("features_dir") or "features", config, base)
     for key in ("stimuli", "work_dir"):
         if config.get(key):
-            config[key] = _here(config[key], config, base if key == "stimuli" else None)
-    config["model_paths"] = {m: _here(p, config, base) for m, p in (config.get("model_paths") or {}).items()}
-    config["instruction_files"] = [_here(p, config, base) for p in config.get("instruction_files") or []]
+            config[key] = resolve_path(config[key], config, base if key == "stimuli" else None)
+    config["model_paths"] = {m: resolve_path(p, config, base) for m, p in (config.get("model_paths") or {}).items()}
+    config["instruction_files"] = [resolve_path(p, config, base) for p in config.get("instruction_files") or []]
     transcript = config.get("transcript")
     if isinstance(transcript, dict):
         if transcript.get("words"):
-            transcript["words"] = _here(transcript["words"], config, base)
-        transcript["tables"] = {m: _here(p, config, base) for m, p in (transcript.get("tables") or {}).items()}
+            transcript["words"] = resolve_path(transcript["words"], config, base)
+        transcript["tables"] = {m: resolve_path(p, config, base) for m, p in (transcript.get("tables") or {}).items()}
     if isinstance(config.get("rois"), dict):
         config["rois"] = resolve_rois(config["rois"], config, base)
     config["subjects"] = resolve_runs(config.get("subjects"), RUN_FILE_FIELDS, config, base)
@@ -123,16 +123,16 @@ def resolve_rois(rois, config, base, names=()):
     rois = dict(rois)
     atlas = rois.get("atlas")
     if isinstance(atlas, dict):
-        rois["atlas"] = {k: _here(v, config, base) for k, v in atlas.items()}
+        rois["atlas"] = {k: resolve_path(v, config, base) for k, v in atlas.items()}
     elif isinstance(atlas, str) and atlas not in ("auto", "parcels", *BUILTIN_ATLASES, *names):
-        rois["atlas"] = _here(atlas, config, base)
+        rois["atlas"] = resolve_path(atlas, config, base)
     for key in ("lut", "names", "networks", "levels"):
         if isinstance(rois.get(key), str):
-            rois[key] = _here(rois[key], config, base)
+            rois[key] = resolve_path(rois[key], config, base)
     if isinstance(rois.get("parcellation"), (list, tuple)):
-        rois["parcellation"] = [_here(v, config, base) for v in rois["parcellation"]]
+        rois["parcellation"] = [resolve_path(v, config, base) for v in rois["parcellation"]]
     elif isinstance(rois.get("parcellation"), str):
-        rois["parcellation"] = _here(rois["parcellation"], config, base)
+        rois["parcellation"] = resolve_path(rois["parcellation"], config, base)
     return rois
 
 
@@ -145,13 +145,14 @@ def resolve_runs(subjects, fields, config, base):
     for subject, spec in subjects.items():
         runs = spec.get("runs") if isinstance(spec, dict) else None
         if isinstance(runs, list):
-            spec = {**spec, "runs": [{k: (_here(v, config, base, subject=subject) if k in fields else v)
+            spec = {**spec, "runs": [{k: (resolve_path(v, config, base, subject=subject) if k in fields else v)
                                       for k, v in run.items()} if isinstance(run, dict) else run for run in runs]}
         resolved[subject] = spec
     return resolved
 
 
-def _here(value, config, base, **fields):
+def resolve_path(value, config, base, **fields):
+    """One path of a config resolved (:func:`expand_path`), as a string: what every loader stores."""
     return str(expand_path(value, config, base, **fields))
 
 

@@ -12,7 +12,6 @@ class InputError(ValueError):
     """Bad input: the message is one sentence naming the file and the field."""
 
 
-
 def command(build_parser=None):
     """Decorate a command's ``main``: bad input ends in its one sentence on stderr and exit status 2.
 

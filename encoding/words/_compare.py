@@ -332,10 +332,8 @@ def best_training_layer(fits, subjects, model, layers):
     """The layer with the highest inner-CV score of the held-out test model (mean over sensors, windows and
     subjects): chosen on the training segments only, never on the test words. Fits without test segments:
     ``best_layer`` (the outer folds' inner-CV scores, whose training segments include every segment)."""
-    if any(len(fits[s, model, layers[0]].test_segments) == 0 for s in subjects):
-        return best_layer(fits, subjects, model, layers)
-    scores = [np.mean([np.nanmean(fits[s, model, k].test_cv_score) for s in subjects]) for k in layers]
-    return layers[int(np.nanargmax(scores))]
+    held_out = all(len(fits[s, model, layers[0]].test_segments) for s in subjects)
+    return best_layer(fits, subjects, model, layers, "test_cv_score" if held_out else "cv_score")
 
 
 def run_compare(config, models, overwrite=False, out=None):

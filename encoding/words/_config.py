@@ -8,6 +8,7 @@ encoding config's one sentence naming the file and the key. Paths are relative t
 """
 import copy
 import re
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
@@ -18,8 +19,8 @@ from extractors.words import is_local_source
 from features.errors import InputError
 
 from ..config import (Count, Names, Number, Positive, Section, at_least, between, cache_folder, check_known_keys,
-                      check_nested_keys, check_section, defaults, expand_path, keep_given, parse_alphas, parse_layers,
-                      parse_list, read_config_file, resolve_runs, sections, setting)
+                      check_nested_keys, check_section, defaults, keep_given, parse_alphas, parse_layers,
+                      parse_list, read_config_file, resolve_path, resolve_runs, sections, setting)
 
 POOLINGS = ("last_token", "token_mean")
 Layers = Union[StrictStr, StrictInt, list[Union[StrictInt, StrictStr]]]
@@ -217,10 +218,7 @@ def resolve_paths(config):
     config : the same dict
     """
     base = base_dir(config)
-
-    def here(value, **fields):
-        return str(expand_path(value, config, base, **fields))
-
+    here = partial(resolve_path, config=config, base=base)
     config["features_dir"] = here(config["features_dir"] or "features")
     if config["story"]:
         config["story"] = here(config["story"])

@@ -278,8 +278,9 @@ def sensor_terms(fit, name="sensor_r_terms"):
     return getattr(fit.extra["refit"](n_permutations=0), name)
 
 
-def best_layer(fits, subjects, model, layers):
+def best_layer(fits, subjects, model, layers, score="cv_score"):
     """The layer with the highest inner-CV score (mean over sensors, windows and subjects): chosen on
-    training data only."""
-    scores = [np.mean([np.nanmean(fits[s, model, k].cv_score) for s in subjects]) for k in layers]
+    training data only. ``score``: the outer folds' (``cv_score``) or the held-out test model's
+    (``test_cv_score``)."""
+    scores = [np.mean([np.nanmean(getattr(fits[s, model, k], score)) for s in subjects]) for k in layers]
     return layers[int(np.nanargmax(scores))]
