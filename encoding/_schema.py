@@ -34,6 +34,8 @@ Number = Union[StrictInt, StrictFloat]
 Count = Annotated[StrictInt, at_least(0)]
 Positive = Annotated[StrictInt, at_least(1)]
 Names = Union[StrictStr, list[Union[StrictStr, StrictInt]]]
+#: ``all``, a layer index, a comma list or a list of indices (the main run's, RSA's and the words study's)
+Layers = Union[StrictStr, StrictInt, list[Union[StrictInt, StrictStr]]]
 
 
 def setting(default, description, expected=None, **kwargs):
@@ -177,7 +179,7 @@ class EncodingConfig(Section):
     instructions: Names = setting("caption", "an instruction name, a comma list, a list or `all`",
                                  "a name, a comma list or a list")
     instruction_files: Names = setting([], "YAML files of your own instructions (name: prompt)", "a list of files")
-    layers: Union[StrictStr, StrictInt, list[Union[StrictInt, StrictStr]]] = setting(
+    layers: Layers = setting(
         "all", "`all`, a list of layer indices or a comma list (0 = embedding output)", "'all' or layer indices")
     subjects: dict[str, Any] = setting({}, "subject -> {runs: [run, ...]}; a run is {path, tr, stimulus_run} "
                                           "(+ mask for NIfTI), {left, right, tr, stimulus_run} for GIFTI, "

@@ -24,7 +24,7 @@ from features.errors import InputError
 
 from . import _schema
 # the schema's building blocks, public for the side studies' own schemas (encoding.rsa, encoding.words, triplets)
-from ._schema import (Count, Names, Number, Positive, Section, at_least, between, defaults,  # noqa: F401
+from ._schema import (Count, Layers, Names, Number, Positive, Section, at_least, between, defaults,  # noqa: F401
                       render_config_reference, sections, setting)
 from .rois import BUILTIN_ATLASES
 

@@ -14,8 +14,9 @@ from pydantic import StrictBool, StrictInt, StrictStr
 
 from features.errors import InputError
 
-from ..config import (Count, Names, Number, Section, between, cache_folder, check_known_keys, check_section, defaults,
-                      expand_path, keep_given, parse_layers, parse_list, read_config_file, resolve_rois, setting)
+from ..config import (Count, Layers, Names, Number, Section, between, cache_folder, check_known_keys, check_section,
+                      defaults, expand_path, keep_given, parse_layers, parse_list, read_config_file, resolve_rois,
+                      setting)
 from ._compare import COMPARISONS
 from ._inference import PARTIAL_KINDS
 from ._rdm import METRICS
@@ -36,7 +37,7 @@ class RsaConfig(Section):
         "a mapping of names to embedding or similarity files")
     instructions: Names = setting("all", "instruction groups of the stores: a name, a comma list, a list or `all`",
                                   "a name, a comma list or a list")
-    layers: Union[StrictStr, StrictInt, list[Union[StrictInt, StrictStr]]] = setting(
+    layers: Layers = setting(
         "all", "`all`, a list of indices or a comma list", "'all' or layer indices")
     events: Optional[StrictStr] = setting(None, "TSV of item events (onset, duration, item, run); none: items are "
                                                 "the store's rows", "a file")

@@ -18,12 +18,11 @@ from pydantic import Field, StrictBool, StrictInt, StrictStr
 from extractors.words import is_local_source
 from features.errors import InputError
 
-from ..config import (Count, Names, Number, Positive, Section, at_least, between, cache_folder, check_known_keys,
-                      check_nested_keys, check_section, defaults, keep_given, parse_alphas, parse_layers,
-                      parse_list, read_config_file, resolve_path, resolve_runs, sections, setting)
+from ..config import (Count, Layers, Names, Number, Positive, Section, at_least, between, cache_folder,
+                      check_known_keys, check_nested_keys, check_section, defaults, keep_given, parse_alphas,
+                      parse_layers, parse_list, read_config_file, resolve_path, resolve_runs, sections, setting)
 
 POOLINGS = ("last_token", "token_mean")
-Layers = Union[StrictStr, StrictInt, list[Union[StrictInt, StrictStr]]]
 Frequency = Optional[Annotated[Number, between(0, float("inf"))]]
 TestSegments = Optional[Union[Literal["half", "last"], Count, Annotated[list[Count], Field(min_length=1)]]]
 
