@@ -39,7 +39,8 @@ def _flags(command, section, specs):
         positional = extra.pop("positional", False)
         kwargs = {"help": field.description, **extra}
         if field.is_required():
-            kwargs.setdefault("required", True) if not positional else None
+            if not positional:
+                kwargs.setdefault("required", True)
         elif extra.get("action") != "store_true":
             kwargs["default"] = field.default
         if positional:
