@@ -314,6 +314,7 @@ def chosen_windows(windows, span, where):
         raise InputError(f"{where} [{start}, {stop}] s holds none of the target windows.")
     return mask
 
+
 def base_dir(config):
     return Path(config["config_file"]).parent
 

@@ -61,7 +61,7 @@ def _quiet_info():
     return _mne().utils.use_log_level("WARNING")
 
 
-def read_run(run, config, subject, base):
+def read_run(run, config):
     """Epochs of one run, baseline-corrected and decimated as the config's ``epochs`` says.
 
     Parameters
@@ -72,19 +72,17 @@ def read_run(run, config, subject, base):
         measurement info names the channels and gives their positions); for a raw file optionally
         ``events: {stim_channel, id}`` to take the onsets from trigger pulses instead of the table.
     config : dict
-    subject : str
-    base : Path
-        Folder the paths are relative to.
+        The words config (``load_words_config``: the run's paths resolved, ``{subject}`` filled).
 
     Returns
     -------
     RunEpochs
     """
     with _quiet_info():
-        return _read_run(run, config, subject, base)
+        return _read_run(run, config)
 
 
-def _read_run(run, config, subject, base):
+def _read_run(run, config):
     table_path = Path(run["words"])            # the run's files resolved by load_words_config
     if "raw" in run:
         source = Path(run["raw"])
@@ -93,7 +91,7 @@ def _read_run(run, config, subject, base):
     else:
         source = Path(run["epochs"])
         table = read_word_table(table_path, need_onset=False)
-        epochs = _epochs_from_file(source, run, config, base, subject)
+        epochs = _epochs_from_file(source, run, config)
         kept = np.ones(len(table), bool)
         onsets = pd.to_numeric(table["onset"], errors="coerce") if "onset" in table else None
         if onsets is not None and onsets.notna().all():
@@ -216,7 +214,7 @@ def _baseline(settings):
     return None if baseline in (None, False, "none") else tuple(None if b is None else float(b) for b in baseline)
 
 
-def _epochs_from_file(source, run, config, base, subject):
+def _epochs_from_file(source, run, config):
     mne = _mne()
     if not source.is_file():
         raise InputError(f"{source}: epochs file not found.")
@@ -228,7 +226,7 @@ def _epochs_from_file(source, run, config, base, subject):
             raise InputError(f"{source}: not an MNE epochs file ({str(err).splitlines()[0]}).") from None
     else:
         data, sfreq, tmin, names = _epochs_array(source, run)
-        info = _array_info(run, data.shape[1], sfreq, names, config, base, subject, source)
+        info = _array_info(run, data.shape[1], sfreq, names, source)
         epochs = mne.EpochsArray(data, info, tmin=tmin, baseline=None)
     band = filter_settings(config.get("filter"), epochs.info["sfreq"], epochs.info["lowpass"], int(settings["decim"]))
     try:
@@ -275,7 +273,7 @@ def _epochs_array(source, run):
     return data.astype(np.float64), float(sfreq), float(tmin), names
 
 
-def _array_info(run, n_channels, sfreq, names, config, base, subject, source):
+def _array_info(run, n_channels, sfreq, names, source):
     mne = _mne()
     if run.get("info"):
         path = Path(run["info"])

@@ -33,7 +33,7 @@ from features.errors import InputError
 
 from ..pipeline import select_layers
 from ..sweep import atomic_path, content_digest, publish, remove_stale_temporaries
-from ._config import base_dir, output_folder, windows_of
+from ._config import output_folder, windows_of
 from ._fit import WordFit, fit_words, held_out_sensor_terms, test_segment_labels
 from ._meg import read_run, sensor_groups, word_targets
 from ._story import match_story, read_word_table, segment_labels
@@ -95,7 +95,7 @@ def load_story(config):
 
 def load_subject(config, subject, story):
     """Epochs of a subject's runs (checked against the story) as targets."""
-    runs = [read_run(run, config, subject, base_dir(config)) for run in config["subjects"][subject]["runs"]]
+    runs = [read_run(run, config) for run in config["subjects"][subject]["runs"]]
     match_story(story.words, story.file, [(r.table_path, r.table) for r in runs])
     names = [r.epochs.ch_names for r in runs]
     if any(n != names[0] for n in names):
