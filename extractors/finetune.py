@@ -268,8 +268,7 @@ def _publish(out, trainer, tokenizer, summary, overwrite):
         shutil.rmtree(partial, ignore_errors=True)
 
 
-@command()
-def main(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(prog="python -m extractors.finetune",
                                      description="Fine-tune a causal LM (Trainer) on a text or multiple-choice "
                                                  "dataset; the checkpoint is read by encoding.words like any model.")
@@ -285,8 +284,11 @@ def main(argv=None):
     parser.add_argument("--save-steps", type=int, default=200, help="checkpoint every N steps (resume point)")
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--overwrite", action="store_true")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    return parser
+
+
+@command(build_parser)
+def main(args):
     summary = finetune(args.model, args.data, args.out, args.task, args.epochs, args.lr, args.batch_size,
                        args.max_length, args.seed, args.save_steps, args.device, args.overwrite)
     print(f"wrote {args.out}: loss on the training data {summary['loss_before']:.4f} -> {summary['loss_after']:.4f}")

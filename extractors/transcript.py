@@ -33,6 +33,7 @@ when complete, so a killed run never leaves a partial TR store.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import logging
 import os
@@ -273,10 +274,7 @@ def _write_whole(out, parameters, rows, prompt):
                                                          f"layer(s)" for name, layers in rows.items()))
 
 
-@command()
-def main(argv=None):
-    import argparse
-
+def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m extractors.transcript",
         description="Words with times (or a per-TR table) to a features store at the fMRI's TR, for encoding.run.")
@@ -295,8 +293,11 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--batch-size", type=int, default=16)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    return parser
+
+
+@command(build_parser)
+def main(args):
     if (args.words is None) == (args.table is None):
         raise InputError("--words/--table: give exactly one of them.")
     path = write_transcript_store(args.out, args.words, args.tr, args.n_trs, args.model, args.onset_offset,
