@@ -136,7 +136,7 @@ def resolve_rois(rois, config, base, names=()):
     return rois
 
 
-def resolve_runs(subjects, fields, config, base):
+def resolve_runs(subjects, file_fields, config, base):
     """``subjects`` with the named file fields of each run (a mapping in ``runs``) resolved, ``{subject}`` filled;
     entries of another shape are left as they are for the stage that reads them to name."""
     if not isinstance(subjects, dict):
@@ -145,7 +145,7 @@ def resolve_runs(subjects, fields, config, base):
     for subject, spec in subjects.items():
         runs = spec.get("runs") if isinstance(spec, dict) else None
         if isinstance(runs, list):
-            spec = {**spec, "runs": [{k: (resolve_path(v, config, base, subject=subject) if k in fields else v)
+            spec = {**spec, "runs": [{k: (resolve_path(v, config, base, subject=subject) if k in file_fields else v)
                                       for k, v in run.items()} if isinstance(run, dict) else run for run in runs]}
         resolved[subject] = spec
     return resolved

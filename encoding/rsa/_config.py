@@ -15,7 +15,7 @@ from pydantic import StrictBool, StrictInt, StrictStr
 from features.errors import InputError
 
 from ..config import (Count, Layers, Names, Number, Section, between, cache_folder, check_known_keys, check_section,
-                      defaults, expand_path, keep_given, parse_layers, parse_list, read_config_file, resolve_rois,
+                      defaults, keep_given, parse_layers, parse_list, read_config_file, resolve_path, resolve_rois,
                       setting)
 from ._compare import COMPARISONS
 from ._inference import PARTIAL_KINDS
@@ -122,8 +122,8 @@ def resolve_paths(config):
 
     def here(entry, **fields):       # a path, or {path, dataset, ...}
         if isinstance(entry, dict) and entry.get("path"):
-            return {**entry, "path": str(expand_path(entry["path"], config, base, **fields))}
-        return str(expand_path(entry, config, base, **fields)) if isinstance(entry, str) else entry
+            return {**entry, "path": resolve_path(entry["path"], config, base, **fields)}
+        return resolve_path(entry, config, base, **fields) if isinstance(entry, str) else entry
 
     config["features_dir"] = here(config.get("features_dir") or "features")
     if config.get("events"):
